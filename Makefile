@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` and `make test`. Each installs what it needs first.
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PG_VERSION = $(shell ls /etc/postgresql 2>/dev/null | head -n1)
+
+.PHONY: run test lint bench system-deps services
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/myideas serve
+
+# Debian's chromium for the browser tests (Playwright never downloads a browser here).
+system-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The tests use the machine's PostgreSQL and Redis; start them if they have stopped.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $(PG_VERSION) main start
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 \
+	  --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) system-deps services frontend/node_modules/.package-lock.json lint
+	node --test frontend/tests/
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run

@@ -1,0 +1,160 @@
+"""The /auth routes: the hybrid token model.
+
+The access token travels in JSON bodies and the `Authorization` header, and the browser keeps it in
+memory. The refresh token travels only in the HttpOnly `sb_refresh_token` cookie, which scripts
+cannot read, so an XSS bug cannot carry a long-lived credential away.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+
+from backend.app.api.deps import (
+    ClientAddress,
+    CsrfDep,
+    CurrentUser,
+    RefreshCookie,
+    ServicesDep,
+    UserScopedDep,
+)
+from backend.app.api.models import (
+    CsrfOut,
+    MeOut,
+    MeUserOut,
+    OkOut,
+    ProfileOut,
+    SessionOut,
+    SignInIn,
+    SignUpIn,
+    SignUpOut,
+    UserOut,
+)
+from backend.app.core.errors import RefreshTokenError, RefreshTokenMissing, error_response
+from backend.app.identity.base import AuthSession
+
+__all__ = ["router"]
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "`unauthorized` / `auth_invalid_credentials` / `refresh_token_*`"},
+    403: {"description": "`csrf_missing` / `csrf_mismatch` / `origin_not_allowed`"},
+    422: {"description": "`validation_error` / `weak_password`"},
+    429: {"description": "`rate_limited`, with `Retry-After`"},
+}
+
+
+def _session_body(session: AuthSession, csrf_token: str) -> SessionOut:
+    return SessionOut(
+        access_token=session.access_token.token,
+        expires_in=session.access_token.expires_in,
+        expires_at=session.access_token.expires_at,
+        csrf_token=csrf_token,
+        user=UserOut(id=session.user.id, email=session.user.email),
+    )
+
+
+@router.get("/csrf", response_model=CsrfOut)
+async def get_csrf_token(request: Request, response: Response, services: ServicesDep) -> CsrfOut:
+    """A CSRF token for the state-changing /auth routes; sets its HttpOnly counterpart cookie."""
+    services.csrf.check_origin(request)
+    return CsrfOut(csrf_token=services.csrf.current_or_new_token(request, response))
+
+
+@router.post(
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SignUpOut,
+    responses={409: {"description": "`user_already_exists`"}, **_ERRORS},
+)
+async def sign_up(
+    body: SignUpIn, _csrf: CsrfDep, services: ServicesDep, address: ClientAddress
+) -> SignUpOut:
+    """Create an account and its profile. Does not sign in."""
+    await services.rate_limiter.hit_sign_up(address=address)
+    user = await services.identity.sign_up(
+        email=str(body.email),
+        password=body.password,
+        display_name=body.profile.display_name if body.profile else None,
+    )
+    logger.info("user signed up", extra={"user_id": user.id})
+    return SignUpOut(user=UserOut(id=user.id, email=user.email))
+
+
+@router.post("/signin", response_model=SessionOut, responses=_ERRORS)
+async def sign_in(
+    body: SignInIn,
+    response: Response,
+    _csrf: CsrfDep,
+    services: ServicesDep,
+    address: ClientAddress,
+) -> SessionOut:
+    """Sign in with email and password: the access token in the body, the refresh token in the
+    `sb_refresh_token` cookie, and a fresh CSRF token (rotated at every sign-in)."""
+    await services.rate_limiter.hit_sign_in(email=str(body.email), address=address)
+    session = await services.identity.sign_in_with_password(
+        email=str(body.email), password=body.password
+    )
+    services.cookies.set_refresh_token(response, session.refresh_token)
+    logger.info("user signed in", extra={"user_id": session.user.id})
+    return _session_body(session, services.csrf.issue(response))
+
+
+@router.post("/refresh", response_model=SessionOut, responses=_ERRORS)
+async def refresh(
+    request: Request,
+    response: Response,
+    _csrf: CsrfDep,
+    refresh_token: RefreshCookie,
+    services: ServicesDep,
+) -> SessionOut | Response:
+    """Rotate the refresh cookie and return a new access token: the SPA's boot call after a page
+    reload. Works after the access token has expired."""
+    try:
+        if refresh_token is None:
+            raise RefreshTokenMissing()
+        session = await services.identity.refresh(refresh_token=refresh_token)
+    except RefreshTokenError as exc:
+        # A dead refresh token is removed from the browser so it stops being sent. Other errors
+        # (503 provider_unavailable) keep it: the session may be fine once the provider is back.
+        if exc.code != RefreshTokenMissing.code:
+            logger.info("refresh refused", extra={"reason": exc.code})
+        failure = error_response(exc)
+        services.cookies.clear_refresh_token(failure)
+        return failure
+    services.cookies.set_refresh_token(response, session.refresh_token)
+    return _session_body(session, services.csrf.current_or_new_token(request, response))
+
+
+@router.post("/logout", response_model=OkOut, responses=_ERRORS)
+async def logout(
+    response: Response, _csrf: CsrfDep, refresh_token: RefreshCookie, services: ServicesDep
+) -> OkOut:
+    """Revoke the session server-side and clear the refresh cookie."""
+    if refresh_token is not None:
+        await services.identity.sign_out(refresh_token=refresh_token)
+    services.cookies.clear_refresh_token(response)
+    return OkOut()
+
+
+@router.get("/me", response_model=MeOut, responses={401: _ERRORS[401]})
+async def me(user: CurrentUser, scoped: UserScopedDep) -> MeOut:
+    """The signed-in user and profile, read through the user-scoped client."""
+    profile = await scoped.get_profile()
+    return MeOut(
+        user=MeUserOut(
+            id=user.user_id,
+            email=user.email,
+            profile=ProfileOut(display_name=profile["display_name"] if profile else None),
+        )
+    )
+
+
+@router.get("/v1/.well-known/jwks.json", tags=["gotrue"])
+async def jwks(services: ServicesDep) -> dict[str, Any]:
+    """The public keys that verify access tokens (GoTrue's path, so Supabase tooling finds it)."""
+    return services.signer.jwks()

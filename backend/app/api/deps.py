@@ -1,0 +1,109 @@
+"""Dependencies, declared once as `Annotated` aliases; handlers never call `Depends()` inline.
+
+The security dependencies subclass FastAPI's security classes only so that OpenAPI shows the bearer
+scheme, the CSRF header and the refresh cookie on the right routes. Their checks are ours: FastAPI's
+`HTTPBearer` answers a missing header with a bare 403 "Not authenticated", and a 403 tells a
+browser client to give up when it should sign in again. Here it is a 401 with a hint.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
+
+from backend.app.core.errors import Unauthorized
+from backend.app.core.security import (
+    CSRF_HEADER,
+    REFRESH_COOKIE,
+    extract_bearer_token,
+)
+from backend.app.core.settings import Settings
+from backend.app.core.user_scoped_client import UserScopedClient
+from backend.app.identity.tokens import AccessClaims, TokenInvalid
+from backend.app.services import Services
+
+__all__ = [
+    "ClientAddress",
+    "CsrfDep",
+    "CurrentUser",
+    "RefreshCookie",
+    "ServicesDep",
+    "SettingsDep",
+    "UserScopedDep",
+]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class _BearerAuth(HTTPBearer):
+    async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
+        token = extract_bearer_token(request)
+        try:
+            return get_services(request).identity.verify_access_token(token)
+        except TokenInvalid as exc:
+            raise Unauthorized(token_was_sent=True) from exc
+
+
+bearer_auth = _BearerAuth(
+    scheme_name="BearerAuth",
+    bearerFormat="JWT",
+    description="The `accessToken` from POST /auth/signin or POST /auth/refresh. Cookies are not "
+    "accepted on protected routes.",
+)
+CurrentUser = Annotated[AccessClaims, Depends(bearer_auth)]
+
+
+def get_user_scoped_client(services: ServicesDep, user: CurrentUser) -> UserScopedClient:
+    return UserScopedClient(services.database, user)
+
+
+UserScopedDep = Annotated[UserScopedClient, Depends(get_user_scoped_client)]
+
+
+class _CsrfHeader(APIKeyHeader):
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        get_services(request).csrf.verify(request)
+
+
+csrf_header = _CsrfHeader(
+    name=CSRF_HEADER,
+    scheme_name="CsrfToken",
+    description="The `csrfToken` from GET /auth/csrf (or from a signin/refresh body); must match "
+    "the HttpOnly CSRF cookie.",
+)
+CsrfDep = Annotated[None, Depends(csrf_header)]
+
+
+class _RefreshCookie(APIKeyCookie):
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return request.cookies.get(REFRESH_COOKIE) or None
+
+
+refresh_cookie = _RefreshCookie(
+    name=REFRESH_COOKIE,
+    scheme_name="RefreshCookie",
+    description="HttpOnly refresh-token cookie set by POST /auth/signin; rotated on each refresh.",
+)
+RefreshCookie = Annotated[str | None, Depends(refresh_cookie)]
+
+
+def get_client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(get_client_address)]

@@ -1,0 +1,102 @@
+"""The `myideas` command: serve, migrate, doctor."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+import typer
+import uvicorn
+
+from backend.app.core.logging import configure_logging
+from backend.app.core.settings import PROJECT_ROOT, get_settings
+from backend.app.db.engine import Database
+from backend.app.db.migrate import upgrade_to_head
+
+__all__ = ["main"]
+
+cli = typer.Typer(help="My Ideas auth service.", no_args_is_help=True)
+FRONTEND_DIR = PROJECT_ROOT / "frontend"
+
+
+def _serve_frontend(host: str, port: int, directory: Path) -> http.server.ThreadingHTTPServer:
+    """The demo SPA as static files, on its own origin, like a Vite dev server would be."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Handler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address for the API and the demo SPA."),
+    port: int = typer.Option(8000, help="API port."),
+    spa_port: int = typer.Option(5173, help="Demo SPA port; 0 to not serve it."),
+    reload: bool = typer.Option(False, help="Restart the API when code changes."),
+) -> None:
+    """Run the API (and the demo SPA on its own origin)."""
+    configure_logging()
+    if spa_port and FRONTEND_DIR.exists():
+        _serve_frontend(host, spa_port, FRONTEND_DIR)
+        typer.echo(f"Demo SPA on http://localhost:{spa_port}  (API on http://localhost:{port})")
+    uvicorn.run("backend.app.main:app", host=host, port=port, reload=reload, log_config=None)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = get_settings()
+
+    async def run() -> None:
+        database = Database(settings.database_url)
+        try:
+            await upgrade_to_head(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+    typer.echo(
+        f"Schema is up to date ({sa.engine.make_url(settings.database_url).get_backend_name()})."
+    )
+
+
+@cli.command()
+def doctor() -> None:
+    """Print the configuration (no secrets) and check that the database answers."""
+    settings = get_settings()
+    url = sa.engine.make_url(settings.database_url)
+    typer.echo(f"environment:   {settings.environment}")
+    typer.echo(f"auth provider: {settings.auth_provider}")
+    typer.echo(f"database:      {url.render_as_string(hide_password=True)}")
+    typer.echo(
+        f"redis:         {'configured' if settings.redis_url else 'not set (in-process limiter)'}"
+    )
+    typer.echo(f"cors origins:  {', '.join(settings.cors_origins)}")
+
+    async def check() -> None:
+        database = Database(settings.database_url)
+        try:
+            async with database.read() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(check())
+    except Exception as exc:
+        typer.echo(f"database check: FAILED ({type(exc).__name__})")
+        raise typer.Exit(1) from exc
+    typer.echo("database check: ok")
+
+
+def main() -> None:
+    cli()

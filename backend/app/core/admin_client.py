@@ -1,0 +1,80 @@
+"""Service-role operations that bypass row-level security.
+
+Nothing here is reachable from a route's input: the routes hold a `UserScopedClient`, and only the
+identity provider holds this one. Keeping the privileged path this small is what makes the RLS
+policies worth having.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+
+from backend.app.core.errors import UserAlreadyExists
+from backend.app.db.engine import Database
+from backend.app.db.tables import (
+    identity_refresh_tokens,
+    identity_sessions,
+    identity_users,
+    user_profile,
+    utcnow,
+)
+
+__all__ = ["AdminClient"]
+
+
+class AdminClient:
+    def __init__(self, database: Database):
+        self._db = database
+
+    async def create_user(self, *, email: str, password_hash: str, display_name: str | None) -> str:
+        """Insert the user and its profile in one transaction; returns the new user id.
+
+        Raises:
+            UserAlreadyExists: the email is taken (the unique index decides, not a prior read,
+                so two concurrent sign-ups cannot both pass).
+        """
+        user_id = str(uuid.uuid4())
+        now = utcnow()
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    identity_users.insert().values(
+                        id=user_id,
+                        email=email,
+                        password_hash=password_hash,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                await conn.execute(
+                    user_profile.insert().values(
+                        id=user_id, display_name=display_name, created_at=now, updated_at=now
+                    )
+                )
+        except IntegrityError as exc:
+            if "email" in str(exc.orig).lower():
+                raise UserAlreadyExists() from exc
+            raise
+        return user_id
+
+    async def revoke_session(self, *, session_id: str) -> None:
+        """Revoke a session and every refresh token it has; idempotent."""
+        now = utcnow()
+        async with self._db.write() as conn:
+            await conn.execute(
+                identity_sessions.update()
+                .where(
+                    identity_sessions.c.id == session_id, identity_sessions.c.revoked_at.is_(None)
+                )
+                .values(revoked_at=now)
+            )
+            await conn.execute(
+                identity_refresh_tokens.update()
+                .where(
+                    identity_refresh_tokens.c.session_id == session_id,
+                    identity_refresh_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )

@@ -1,0 +1,289 @@
+"""One error tree for the service, and the handlers that turn it into `{code, message, details}`.
+
+Domain code raises these exceptions and knows nothing of HTTP; `STATUS_BY_CODE` below is the one
+place where an error code meets its status. The framework's own errors (404, 405, 422, 500) are
+mapped into the same body so a client parses exactly one shape.
+
+    AppError
+    ├── RequestInvalid            422 validation_error
+    ├── WeakPassword              422 weak_password
+    ├── UserAlreadyExists         409 user_already_exists
+    ├── InvalidCredentials        401 auth_invalid_credentials
+    ├── Unauthorized              401 unauthorized          (+ WWW-Authenticate)
+    ├── RefreshTokenError         401 refresh_token_*
+    │   ├── RefreshTokenMissing
+    │   ├── RefreshTokenInvalid
+    │   └── RefreshTokenReused
+    ├── CsrfError                 403 csrf_* / origin_not_allowed
+    │   ├── CsrfMissing
+    │   ├── CsrfMismatch
+    │   └── OriginNotAllowed
+    ├── RateLimited               429 rate_limited          (+ Retry-After)
+    ├── NotFound                  404 not_found
+    ├── ProviderUnavailable       503 provider_unavailable
+    └── DatabaseUnavailable       503 database_unavailable
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = [
+    "AppError",
+    "CsrfError",
+    "CsrfMismatch",
+    "CsrfMissing",
+    "DatabaseUnavailable",
+    "ErrorCode",
+    "InvalidCredentials",
+    "NotFound",
+    "OriginNotAllowed",
+    "ProviderUnavailable",
+    "RateLimited",
+    "RefreshTokenError",
+    "RefreshTokenInvalid",
+    "RefreshTokenMissing",
+    "RefreshTokenReused",
+    "RequestInvalid",
+    "Unauthorized",
+    "UserAlreadyExists",
+    "WeakPassword",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorCode(StrEnum):
+    VALIDATION_ERROR = "validation_error"
+    WEAK_PASSWORD = "weak_password"
+    USER_ALREADY_EXISTS = "user_already_exists"
+    AUTH_INVALID_CREDENTIALS = "auth_invalid_credentials"
+    UNAUTHORIZED = "unauthorized"
+    REFRESH_TOKEN_MISSING = "refresh_token_missing"
+    REFRESH_TOKEN_INVALID = "refresh_token_invalid"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    CSRF_MISSING = "csrf_missing"
+    CSRF_MISMATCH = "csrf_mismatch"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    HTTP_ERROR = "http_error"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+STATUS_BY_CODE: dict[ErrorCode, int] = {
+    ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.WEAK_PASSWORD: 422,
+    ErrorCode.USER_ALREADY_EXISTS: 409,
+    ErrorCode.AUTH_INVALID_CREDENTIALS: 401,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.REFRESH_TOKEN_MISSING: 401,
+    ErrorCode.REFRESH_TOKEN_INVALID: 401,
+    ErrorCode.REFRESH_TOKEN_REUSED: 401,
+    ErrorCode.CSRF_MISSING: 403,
+    ErrorCode.CSRF_MISMATCH: 403,
+    ErrorCode.ORIGIN_NOT_ALLOWED: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.PROVIDER_UNAVAILABLE: 503,
+    ErrorCode.DATABASE_UNAVAILABLE: 503,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
+
+
+class AppError(Exception):
+    """Root of every error this service reports to a client.
+
+    Args:
+        message: overrides the class's default message; never include a secret.
+        details: machine-readable context; never include a submitted value.
+    """
+
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class RequestInvalid(AppError):
+    code = ErrorCode.VALIDATION_ERROR
+    default_message = "The request is not valid"
+
+
+class WeakPassword(AppError):
+    code = ErrorCode.WEAK_PASSWORD
+    default_message = "The password does not meet the password policy"
+
+
+class UserAlreadyExists(AppError):
+    code = ErrorCode.USER_ALREADY_EXISTS
+    default_message = "A user with this email already exists"
+
+
+class InvalidCredentials(AppError):
+    code = ErrorCode.AUTH_INVALID_CREDENTIALS
+    default_message = "Invalid email or password"
+
+
+class Unauthorized(AppError):
+    """No usable access token. 401, never 403: the client must authenticate, not give up.
+
+    Args:
+        token_was_sent: a Bearer token was presented and refused (adds `error="invalid_token"`).
+    """
+
+    code = ErrorCode.UNAUTHORIZED
+    default_message = "Missing or invalid token"
+
+    def __init__(self, *, token_was_sent: bool = False, details: dict[str, Any] | None = None):
+        super().__init__(details=details)
+        self.token_was_sent = token_was_sent
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "WWW-Authenticate": 'Bearer error="invalid_token"' if self.token_was_sent else "Bearer"
+        }
+
+
+class RefreshTokenError(AppError):
+    code = ErrorCode.REFRESH_TOKEN_INVALID
+    default_message = "The session is not valid; sign in again"
+
+
+class RefreshTokenMissing(RefreshTokenError):
+    code = ErrorCode.REFRESH_TOKEN_MISSING
+    default_message = "No refresh cookie was sent; sign in again"
+
+
+class RefreshTokenInvalid(RefreshTokenError):
+    code = ErrorCode.REFRESH_TOKEN_INVALID
+    default_message = "The refresh token is invalid, expired or revoked; sign in again"
+
+
+class RefreshTokenReused(RefreshTokenError):
+    code = ErrorCode.REFRESH_TOKEN_REUSED
+    default_message = "The refresh token was already used; the session has been revoked"
+
+
+class CsrfError(AppError):
+    code = ErrorCode.CSRF_MISMATCH
+    default_message = "CSRF check failed"
+
+
+class CsrfMissing(CsrfError):
+    code = ErrorCode.CSRF_MISSING
+    default_message = (
+        "Missing CSRF token: fetch one from GET /auth/csrf and send it as X-CSRF-Token"
+    )
+
+
+class CsrfMismatch(CsrfError):
+    code = ErrorCode.CSRF_MISMATCH
+    default_message = "The X-CSRF-Token header does not match the CSRF cookie"
+
+
+class OriginNotAllowed(CsrfError):
+    code = ErrorCode.ORIGIN_NOT_ALLOWED
+    default_message = "This origin is not allowed to call the API"
+
+
+class RateLimited(AppError):
+    code = ErrorCode.RATE_LIMITED
+    default_message = "Too many attempts; try again later"
+
+    def __init__(self, *, retry_after_seconds: int):
+        super().__init__(details={"retryAfterSeconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class NotFound(AppError):
+    code = ErrorCode.NOT_FOUND
+    default_message = "Not found"
+
+
+class ProviderUnavailable(AppError):
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+    default_message = "The identity provider is unavailable; try again shortly"
+
+
+class DatabaseUnavailable(AppError):
+    code = ErrorCode.DATABASE_UNAVAILABLE
+    default_message = "The database is unavailable"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": details or {}}
+
+
+def _json_error(
+    code: ErrorCode, message: str, details: dict[str, Any] | None = None, **kwargs: Any
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(code, message, details), status_code=STATUS_BY_CODE[code], **kwargs
+    )
+
+
+def error_response(exc: AppError) -> JSONResponse:
+    """The response for an AppError, for a route that must add to it (a cleared cookie)."""
+    return _json_error(exc.code, exc.message, exc.details, headers=exc.headers())
+
+
+async def _handle_app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)  # noqa: S101 -- registered for AppError only
+    return error_response(exc)
+
+
+async def _handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 -- registered for this type only
+    # Only where and why: pydantic's `input` and `ctx` would echo the submitted value (a password).
+    errors = [
+        {"loc": list(error["loc"]), "type": error["type"], "msg": error["msg"]}
+        for error in exc.errors()
+    ]
+    return _json_error(ErrorCode.VALIDATION_ERROR, "The request is not valid", {"errors": errors})
+
+
+_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+
+
+async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 -- registered for this type only
+    code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    return _json_error(ErrorCode.INTERNAL_ERROR, "Internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _handle_app_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(Exception, _handle_unexpected)

@@ -1,0 +1,80 @@
+"""Logging with secrets removed before any handler sees a record.
+
+Redaction happens in the log-record factory, not in one handler's filter, so it applies to every
+logger (ours, uvicorn's, SQLAlchemy's) and every handler, including ones added later by a test or
+a hosting platform. Our own code never logs a token or a password; this is the safety net for
+what a library might print (an `Authorization` header in a debug line, a query string).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+__all__ = ["configure_logging", "install_redaction", "redact"]
+
+_PATTERNS = [
+    # Header-style secrets: "Authorization: Bearer x", "'cookie': 'a=b'", "set-cookie=...".
+    (
+        re.compile(
+            r"(?i)\b(authorization|cookie|set-cookie|x-csrf-token)(['\"]?\s*[:=]\s*['\"]?)"
+            r"[^'\"\n]+"
+        ),
+        r"\1\2[REDACTED]",
+    ),
+    (re.compile(r"(?i)\bbearer\s+[\w.~+/=-]+"), "Bearer [REDACTED]"),
+    # Named secrets in query strings, JSON or key=value text.
+    (
+        re.compile(
+            r"(?i)\b(password|access_?token|refresh_?token|csrf_?token|sb_refresh_token|"
+            r"myideas_csrf)(['\"]?\s*[:=]\s*['\"]?)[^&'\",;\s}]+"
+        ),
+        r"\1\2[REDACTED]",
+    ),
+    # Anything shaped like a JWT.
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]+"), "[REDACTED_JWT]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_value(value: object) -> object:
+    if value is None or isinstance(value, int | float):
+        return value
+    return redact(str(value))
+
+
+_installed = False
+
+
+def install_redaction() -> None:
+    """Wrap the log-record factory once per process so every record is redacted at creation."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        # Arguments are redacted one by one, keeping their positions: formatters such as
+        # uvicorn's access formatter read `record.args` as a tuple.
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_value(value) for value in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _redact_value(value) for key, value in record.args.items()}
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    install_redaction()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -1,0 +1,101 @@
+"""The one settings class of the service.
+
+Values come from the environment, then from the `.env` file at the repository root. The root is
+found from this file's location, never from the working directory, so `uvicorn` started from
+anywhere reads the same configuration (the failure this avoids: a second `.env` in a sub-folder
+silently winning for one process).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["PROJECT_ROOT", "AuthProvider", "Environment", "Settings", "get_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+_PLACEHOLDERS = {"", "change-me", "changeme", "secret", "placeholder", "your-secret-here"}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class AuthProvider(StrEnum):
+    EMBEDDED = "embedded"
+    SUPABASE = "supabase"
+
+
+class Settings(BaseSettings):
+    """Everything that differs between a laptop and production (DESIGN.md §9)."""
+
+    model_config = SettingsConfigDict(
+        env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    auth_provider: AuthProvider = AuthProvider.EMBEDDED
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+    redis_url: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=["http://localhost:5173", "http://127.0.0.1:5173"]
+    )
+    access_token_ttl_seconds: int = Field(default=900, gt=0)
+    session_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
+    refresh_reuse_interval_seconds: int = Field(default=10, ge=0)
+    rate_limit_signin_per_account: str = "5/minute"
+    rate_limit_signin_per_address: str = "30/minute"
+    jwt_issuer: str = "http://localhost:8000/auth/v1"
+    # PEM of the EC P-256 key that signs access tokens; generated into data_dir in development.
+    jwt_private_key: SecretStr | None = None
+    # Signs CSRF tokens and derives rotated refresh tokens; generated into data_dir in development.
+    secret_key: SecretStr | None = None
+    supabase_url: str | None = None
+    supabase_anon_key: SecretStr | None = None
+    supabase_service_role_key: SecretStr | None = None
+    supabase_jwt_secret: SecretStr | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _refuse_wildcard(cls, origins: list[str]) -> list[str]:
+        # Credentials are always on (the refresh cookie), and a wildcard with credentials would let
+        # any site read authenticated responses: refuse to start rather than guess.
+        if "*" in origins:
+            raise ValueError("CORS_ORIGINS may not contain '*': this API sends credentials")
+        return origins
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_check_production(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'myideas.db'}"
+        if self.environment is Environment.PRODUCTION:
+            for name in ("jwt_private_key", "secret_key"):
+                secret = getattr(self, name)
+                if secret is None or secret.get_secret_value().strip().lower() in _PLACEHOLDERS:
+                    raise ValueError(f"{name.upper()} must be set to a real secret in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests pass their own `Settings` to `create_app`."""
+    return Settings()

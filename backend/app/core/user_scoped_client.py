@@ -1,0 +1,128 @@
+"""Data access bound to one verified user: the only way routes reach the app's data.
+
+Every statement runs inside a transaction that, on PostgreSQL, first switches to the role
+`authenticated` and publishes the verified JWT claims as `request.jwt.claims`, exactly as Supabase's
+PostgREST does, so the row-level-security policies (`auth.uid() = user_id`) decide what is visible.
+Every query also filters by `user_id` explicitly: that is the whole protection on SQLite, and on
+PostgreSQL it lets the planner use the index instead of discovering ownership row by row.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.app.db.engine import Database
+from backend.app.db.tables import items, user_profile, utcnow
+from backend.app.identity.tokens import AccessClaims
+
+__all__ = ["UserScopedClient"]
+
+_SET_AUTHENTICATED = sa.text(
+    "SELECT set_config('role', 'authenticated', true), "
+    "set_config('request.jwt.claims', :claims, true)"
+)
+_ITEM_COLUMNS = (
+    items.c.id,
+    items.c.title,
+    items.c.description,
+    items.c.created_at,
+    items.c.updated_at,
+)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class UserScopedClient:
+    """Reads and writes as `claims.user_id` and nobody else."""
+
+    def __init__(self, database: Database, claims: AccessClaims):
+        self._db = database
+        self.user_id = claims.user_id
+        self._claims_json = json.dumps(claims.raw)
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        async with self._db.write() if write else self._db.read() as conn:
+            if not self._db.is_sqlite:
+                await conn.execute(_SET_AUTHENTICATED, {"claims": self._claims_json})
+            yield conn
+
+    async def get_profile(self) -> dict[str, Any] | None:
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(
+                    sa.select(user_profile.c.display_name).where(user_profile.c.id == self.user_id)
+                )
+            ).first()
+        return None if row is None else {"display_name": row.display_name}
+
+    async def list_items(self) -> list[dict[str, Any]]:
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(
+                sa.select(*_ITEM_COLUMNS)
+                .where(items.c.user_id == self.user_id)
+                .order_by(items.c.created_at.desc(), items.c.id)
+            )
+            return [row._asdict() for row in rows]
+
+    async def create_item(self, *, title: str, description: str) -> dict[str, Any]:
+        now = utcnow()
+        item = {
+            "id": str(uuid.uuid4()),
+            "title": title,
+            "description": description,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._transaction(write=True) as conn:
+            await conn.execute(items.insert().values(user_id=self.user_id, **item))
+        return item
+
+    async def get_item(self, item_id: str) -> dict[str, Any] | None:
+        if not _is_uuid(item_id):
+            return None
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(
+                    sa.select(*_ITEM_COLUMNS).where(
+                        items.c.id == item_id, items.c.user_id == self.user_id
+                    )
+                )
+            ).first()
+        return None if row is None else row._asdict()
+
+    async def update_item(self, item_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        if not _is_uuid(item_id):
+            return None
+        async with self._transaction(write=True) as conn:
+            row = (
+                await conn.execute(
+                    items.update()
+                    .where(items.c.id == item_id, items.c.user_id == self.user_id)
+                    .values(**changes, updated_at=utcnow())
+                    .returning(*_ITEM_COLUMNS)
+                )
+            ).first()
+        return None if row is None else row._asdict()
+
+    async def delete_item(self, item_id: str) -> bool:
+        if not _is_uuid(item_id):
+            return False
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                items.delete().where(items.c.id == item_id, items.c.user_id == self.user_id)
+            )
+        return result.rowcount == 1

@@ -1,0 +1,230 @@
+"""The embedded identity provider: users, sessions and refresh tokens in the app's own database.
+
+It mirrors Supabase Auth's semantics so the app behaves the same with either provider:
+
+- A session starts at sign-in and ends at sign-out, at `SESSION_TTL_SECONDS`, or on token reuse.
+- Refresh tokens are opaque and single use. Only their SHA-256 is stored. The first one of a
+  session is random; each successor is `HMAC(secret, predecessor)`. That lets a token presented
+  again within the reuse interval be answered with the successor already issued (two tabs that
+  refresh at once both stay signed in) without storing any token in clear.
+- A rotated token presented after the reuse interval means two parties hold the same session: the
+  whole session is revoked (`refresh_token_reused`), as GoTrue does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backend.app.core.admin_client import AdminClient
+from backend.app.core.errors import (
+    InvalidCredentials,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+)
+from backend.app.db.engine import Database
+from backend.app.db.tables import identity_refresh_tokens, identity_sessions, identity_users, utcnow
+from backend.app.identity.base import AuthSession, AuthUser
+from backend.app.identity.passwords import (
+    check_password_policy,
+    hash_password,
+    verify_password,
+    verify_unknown_user,
+)
+from backend.app.identity.tokens import AccessClaims, TokenSigner, TokenVerifier
+
+__all__ = ["EmbeddedIdentityProvider"]
+
+# How far a reused token may be followed along its successors inside the reuse interval.
+_MAX_SUCCESSOR_WALK = 32
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class EmbeddedIdentityProvider:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        admin: AdminClient,
+        signer: TokenSigner,
+        verifier: TokenVerifier,
+        secret: bytes,
+        session_ttl_seconds: int,
+        reuse_interval_seconds: int,
+    ):
+        self._db = database
+        self._admin = admin
+        self._signer = signer
+        self._verifier = verifier
+        self._secret = secret
+        self._session_ttl = timedelta(seconds=session_ttl_seconds)
+        self._reuse_interval = timedelta(seconds=reuse_interval_seconds)
+
+    async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
+        check_password_policy(password)
+        email = email.lower()
+        password_hash = await hash_password(password)
+        user_id = await self._admin.create_user(
+            email=email, password_hash=password_hash, display_name=display_name
+        )
+        return AuthUser(id=user_id, email=email)
+
+    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
+        email = email.lower()
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(identity_users.c.id, identity_users.c.password_hash).where(
+                        identity_users.c.email == email
+                    )
+                )
+            ).first()
+        if row is None:
+            await verify_unknown_user(password=password)
+            raise InvalidCredentials()
+        check = await verify_password(password_hash=row.password_hash, password=password)
+        if not check.matches:
+            raise InvalidCredentials()
+        user = AuthUser(id=row.id, email=email)
+        session_id = str(uuid.uuid4())
+        refresh_token = secrets.token_urlsafe(32)
+        now = utcnow()
+        user_changes: dict[str, Any] = {"last_sign_in_at": now}
+        if check.new_hash is not None:
+            user_changes |= {"password_hash": check.new_hash, "updated_at": now}
+        async with self._db.write() as conn:
+            await conn.execute(
+                identity_users.update().where(identity_users.c.id == user.id).values(**user_changes)
+            )
+            await conn.execute(
+                identity_sessions.insert().values(
+                    id=session_id,
+                    user_id=user.id,
+                    created_at=now,
+                    not_after=now + self._session_ttl,
+                )
+            )
+            await self._store_refresh_token(conn, refresh_token, session_id=session_id, now=now)
+        return self._session(user, session_id, refresh_token)
+
+    async def refresh(self, *, refresh_token: str) -> AuthSession:
+        token_hash = _hash_token(refresh_token)
+        now = utcnow()
+        async with self._db.write() as conn:
+            # The conditional UPDATE is the arbiter: of any number of concurrent refreshes with one
+            # token, across processes, exactly one sees a row come back.
+            rotated = (
+                await conn.execute(
+                    identity_refresh_tokens.update()
+                    .where(
+                        identity_refresh_tokens.c.token_hash == token_hash,
+                        identity_refresh_tokens.c.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=now)
+                    .returning(identity_refresh_tokens.c.session_id)
+                )
+            ).first()
+            if rotated is not None:
+                user = await self._live_session_user(conn, rotated.session_id, now)
+                successor = self._successor(refresh_token)
+                await self._store_refresh_token(
+                    conn, successor, session_id=rotated.session_id, now=now
+                )
+                return self._session(user, rotated.session_id, successor)
+
+            spent = (
+                await conn.execute(
+                    sa.select(
+                        identity_refresh_tokens.c.session_id, identity_refresh_tokens.c.revoked_at
+                    ).where(identity_refresh_tokens.c.token_hash == token_hash)
+                )
+            ).first()
+            if spent is None:
+                raise RefreshTokenInvalid()
+            user = await self._live_session_user(conn, spent.session_id, now)
+            if now - spent.revoked_at <= self._reuse_interval:
+                current = await self._current_successor(conn, refresh_token)
+                return self._session(user, spent.session_id, current)
+        # Outside the transaction above, so the revocation commits before the error is raised.
+        await self._admin.revoke_session(session_id=spent.session_id)
+        raise RefreshTokenReused()
+
+    async def sign_out(self, *, refresh_token: str) -> None:
+        async with self._db.read() as conn:
+            session_id = (
+                await conn.execute(
+                    sa.select(identity_refresh_tokens.c.session_id).where(
+                        identity_refresh_tokens.c.token_hash == _hash_token(refresh_token)
+                    )
+                )
+            ).scalar_one_or_none()
+        if session_id is not None:
+            await self._admin.revoke_session(session_id=session_id)
+
+    def verify_access_token(self, access_token: str) -> AccessClaims:
+        return self._verifier.verify(access_token)
+
+    def _successor(self, refresh_token: str) -> str:
+        digest = hmac.new(self._secret, b"refresh:" + refresh_token.encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
+
+    def _session(self, user: AuthUser, session_id: str, refresh_token: str) -> AuthSession:
+        access_token = self._signer.issue(user_id=user.id, email=user.email, session_id=session_id)
+        return AuthSession(user=user, access_token=access_token, refresh_token=refresh_token)
+
+    @staticmethod
+    async def _store_refresh_token(
+        conn: AsyncConnection, token: str, *, session_id: str, now: datetime
+    ) -> None:
+        await conn.execute(
+            identity_refresh_tokens.insert().values(
+                token_hash=_hash_token(token), session_id=session_id, created_at=now
+            )
+        )
+
+    @staticmethod
+    async def _live_session_user(conn: AsyncConnection, session_id: str, now: datetime) -> AuthUser:
+        """The session's user, if the session is neither revoked nor past its lifetime."""
+        row = (
+            await conn.execute(
+                sa.select(identity_users.c.id, identity_users.c.email)
+                .select_from(identity_sessions.join(identity_users))
+                .where(
+                    identity_sessions.c.id == session_id,
+                    identity_sessions.c.revoked_at.is_(None),
+                    identity_sessions.c.not_after > now,
+                )
+            )
+        ).first()
+        if row is None:
+            raise RefreshTokenInvalid()
+        return AuthUser(id=row.id, email=row.email)
+
+    async def _current_successor(self, conn: AsyncConnection, refresh_token: str) -> str:
+        """Follow the successors of a rotated token to the one not yet rotated."""
+        token = refresh_token
+        for _ in range(_MAX_SUCCESSOR_WALK):
+            token = self._successor(token)
+            revoked_at = (
+                await conn.execute(
+                    sa.select(identity_refresh_tokens.c.revoked_at).where(
+                        identity_refresh_tokens.c.token_hash == _hash_token(token)
+                    )
+                )
+            ).first()
+            if revoked_at is None:
+                break
+            if revoked_at[0] is None:
+                return token
+        raise RefreshTokenInvalid()

@@ -1,0 +1,60 @@
+"""The application factory. `app = create_app()` is what `uvicorn backend.app.main:app` serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend.app.api import auth, health, items
+from backend.app.core.cors import ALLOWED_HEADERS, ALLOWED_METHODS, CredentialedCORSMiddleware
+from backend.app.core.errors import install_error_handlers
+from backend.app.core.logging import install_redaction
+from backend.app.core.settings import Settings, get_settings
+from backend.app.services import start_services
+
+__all__ = ["app", "create_app"]
+
+_DESCRIPTION = """
+Authentication backend of the My Ideas app.
+
+**Hybrid token model**: `POST /auth/signin` returns a short-lived `accessToken` in JSON (keep it in
+memory; send it as `Authorization: Bearer`), and sets the long-lived refresh token in the HttpOnly
+`sb_refresh_token` cookie. `POST /auth/refresh` (the boot call after a page reload) rotates the
+cookie and returns a new access token. Every state-changing `/auth` call needs `X-CSRF-Token`
+from `GET /auth/csrf`. Every error is `{code, message, details}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build one app instance; its services start in the lifespan and close with it."""
+    settings = settings or get_settings()
+    install_redaction()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await start_services(settings)
+        try:
+            yield
+        finally:
+            await app.state.services.close()
+
+    app = FastAPI(
+        title="My Ideas auth", version="0.1.0", description=_DESCRIPTION, lifespan=lifespan
+    )
+    app.add_middleware(
+        CredentialedCORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=ALLOWED_METHODS,
+        allow_headers=ALLOWED_HEADERS,
+    )
+    install_error_handlers(app)
+    app.include_router(auth.router)
+    app.include_router(items.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,123 @@
+"""Fixtures: real SQLite files and a real PostgreSQL database, apps built by `create_app`.
+
+Every app-level test runs once on SQLite and once on PostgreSQL (`database_url` is parametrized),
+because the two backends differ exactly where it matters: locking and row-level security.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from backend.app.core.settings import Settings
+from backend.app.main import create_app
+from backend.app.services import Services
+from backend.tests.helpers import ApiUser, AuthApi
+
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SPA_ORIGIN = "http://localhost:5173"
+_APP_TABLES = "identity_users, identity_sessions, identity_refresh_tokens, user_profile, items"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for this test session on the local server, dropped afterwards."""
+    name = f"myideas_test_{uuid.uuid4().hex[:10]}"
+
+    async def run(statement: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    """Settings for a test app; keyword arguments override (generous rate limits by default)."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "database_url": database_url,
+            "cors_origins": [SPA_ORIGIN],
+            "rate_limit_signin_per_account": "1000/minute",
+            "rate_limit_signin_per_address": "1000/minute",
+            "redis_url": None,
+        }
+        return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+    return make
+
+
+async def _empty_tables(services: Services) -> None:
+    async with services.database.write() as conn:
+        if services.database.is_sqlite:
+            for table in _APP_TABLES.split(", "):
+                await conn.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608 -- fixed names
+        else:
+            await conn.execute(sa.text(f"TRUNCATE {_APP_TABLES} CASCADE"))
+
+
+@pytest.fixture
+async def make_app(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: `await make_app(**setting_overrides)` -> a started app on an empty database."""
+    stack: list[Any] = []
+
+    async def make(**overrides: Any) -> FastAPI:
+        app = create_app(make_settings(**overrides))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        stack.append(lifespan)
+        if not stack[1:]:  # the first app of a test empties the shared PostgreSQL database
+            await _empty_tables(app.state.services)
+        return app
+
+    yield make
+    for lifespan in reversed(stack):
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def app(make_app: Callable[..., Any]) -> FastAPI:
+    result: FastAPI = await make_app()
+    return result
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> AuthApi:
+    return AuthApi(client)
+
+
+@pytest.fixture
+async def user(api: AuthApi) -> ApiUser:
+    """A signed-up and signed-in user on `client`."""
+    return await api.signed_in_user()
