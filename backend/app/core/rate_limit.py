@@ -12,6 +12,7 @@ import time
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
 from backend.app.core.errors import RateLimited
 
@@ -22,12 +23,24 @@ class SignInRateLimiter:
     def __init__(self, *, per_account: str, per_address: str, redis_url: str | None):
         self._per_account: RateLimitItem = parse(per_account)
         self._per_address: RateLimitItem = parse(per_address)
+        # Our own pool, so that `close()` can release its connections at shutdown.
+        self._redis_pool = ConnectionPool.from_url(redis_url) if redis_url else None
         self.storage: Storage = (
-            RedisStorage(f"async+{redis_url}", implementation="redispy", key_prefix="myideas")
+            RedisStorage(
+                f"async+{redis_url}",
+                implementation="redispy",
+                key_prefix="myideas",
+                # limits types **options as scalars; its redis-py bridge does take a pool.
+                connection_pool=self._redis_pool,  # type: ignore[arg-type]
+            )
             if redis_url
             else MemoryStorage()
         )
         self._limiter = MovingWindowRateLimiter(self.storage)
+
+    async def close(self) -> None:
+        if self._redis_pool is not None:
+            await self._redis_pool.disconnect()
 
     async def hit_sign_in(self, *, email: str, address: str) -> None:
         """Count one sign-in attempt, successful or not, against both limits.

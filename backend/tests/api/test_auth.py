@@ -71,7 +71,8 @@ class TestSignUp:
         assert_error(response, 409, "user_already_exists")
 
     @pytest.mark.parametrize(
-        ("password", "reason"), [("pw-1234", "too_short"), ("x" * 1025, "too_long"), ("", "too_short")]
+        ("password", "reason"),
+        [("pw-1234", "too_short"), ("x" * 1025, "too_long"), ("", "too_short")],
     )
     async def test_signup_weak_password_is_422_with_reason(self, api: AuthApi, password, reason):
         """The reason is in details; the password is not."""

@@ -1,0 +1,132 @@
+"""The embedded provider's session semantics, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from backend.app.core.errors import RefreshTokenInvalid, RefreshTokenReused, UserAlreadyExists
+from backend.app.db.tables import identity_users, user_profile
+from backend.tests.helpers import PASSWORD, unique_email
+
+
+def identity(app):
+    return app.state.services.identity
+
+
+class TestEmbeddedProvider:
+    async def test_concurrent_refreshes_across_instances_all_get_the_same_successor(self, make_app):
+        """Rotation is atomic across processes: two app instances (two engines, two pools) race
+        eight refreshes of one token; exactly one rotation happens and everyone gets its result."""
+        first, second = await make_app(), await make_app()
+        email = unique_email()
+        await identity(first).sign_up(email=email, password=PASSWORD, display_name=None)
+        session = await identity(first).sign_in_with_password(email=email, password=PASSWORD)
+
+        results = await asyncio.gather(
+            *(
+                identity(app).refresh(refresh_token=session.refresh_token)
+                for app in (first, second) * 4
+            )
+        )
+
+        assert len({result.refresh_token for result in results}) == 1
+        successor = results[0].refresh_token
+        assert successor != session.refresh_token
+        next_session = await identity(second).refresh(refresh_token=successor)
+        assert next_session.user.email == email
+
+    async def test_reuse_within_interval_follows_the_chain_to_the_current_token(self, app):
+        """A tab that slept through two rotations still gets the session's current token."""
+        email = unique_email()
+        await identity(app).sign_up(email=email, password=PASSWORD, display_name=None)
+        start = await identity(app).sign_in_with_password(email=email, password=PASSWORD)
+        one = await identity(app).refresh(refresh_token=start.refresh_token)
+        two = await identity(app).refresh(refresh_token=one.refresh_token)
+
+        late = await identity(app).refresh(refresh_token=start.refresh_token)
+
+        assert late.refresh_token == two.refresh_token
+
+    async def test_reuse_after_interval_revokes_the_session(self, make_app):
+        app = await make_app(refresh_reuse_interval_seconds=0)
+        email = unique_email()
+        await identity(app).sign_up(email=email, password=PASSWORD, display_name=None)
+        start = await identity(app).sign_in_with_password(email=email, password=PASSWORD)
+        current = await identity(app).refresh(refresh_token=start.refresh_token)
+        await asyncio.sleep(0.01)
+
+        with pytest.raises(RefreshTokenReused):
+            await identity(app).refresh(refresh_token=start.refresh_token)
+        with pytest.raises(RefreshTokenInvalid):
+            await identity(app).refresh(refresh_token=current.refresh_token)
+
+    async def test_other_sessions_of_the_user_survive_a_reuse(self, make_app):
+        """Reuse revokes one session (one device), not the user's others."""
+        app = await make_app(refresh_reuse_interval_seconds=0)
+        email = unique_email()
+        await identity(app).sign_up(email=email, password=PASSWORD, display_name=None)
+        laptop = await identity(app).sign_in_with_password(email=email, password=PASSWORD)
+        phone = await identity(app).sign_in_with_password(email=email, password=PASSWORD)
+        await identity(app).refresh(refresh_token=laptop.refresh_token)
+        await asyncio.sleep(0.01)
+        with pytest.raises(RefreshTokenReused):
+            await identity(app).refresh(refresh_token=laptop.refresh_token)
+
+        survived = await identity(app).refresh(refresh_token=phone.refresh_token)
+
+        assert survived.user.email == email
+
+    async def test_session_past_its_lifetime_cannot_refresh(self, make_app):
+        app = await make_app(session_ttl_seconds=1)
+        email = unique_email()
+        await identity(app).sign_up(email=email, password=PASSWORD, display_name=None)
+        session = await identity(app).sign_in_with_password(email=email, password=PASSWORD)
+        await asyncio.sleep(1.1)
+
+        with pytest.raises(RefreshTokenInvalid):
+            await identity(app).refresh(refresh_token=session.refresh_token)
+
+    async def test_concurrent_signups_with_one_email_create_one_user(self, app):
+        """The unique index decides: one 201, the rest user_already_exists."""
+        email = unique_email()
+
+        results = await asyncio.gather(
+            *(
+                identity(app).sign_up(email=email, password=PASSWORD, display_name=None)
+                for _ in range(4)
+            ),
+            return_exceptions=True,
+        )
+
+        assert sum(not isinstance(result, Exception) for result in results) == 1
+        assert all(isinstance(r, UserAlreadyExists) for r in results if isinstance(r, Exception))
+
+    async def test_signup_is_atomic_when_the_profile_insert_fails(self, app):
+        """No user without a profile: if the profile cannot be written, the user is not either."""
+        database = app.state.services.database
+        async with database.write() as conn:
+            await conn.execute(sa.text("DROP TABLE user_profile"))
+        email = unique_email()
+
+        with pytest.raises(sa.exc.DBAPIError):
+            await identity(app).sign_up(email=email, password=PASSWORD, display_name="Ada")
+
+        async with database.read() as conn:
+            users = await conn.execute(
+                sa.select(sa.func.count()).where(identity_users.c.email == email)
+            )
+            assert users.scalar_one() == 0
+        async with database.write() as conn:  # put the table back for the shared test database
+            await conn.run_sync(user_profile.create)
+            if not database.is_sqlite:
+                await conn.execute(sa.text("ALTER TABLE user_profile ENABLE ROW LEVEL SECURITY"))
+                await conn.execute(
+                    sa.text(
+                        "CREATE POLICY user_profile_owner ON user_profile FOR ALL TO authenticated"
+                        " USING ((select auth.uid()) = id) WITH CHECK ((select auth.uid()) = id)"
+                    )
+                )
+                await conn.execute(sa.text("GRANT SELECT, UPDATE ON user_profile TO authenticated"))

@@ -1,0 +1,160 @@
+"""Access tokens: Supabase's claims, ES256 from the server's key, strict local verification."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from backend.app.identity.tokens import TokenInvalid, TokenSigner, TokenVerifier
+
+ISSUER = "http://localhost:8000/auth/v1"
+
+
+@pytest.fixture
+def signer() -> TokenSigner:
+    return TokenSigner(
+        private_key=ec.generate_private_key(ec.SECP256R1()), issuer=ISSUER, ttl_seconds=900
+    )
+
+
+@pytest.fixture
+def verifier(signer) -> TokenVerifier:
+    return TokenVerifier(signer=signer, legacy_hs256_secret="legacy-secret-of-supabase-project")
+
+
+def forge(signer: TokenSigner, **overrides) -> dict:
+    now = int(time.time())
+    claims = {
+        "sub": "11111111-1111-1111-1111-111111111111",
+        "email": "a@example.com",
+        "role": "authenticated",
+        "aud": "authenticated",
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + 60,
+        "session_id": "s",
+    }
+    return {k: v for k, v in (claims | overrides).items() if v is not None}
+
+
+class TestTokenSigner:
+    def test_issued_token_has_supabase_claims(self, signer, verifier):
+        issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
+
+        claims = verifier.verify(issued.token).raw
+
+        assert claims["sub"] == "u1"
+        assert claims["role"] == "authenticated"
+        assert claims["aud"] == "authenticated"
+        assert claims["iss"] == ISSUER
+        assert claims["session_id"] == "s1"
+        assert claims["exp"] - claims["iat"] == 900
+        assert jwt.get_unverified_header(issued.token)["alg"] == "ES256"
+
+    def test_jwks_verifies_issued_tokens(self, signer):
+        """A third party holding only the JWKS can verify our tokens."""
+        issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
+        jwk = signer.jwks()["keys"][0]
+
+        key = jwt.PyJWK(jwk)
+        claims = jwt.decode(issued.token, key, algorithms=["ES256"], audience="authenticated")
+
+        assert jwk["kid"] == signer.key_id
+        assert "d" not in jwk  # never the private part
+        assert claims["sub"] == "u1"
+
+
+class TestTokenVerifier:
+    def test_token_expired_more_than_one_second_ago_is_refused(self, signer, verifier):
+        now = int(time.time())
+        token = jwt.encode(
+            forge(signer, iat=now - 100, exp=now - 2),
+            signer._private_key,
+            algorithm="ES256",
+            headers={"kid": signer.key_id},
+        )
+
+        with pytest.raises(TokenInvalid):
+            verifier.verify(token)
+
+    @pytest.mark.parametrize(
+        "overrides", [{"aud": "anon"}, {"iss": "https://evil.example"}, {"session_id": None}]
+    )
+    def test_wrong_audience_issuer_or_missing_claim_is_refused(self, signer, verifier, overrides):
+        token = jwt.encode(
+            forge(signer, **overrides),
+            signer._private_key,
+            algorithm="ES256",
+            headers={"kid": signer.key_id},
+        )
+
+        with pytest.raises(TokenInvalid):
+            verifier.verify(token)
+
+    def test_alg_none_is_refused(self, signer, verifier):
+        token = jwt.encode(forge(signer), None, algorithm="none", headers={"kid": signer.key_id})
+
+        with pytest.raises(TokenInvalid):
+            verifier.verify(token)
+
+    def test_token_signed_by_another_key_is_refused(self, signer, verifier):
+        other = ec.generate_private_key(ec.SECP256R1())
+        token = jwt.encode(forge(signer), other, algorithm="ES256", headers={"kid": signer.key_id})
+
+        with pytest.raises(TokenInvalid):
+            verifier.verify(token)
+
+    def test_hs256_signed_with_public_key_bytes_is_refused(self, signer, verifier):
+        """Algorithm confusion: the alg comes from our key (ES256), never from the header."""
+        from cryptography.hazmat.primitives import serialization
+
+        public_pem = signer.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        token = _hs256_by_hand(forge(signer), key=public_pem, kid=signer.key_id)
+
+        with pytest.raises(TokenInvalid):
+            verifier.verify(token)
+
+    def test_legacy_hs256_with_configured_secret_is_accepted(self, signer, verifier):
+        """Supabase's legacy JWT secret, where configured: no kid, HS256."""
+        token = jwt.encode(forge(signer), "legacy-secret-of-supabase-project", algorithm="HS256")
+
+        assert verifier.verify(token).user_id == "11111111-1111-1111-1111-111111111111"
+
+    def test_legacy_hs256_without_configured_secret_is_refused(self, signer):
+        verifier = TokenVerifier(signer=signer)
+        token = jwt.encode(forge(signer), "legacy-secret-of-supabase-project", algorithm="HS256")
+
+        with pytest.raises(TokenInvalid):
+            verifier.verify(token)
+
+    def test_cached_token_is_still_refused_after_exp(self, signer, verifier, monkeypatch):
+        """The claims cache never extends a token's life."""
+        issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
+        verifier.verify(issued.token)
+        later = issued.expires_at + 2
+        monkeypatch.setattr(time, "time", lambda: later)
+
+        with pytest.raises(TokenInvalid):
+            verifier.verify(issued.token)
+
+
+def _hs256_by_hand(claims: dict, *, key: bytes, kid: str) -> str:
+    """PyJWT refuses to sign HS256 with a PEM key; an attacker's tooling does not."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    signing_input = ".".join(
+        b64(json.dumps(part).encode()) for part in ({"alg": "HS256", "kid": kid}, claims)
+    )
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
