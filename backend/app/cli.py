@@ -85,8 +85,7 @@ def doctor() -> None:
     async def check() -> None:
         database = Database(settings.database_url)
         try:
-            async with database.read() as conn:
-                await conn.execute(sa.text("SELECT 1"))
+            await database.read(lambda conn: conn.execute(sa.text("SELECT 1")))
         finally:
             await database.dispose()
 

@@ -72,12 +72,14 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
 
 
 async def _empty_tables(services: Services) -> None:
-    async with services.database.write() as conn:
+    def empty(conn: sa.Connection) -> None:
         if services.database.is_sqlite:
             for table in _APP_TABLES.split(", "):
-                await conn.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608 -- fixed names
+                conn.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608 -- fixed names
         else:
-            await conn.execute(sa.text(f"TRUNCATE {_APP_TABLES} CASCADE"))
+            conn.execute(sa.text(f"TRUNCATE {_APP_TABLES} CASCADE"))
+
+    await services.database.write(empty)
 
 
 @pytest.fixture

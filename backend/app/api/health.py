@@ -17,8 +17,7 @@ router = APIRouter(tags=["health"])
 @router.get("/health", responses={503: {"description": "`database_unavailable`"}})
 async def health(services: ServicesDep) -> dict[str, str]:
     try:
-        async with services.database.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await services.database.read(lambda conn: conn.execute(sa.text("SELECT 1")))
     except (SQLAlchemyError, OSError) as exc:
         raise DatabaseUnavailable(details={"status": "unavailable", "database": "down"}) from exc
     return {"status": "ok", "database": "ok"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from backend.app.core.errors import UserAlreadyExists
@@ -37,22 +38,25 @@ class AdminClient:
         """
         user_id = str(uuid.uuid4())
         now = utcnow()
+
+        def insert(conn: Connection) -> None:
+            conn.execute(
+                identity_users.insert().values(
+                    id=user_id,
+                    email=email,
+                    password_hash=password_hash,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                user_profile.insert().values(
+                    id=user_id, display_name=display_name, created_at=now, updated_at=now
+                )
+            )
+
         try:
-            async with self._db.write() as conn:
-                await conn.execute(
-                    identity_users.insert().values(
-                        id=user_id,
-                        email=email,
-                        password_hash=password_hash,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                await conn.execute(
-                    user_profile.insert().values(
-                        id=user_id, display_name=display_name, created_at=now, updated_at=now
-                    )
-                )
+            await self._db.write(insert)
         except IntegrityError as exc:
             if "email" in str(exc.orig).lower():
                 raise UserAlreadyExists() from exc
@@ -61,20 +65,21 @@ class AdminClient:
 
     async def revoke_session(self, *, session_id: str) -> None:
         """Revoke a session and every refresh token it has; idempotent."""
-        now = utcnow()
-        async with self._db.write() as conn:
-            await conn.execute(
-                identity_sessions.update()
-                .where(
-                    identity_sessions.c.id == session_id, identity_sessions.c.revoked_at.is_(None)
-                )
-                .values(revoked_at=now)
-            )
-            await conn.execute(
-                identity_refresh_tokens.update()
-                .where(
-                    identity_refresh_tokens.c.session_id == session_id,
-                    identity_refresh_tokens.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
+        await self._db.write(lambda conn: revoke_session(conn, session_id=session_id))
+
+
+def revoke_session(conn: Connection, *, session_id: str) -> None:
+    now = utcnow()
+    conn.execute(
+        identity_sessions.update()
+        .where(identity_sessions.c.id == session_id, identity_sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    conn.execute(
+        identity_refresh_tokens.update()
+        .where(
+            identity_refresh_tokens.c.session_id == session_id,
+            identity_refresh_tokens.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )

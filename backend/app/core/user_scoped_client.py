@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
-from backend.app.db.engine import Database
+from backend.app.db.engine import Database, Work
 from backend.app.db.tables import items, user_profile, utcnow
 from backend.app.identity.tokens import AccessClaims
 
 __all__ = ["UserScopedClient"]
+
+T = TypeVar("T")
 
 _SET_AUTHENTICATED = sa.text(
     "SELECT set_config('role', 'authenticated', true), "
@@ -51,32 +51,37 @@ class UserScopedClient:
     def __init__(self, database: Database, claims: AccessClaims):
         self._db = database
         self.user_id = claims.user_id
-        self._claims_json = json.dumps(claims.raw)
+        self._claims = claims
 
-    @asynccontextmanager
-    async def _transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
-        async with self._db.write() if write else self._db.read() as conn:
+    async def run(self, work: Work[T], *, write: bool = False) -> T:
+        """Run `work` as this user: under RLS on PostgreSQL. Its queries must still filter."""
+
+        def as_user(conn: Connection) -> T:
             if not self._db.is_sqlite:
-                await conn.execute(_SET_AUTHENTICATED, {"claims": self._claims_json})
-            yield conn
+                conn.execute(_SET_AUTHENTICATED, {"claims": json.dumps(self._claims.raw)})
+            return work(conn)
+
+        return await (self._db.write(as_user) if write else self._db.read(as_user))
 
     async def get_profile(self) -> dict[str, Any] | None:
-        async with self._transaction(write=False) as conn:
-            row = (
-                await conn.execute(
-                    sa.select(user_profile.c.display_name).where(user_profile.c.id == self.user_id)
-                )
+        row = await self.run(
+            lambda conn: conn.execute(
+                sa.select(user_profile.c.display_name).where(user_profile.c.id == self.user_id)
             ).first()
+        )
         return None if row is None else {"display_name": row.display_name}
 
     async def list_items(self) -> list[dict[str, Any]]:
-        async with self._transaction(write=False) as conn:
-            rows = await conn.execute(
-                sa.select(*_ITEM_COLUMNS)
-                .where(items.c.user_id == self.user_id)
-                .order_by(items.c.created_at.desc(), items.c.id)
-            )
-            return [row._asdict() for row in rows]
+        return await self.run(
+            lambda conn: [
+                row._asdict()
+                for row in conn.execute(
+                    sa.select(*_ITEM_COLUMNS)
+                    .where(items.c.user_id == self.user_id)
+                    .order_by(items.c.created_at.desc(), items.c.id)
+                )
+            ]
+        )
 
     async def create_item(self, *, title: str, description: str) -> dict[str, Any]:
         now = utcnow()
@@ -87,42 +92,47 @@ class UserScopedClient:
             "created_at": now,
             "updated_at": now,
         }
-        async with self._transaction(write=True) as conn:
-            await conn.execute(items.insert().values(user_id=self.user_id, **item))
+        await self.run(
+            lambda conn: conn.execute(items.insert().values(user_id=self.user_id, **item)),
+            write=True,
+        )
         return item
 
     async def get_item(self, item_id: str) -> dict[str, Any] | None:
         if not _is_uuid(item_id):
             return None
-        async with self._transaction(write=False) as conn:
-            row = (
-                await conn.execute(
-                    sa.select(*_ITEM_COLUMNS).where(
-                        items.c.id == item_id, items.c.user_id == self.user_id
-                    )
+        row = await self.run(
+            lambda conn: conn.execute(
+                sa.select(*_ITEM_COLUMNS).where(
+                    items.c.id == item_id, items.c.user_id == self.user_id
                 )
             ).first()
+        )
         return None if row is None else row._asdict()
 
     async def update_item(self, item_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         if not _is_uuid(item_id):
             return None
-        async with self._transaction(write=True) as conn:
-            row = (
-                await conn.execute(
-                    items.update()
-                    .where(items.c.id == item_id, items.c.user_id == self.user_id)
-                    .values(**changes, updated_at=utcnow())
-                    .returning(*_ITEM_COLUMNS)
-                )
-            ).first()
+        row = await self.run(
+            lambda conn: conn.execute(
+                items.update()
+                .where(items.c.id == item_id, items.c.user_id == self.user_id)
+                .values(**changes, updated_at=utcnow())
+                .returning(*_ITEM_COLUMNS)
+            ).first(),
+            write=True,
+        )
         return None if row is None else row._asdict()
 
     async def delete_item(self, item_id: str) -> bool:
         if not _is_uuid(item_id):
             return False
-        async with self._transaction(write=True) as conn:
-            result = await conn.execute(
-                items.delete().where(items.c.id == item_id, items.c.user_id == self.user_id)
-            )
-        return result.rowcount == 1
+        deleted = await self.run(
+            lambda conn: conn.execute(
+                items.delete()
+                .where(items.c.id == item_id, items.c.user_id == self.user_id)
+                .returning(items.c.id)
+            ).first(),
+            write=True,
+        )
+        return deleted is not None

@@ -24,5 +24,4 @@ def _upgrade(connection: Connection) -> None:
 
 async def upgrade_to_head(database: Database) -> None:
     """Create or upgrade the schema in one transaction (both backends have transactional DDL)."""
-    async with database.write() as conn:
-        await conn.run_sync(_upgrade)
+    await database.write(_upgrade)

@@ -18,13 +18,14 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
-from backend.app.core.admin_client import AdminClient
+from backend.app.core.admin_client import AdminClient, revoke_session
 from backend.app.core.errors import (
     InvalidCredentials,
     RefreshTokenInvalid,
@@ -82,14 +83,13 @@ class EmbeddedIdentityProvider:
 
     async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
         email = email.lower()
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(identity_users.c.id, identity_users.c.password_hash).where(
-                        identity_users.c.email == email
-                    )
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_users.c.id, identity_users.c.password_hash).where(
+                    identity_users.c.email == email
                 )
             ).first()
+        )
         if row is None:
             await verify_unknown_user(password=password)
             raise InvalidCredentials()
@@ -103,11 +103,12 @@ class EmbeddedIdentityProvider:
         user_changes: dict[str, Any] = {"last_sign_in_at": now}
         if check.new_hash is not None:
             user_changes |= {"password_hash": check.new_hash, "updated_at": now}
-        async with self._db.write() as conn:
-            await conn.execute(
+
+        def start_session(conn: Connection) -> None:
+            conn.execute(
                 identity_users.update().where(identity_users.c.id == user.id).values(**user_changes)
             )
-            await conn.execute(
+            conn.execute(
                 identity_sessions.insert().values(
                     id=session_id,
                     user_id=user.id,
@@ -115,60 +116,60 @@ class EmbeddedIdentityProvider:
                     not_after=now + self._session_ttl,
                 )
             )
-            await self._store_refresh_token(conn, refresh_token, session_id=session_id, now=now)
+            _store_refresh_token(conn, refresh_token, session_id=session_id, now=now)
+
+        await self._db.write(start_session)
         return self._session(user, session_id, refresh_token)
 
     async def refresh(self, *, refresh_token: str) -> AuthSession:
+        outcome = await self._db.write(lambda conn: self._rotate(conn, refresh_token))
+        if isinstance(outcome, _Reused):
+            raise RefreshTokenReused()
+        return self._session(outcome.user, outcome.session_id, outcome.refresh_token)
+
+    def _rotate(self, conn: Connection, refresh_token: str) -> _Rotated | _Reused:
+        """One transaction: rotate the token, or answer a reuse (see the module docstring)."""
         token_hash = _hash_token(refresh_token)
         now = utcnow()
-        async with self._db.write() as conn:
-            # The conditional UPDATE is the arbiter: of any number of concurrent refreshes with one
-            # token, across processes, exactly one sees a row come back.
-            rotated = (
-                await conn.execute(
-                    identity_refresh_tokens.update()
-                    .where(
-                        identity_refresh_tokens.c.token_hash == token_hash,
-                        identity_refresh_tokens.c.revoked_at.is_(None),
-                    )
-                    .values(revoked_at=now)
-                    .returning(identity_refresh_tokens.c.session_id)
-                )
-            ).first()
-            if rotated is not None:
-                user = await self._live_session_user(conn, rotated.session_id, now)
-                successor = self._successor(refresh_token)
-                await self._store_refresh_token(
-                    conn, successor, session_id=rotated.session_id, now=now
-                )
-                return self._session(user, rotated.session_id, successor)
+        # The conditional UPDATE is the arbiter: of any number of concurrent refreshes with one
+        # token, across processes, exactly one sees a row come back.
+        rotated = conn.execute(
+            identity_refresh_tokens.update()
+            .where(
+                identity_refresh_tokens.c.token_hash == token_hash,
+                identity_refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+            .returning(identity_refresh_tokens.c.session_id)
+        ).first()
+        if rotated is not None:
+            user = _live_session_user(conn, rotated.session_id, now)
+            successor = self._successor(refresh_token)
+            _store_refresh_token(conn, successor, session_id=rotated.session_id, now=now)
+            return _Rotated(user, rotated.session_id, successor)
 
-            spent = (
-                await conn.execute(
-                    sa.select(
-                        identity_refresh_tokens.c.session_id, identity_refresh_tokens.c.revoked_at
-                    ).where(identity_refresh_tokens.c.token_hash == token_hash)
-                )
-            ).first()
-            if spent is None:
-                raise RefreshTokenInvalid()
-            user = await self._live_session_user(conn, spent.session_id, now)
-            if now - spent.revoked_at <= self._reuse_interval:
-                current = await self._current_successor(conn, refresh_token)
-                return self._session(user, spent.session_id, current)
-        # Outside the transaction above, so the revocation commits before the error is raised.
-        await self._admin.revoke_session(session_id=spent.session_id)
-        raise RefreshTokenReused()
+        spent = conn.execute(
+            sa.select(
+                identity_refresh_tokens.c.session_id, identity_refresh_tokens.c.revoked_at
+            ).where(identity_refresh_tokens.c.token_hash == token_hash)
+        ).first()
+        if spent is None:
+            raise RefreshTokenInvalid()
+        user = _live_session_user(conn, spent.session_id, now)
+        if now - spent.revoked_at <= self._reuse_interval:
+            return _Rotated(user, spent.session_id, self._current_successor(conn, refresh_token))
+        # Committed with this transaction; the caller raises refresh_token_reused afterwards.
+        revoke_session(conn, session_id=spent.session_id)
+        return _Reused()
 
     async def sign_out(self, *, refresh_token: str) -> None:
-        async with self._db.read() as conn:
-            session_id = (
-                await conn.execute(
-                    sa.select(identity_refresh_tokens.c.session_id).where(
-                        identity_refresh_tokens.c.token_hash == _hash_token(refresh_token)
-                    )
+        session_id = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_refresh_tokens.c.session_id).where(
+                    identity_refresh_tokens.c.token_hash == _hash_token(refresh_token)
                 )
             ).scalar_one_or_none()
+        )
         if session_id is not None:
             await self._admin.revoke_session(session_id=session_id)
 
@@ -183,44 +184,14 @@ class EmbeddedIdentityProvider:
         access_token = self._signer.issue(user_id=user.id, email=user.email, session_id=session_id)
         return AuthSession(user=user, access_token=access_token, refresh_token=refresh_token)
 
-    @staticmethod
-    async def _store_refresh_token(
-        conn: AsyncConnection, token: str, *, session_id: str, now: datetime
-    ) -> None:
-        await conn.execute(
-            identity_refresh_tokens.insert().values(
-                token_hash=_hash_token(token), session_id=session_id, created_at=now
-            )
-        )
-
-    @staticmethod
-    async def _live_session_user(conn: AsyncConnection, session_id: str, now: datetime) -> AuthUser:
-        """The session's user, if the session is neither revoked nor past its lifetime."""
-        row = (
-            await conn.execute(
-                sa.select(identity_users.c.id, identity_users.c.email)
-                .select_from(identity_sessions.join(identity_users))
-                .where(
-                    identity_sessions.c.id == session_id,
-                    identity_sessions.c.revoked_at.is_(None),
-                    identity_sessions.c.not_after > now,
-                )
-            )
-        ).first()
-        if row is None:
-            raise RefreshTokenInvalid()
-        return AuthUser(id=row.id, email=row.email)
-
-    async def _current_successor(self, conn: AsyncConnection, refresh_token: str) -> str:
+    def _current_successor(self, conn: Connection, refresh_token: str) -> str:
         """Follow the successors of a rotated token to the one not yet rotated."""
         token = refresh_token
         for _ in range(_MAX_SUCCESSOR_WALK):
             token = self._successor(token)
-            revoked_at = (
-                await conn.execute(
-                    sa.select(identity_refresh_tokens.c.revoked_at).where(
-                        identity_refresh_tokens.c.token_hash == _hash_token(token)
-                    )
+            revoked_at = conn.execute(
+                sa.select(identity_refresh_tokens.c.revoked_at).where(
+                    identity_refresh_tokens.c.token_hash == _hash_token(token)
                 )
             ).first()
             if revoked_at is None:
@@ -228,3 +199,42 @@ class EmbeddedIdentityProvider:
             if revoked_at[0] is None:
                 return token
         raise RefreshTokenInvalid()
+
+
+@dataclass(frozen=True, slots=True)
+class _Rotated:
+    user: AuthUser
+    session_id: str
+    refresh_token: str
+
+
+class _Reused:
+    """A rotated token came back after the reuse interval; its session is now revoked."""
+
+
+def _store_refresh_token(conn: Connection, token: str, *, session_id: str, now: datetime) -> None:
+    conn.execute(
+        identity_refresh_tokens.insert().values(
+            token_hash=_hash_token(token), session_id=session_id, created_at=now
+        )
+    )
+
+
+def _live_session_user(conn: Connection, session_id: str, now: datetime) -> AuthUser:
+    """The session's user, if the session is neither revoked nor past its lifetime.
+
+    Raises:
+        RefreshTokenInvalid: the session is over.
+    """
+    row = conn.execute(
+        sa.select(identity_users.c.id, identity_users.c.email)
+        .select_from(identity_sessions.join(identity_users))
+        .where(
+            identity_sessions.c.id == session_id,
+            identity_sessions.c.revoked_at.is_(None),
+            identity_sessions.c.not_after > now,
+        )
+    ).first()
+    if row is None:
+        raise RefreshTokenInvalid()
+    return AuthUser(id=row.id, email=row.email)

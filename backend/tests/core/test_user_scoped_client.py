@@ -28,9 +28,12 @@ class TestRowLevelSecurity:
         await alice.create_item(title="alice's", description="")
         await bob.create_item(title="bob's", description="")
 
-        async with alice._transaction(write=False) as conn:
-            titles = (await conn.execute(sa.text("SELECT title FROM items"))).scalars().all()
-            profiles = (await conn.execute(sa.text("SELECT count(*) FROM user_profile"))).scalar()
+        titles = await alice.run(
+            lambda conn: conn.execute(sa.text("SELECT title FROM items")).scalars().all()
+        )
+        profiles = await alice.run(
+            lambda conn: conn.execute(sa.text("SELECT count(*) FROM user_profile")).scalar()
+        )
 
         assert titles == ["alice's"]
         assert profiles == 1
@@ -38,19 +41,18 @@ class TestRowLevelSecurity:
     async def test_insert_for_another_user_is_refused_by_policy(self, app):
         alice, bob = await scoped_client(app), await scoped_client(app)
 
+        forged = sa.text(
+            "INSERT INTO items (id, user_id, title, created_at, updated_at) "
+            "VALUES (gen_random_uuid(), :owner, 'forged', now(), now())"
+        )
+
         with pytest.raises(sa.exc.DBAPIError, match="row-level security"):
-            async with alice._transaction(write=True) as conn:
-                await conn.execute(
-                    sa.text(
-                        "INSERT INTO items (id, user_id, title, created_at, updated_at) "
-                        "VALUES (gen_random_uuid(), :owner, 'forged', now(), now())"
-                    ),
-                    {"owner": bob.user_id},
-                )
+            await alice.run(lambda conn: conn.execute(forged, {"owner": bob.user_id}), write=True)
 
     async def test_identity_tables_are_closed_to_the_authenticated_role(self, app):
         alice = await scoped_client(app)
 
         with pytest.raises(sa.exc.DBAPIError, match="permission denied"):
-            async with alice._transaction(write=False) as conn:
-                await conn.execute(sa.text("SELECT password_hash FROM identity_users"))
+            await alice.run(
+                lambda conn: conn.execute(sa.text("SELECT password_hash FROM identity_users"))
+            )

@@ -107,26 +107,30 @@ class TestEmbeddedProvider:
     async def test_signup_is_atomic_when_the_profile_insert_fails(self, app):
         """No user without a profile: if the profile cannot be written, the user is not either."""
         database = app.state.services.database
-        async with database.write() as conn:
-            await conn.execute(sa.text("DROP TABLE user_profile"))
+        await database.write(lambda conn: user_profile.drop(conn))
         email = unique_email()
 
         with pytest.raises(sa.exc.DBAPIError):
             await identity(app).sign_up(email=email, password=PASSWORD, display_name="Ada")
 
-        async with database.read() as conn:
-            users = await conn.execute(
+        users = await database.read(
+            lambda conn: conn.execute(
                 sa.select(sa.func.count()).where(identity_users.c.email == email)
+            ).scalar_one()
+        )
+        assert users == 0
+        await database.write(_restore_user_profile_table)
+
+
+def _restore_user_profile_table(conn: sa.Connection) -> None:
+    """Put the table back as the migration made it, for the shared test database."""
+    user_profile.create(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ALTER TABLE user_profile ENABLE ROW LEVEL SECURITY"))
+        conn.execute(
+            sa.text(
+                "CREATE POLICY user_profile_owner ON user_profile FOR ALL TO authenticated"
+                " USING ((select auth.uid()) = id) WITH CHECK ((select auth.uid()) = id)"
             )
-            assert users.scalar_one() == 0
-        async with database.write() as conn:  # put the table back for the shared test database
-            await conn.run_sync(user_profile.create)
-            if not database.is_sqlite:
-                await conn.execute(sa.text("ALTER TABLE user_profile ENABLE ROW LEVEL SECURITY"))
-                await conn.execute(
-                    sa.text(
-                        "CREATE POLICY user_profile_owner ON user_profile FOR ALL TO authenticated"
-                        " USING ((select auth.uid()) = id) WITH CHECK ((select auth.uid()) = id)"
-                    )
-                )
-                await conn.execute(sa.text("GRANT SELECT, UPDATE ON user_profile TO authenticated"))
+        )
+        conn.execute(sa.text("GRANT SELECT, UPDATE ON user_profile TO authenticated"))

@@ -1,0 +1,201 @@
+"""Benchmarks, each against its baseline in the same run; prints and publishes ratios.
+
+1. Requests/s of `GET /auth/me` (bearer + profile read) and `GET /items` against a bare FastAPI
+   JSON route, on the same uvicorn worker, measured by wrk on loopback, interleaved rounds.
+2. Mean time of one sign-in (the whole embedded provider path) against one bare argon2id hash
+   with the same parameters, in one process.
+3. Mean time of a sign-in with an unknown email against one with a wrong password (the
+   anti-enumeration dummy hash should make them alike).
+
+Usage: `make bench` (or `.venv/bin/python -m bench.run [--seconds 10] [--rounds 3]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from argon2 import PasswordHasher
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
+PASSWORD = "correct horse battery staple"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(url: str, body: dict | None, headers: dict[str, str]) -> tuple[dict, list[str]]:
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(  # noqa: S310 -- loopback URL built here
+        url, data=data, headers={"Content-Type": "application/json", **headers}, method="POST"
+    )
+    with urllib.request.urlopen(request) as response:  # noqa: S310 -- loopback only
+        return json.loads(response.read() or b"{}"), response.headers.get_all("Set-Cookie") or []
+
+
+def _sign_in(base: str) -> str:
+    """Sign up and in over HTTP like a browser; returns an access token."""
+    with urllib.request.urlopen(f"{base}/auth/csrf") as response:  # noqa: S310 -- loopback
+        csrf = json.loads(response.read())["csrfToken"]
+        cookie = response.headers["Set-Cookie"].split(";")[0]
+    headers = {"X-CSRF-Token": csrf, "Cookie": cookie}
+    email = f"bench-{time.time_ns()}@example.com"
+    _post(
+        f"{base}/auth/signup",
+        {"email": email, "password": PASSWORD, "profile": {"displayName": "Bench"}},
+        headers,
+    )
+    body, _ = _post(f"{base}/auth/signin", {"email": email, "password": PASSWORD}, headers)
+    token = body["accessToken"]
+    for title in ("one", "two", "three"):
+        _post(f"{base}/items", {"title": title}, {"Authorization": f"Bearer {token}"})
+    return str(token)
+
+
+def _wrk(url: str, seconds: int, headers: dict[str, str]) -> float:
+    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        raise RuntimeError(f"{url}: {non_2xx.group(1)} failed responses")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if match is None:
+        raise RuntimeError(f"wrk printed no rate:\n{output}")
+    return float(match.group(1))
+
+
+def bench_routes(seconds: int, rounds: int) -> dict[str, list[float]]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = subprocess.Popen([sys.executable, "-m", "bench.server", str(port), data_dir])
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"{base}/health")  # noqa: S310 -- loopback
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            token = _sign_in(base)
+            auth = {"Authorization": f"Bearer {token}"}
+            routes = {
+                "bare": ("/bench/bare", {}),
+                "me": ("/auth/me", auth),
+                "items": ("/items", auth),
+            }
+            _wrk(f"{base}/bench/bare", 2, {})  # warm-up
+            rates: dict[str, list[float]] = {name: [] for name in routes}
+            for _ in range(rounds):  # interleaved, so drift hits every route alike
+                for name, (path, headers) in routes.items():
+                    rates[name].append(_wrk(base + path, seconds, headers))
+            return rates
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+async def bench_sign_in(samples: int) -> dict[str, float]:
+    from backend.app.core.errors import InvalidCredentials
+    from backend.app.core.settings import Settings
+    from backend.app.services import start_services
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(_env_file=None, data_dir=Path(data_dir))  # type: ignore[call-arg]
+        services = await start_services(settings)
+        try:
+            identity = services.identity
+            email = f"bench-{time.time_ns()}@example.com"
+            await identity.sign_up(email=email, password=PASSWORD, display_name=None)
+            hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+            timings: dict[str, list[float]] = {"hash": [], "signin": [], "unknown": [], "wrong": []}
+            for _ in range(samples):  # interleaved again
+                start = time.perf_counter()
+                hasher.hash(PASSWORD)
+                timings["hash"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                await identity.sign_in_with_password(email=email, password=PASSWORD)
+                timings["signin"].append(time.perf_counter() - start)
+                for name, login in (("unknown", f"x{email}"), ("wrong", email)):
+                    start = time.perf_counter()
+                    with contextlib.suppress(InvalidCredentials):
+                        await identity.sign_in_with_password(email=login, password="wrong pw!")
+                    timings[name].append(time.perf_counter() - start)
+            return {name: statistics.mean(values) for name, values in timings.items()}
+        finally:
+            await services.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per route")
+    parser.add_argument("--samples", type=int, default=30, help="sign-ins timed")
+    args = parser.parse_args()
+
+    rates = bench_routes(args.seconds, args.rounds)
+    mean_rate = {name: statistics.median(values) for name, values in rates.items()}
+    times = asyncio.run(bench_sign_in(args.samples))
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, one uvicorn worker, wrk -t1 -c32 on loopback; "
+        f"{args.rounds} interleaved rounds of {args.seconds} s (median shown).",
+        "Command: `make bench`.",
+        "",
+        "| route (same server, same run) | requests/s | share of bare |",
+        "|---|---|---|",
+    ]
+    labels = {
+        "bare": "bare FastAPI JSON route (baseline)",
+        "me": "`GET /auth/me` (bearer + ES256 check + profile read)",
+        "items": "`GET /items` (bearer + 3 items read)",
+    }
+    for name, label in labels.items():
+        lines.append(
+            f"| {label} | {mean_rate[name]:,.0f} | {mean_rate[name] / mean_rate['bare']:.2f} |"
+        )
+    lines += [
+        "",
+        "| operation (same process, interleaved) | mean | ratio |",
+        "|---|---|---|",
+        f"| one argon2id hash, m=19 MiB t=2 p=1 (baseline) | {times['hash'] * 1000:.1f} ms "
+        "| 1.00 |",
+        f"| one successful sign-in (embedded provider) | {times['signin'] * 1000:.1f} ms | "
+        f"{times['signin'] / times['hash']:.2f} |",
+        f"| sign-in, wrong password (baseline for the next row) | {times['wrong'] * 1000:.1f} ms "
+        f"| 1.00 |",
+        f"| sign-in, unknown email | {times['unknown'] * 1000:.1f} ms | "
+        f"{times['unknown'] / times['wrong']:.2f} |",
+        "",
+        "Raw requests/s per round: " + json.dumps(rates),
+        "",
+    ]
+    text = "\n".join(lines)
+    RESULTS.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
