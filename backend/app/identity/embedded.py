@@ -14,13 +14,15 @@ It mirrors Supabase Auth's semantics so the app behaves the same with either pro
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,6 +30,7 @@ from sqlalchemy.engine import Connection
 from backend.app.core.admin_client import AdminClient, revoke_session
 from backend.app.core.errors import (
     InvalidCredentials,
+    ProviderUnavailable,
     RefreshTokenInvalid,
     RefreshTokenReused,
 )
@@ -44,8 +47,34 @@ from backend.app.identity.tokens import AccessClaims, TokenSigner, TokenVerifier
 
 __all__ = ["EmbeddedIdentityProvider"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 # How far a reused token may be followed along its successors inside the reuse interval.
 _MAX_SUCCESSOR_WALK = 32
+
+
+# Errors that mean "the database cannot be reached or used right now", not "this request is bad".
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
+
+
+def _provider_call(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Report an unreachable database as 503 `provider_unavailable`, like an unreachable GoTrue.
+
+    For refresh this matters most: a 503 keeps the refresh cookie, where a 401 would clear it and
+    sign the user out over a passing outage.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            raise ProviderUnavailable() from exc
+
+    return wrapper
 
 
 def _hash_token(token: str) -> str:
@@ -72,6 +101,7 @@ class EmbeddedIdentityProvider:
         self._session_ttl = timedelta(seconds=session_ttl_seconds)
         self._reuse_interval = timedelta(seconds=reuse_interval_seconds)
 
+    @_provider_call
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
         check_password_policy(password)
         email = email.lower()
@@ -81,6 +111,7 @@ class EmbeddedIdentityProvider:
         )
         return AuthUser(id=user_id, email=email)
 
+    @_provider_call
     async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
         email = email.lower()
         row = await self._db.read(
@@ -121,6 +152,7 @@ class EmbeddedIdentityProvider:
         await self._db.write(start_session)
         return self._session(user, session_id, refresh_token)
 
+    @_provider_call
     async def refresh(self, *, refresh_token: str) -> AuthSession:
         outcome = await self._db.write(lambda conn: self._rotate(conn, refresh_token))
         if isinstance(outcome, _Reused):
@@ -162,6 +194,7 @@ class EmbeddedIdentityProvider:
         revoke_session(conn, session_id=spent.session_id)
         return _Reused()
 
+    @_provider_call
     async def sign_out(self, *, refresh_token: str) -> None:
         session_id = await self._db.read(
             lambda conn: conn.execute(

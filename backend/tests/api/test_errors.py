@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 
-import asyncpg
 import httpx
 import pytest
 
 from backend.app.main import create_app
 from backend.tests.api.test_auth import assert_error
-from backend.tests.conftest import POSTGRES_ADMIN_DSN
+from backend.tests.helpers import AuthApi
+from backend.tests.outage import CuttableProxy
 
 
 class TestFrameworkErrors:
@@ -55,26 +55,43 @@ class TestHealth:
         assert response.json() == {"status": "ok", "database": "ok"}
 
     @pytest.mark.postgres
-    async def test_health_is_503_when_database_is_down(self, make_settings):
-        """The database disappears under a running app: 503 with the error body."""
-        name = f"myideas_down_{uuid.uuid4().hex[:8]}"
-        await _admin(f'CREATE DATABASE "{name}"')
-        app = create_app(make_settings(database_url=f"postgresql://postgres@127.0.0.1:5432/{name}"))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                before = await client.get("/health")
-                await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
-                after = await client.get("/health")
+    @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+    async def test_health_is_503_when_database_is_down(self, make_settings, postgres_url):
+        """The database server goes away under a running app: 503 with the error body."""
+        async with app_behind_cuttable_proxy(make_settings, postgres_url) as (client, proxy):
+            before = await client.get("/health")
+            await proxy.cut()
+            after = await client.get("/health")
 
         assert before.status_code == 200
         body = assert_error(after, 503, "database_unavailable")
         assert body["details"]["database"] == "down"
 
 
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+class TestProviderUnavailable:
+    async def test_refresh_while_database_is_down_is_503_and_keeps_the_cookie(
+        self, make_settings, postgres_url
+    ):
+        """A passing outage must not sign anyone out: 503, and no Set-Cookie that clears."""
+        async with app_behind_cuttable_proxy(make_settings, postgres_url) as (client, proxy):
+            api = AuthApi(client)
+            await api.signed_in_user()
+            await proxy.cut()
+            response = await api.refresh()
+
+        assert_error(response, 503, "provider_unavailable")
+        assert "set-cookie" not in response.headers
+
+
+@contextlib.asynccontextmanager
+async def app_behind_cuttable_proxy(make_settings, postgres_url):
+    proxy = CuttableProxy()
+    await proxy.start()
+    database = postgres_url.rsplit("/", 1)[1]
+    app = create_app(make_settings(database_url=f"{proxy.database_url}/{database}"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client, proxy

@@ -1,0 +1,53 @@
+"""The README agrees with the code: every route, every error code and every setting it lists."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+
+from backend.app.core.errors import ErrorCode
+from backend.app.core.settings import PROJECT_ROOT, Settings
+from backend.app.main import create_app
+
+README = (PROJECT_ROOT / "README.md").read_text()
+# Codes of the framework's own errors (500, 405, other HTTP errors): the README documents them
+# as "the same body", not one by one.
+_FRAMEWORK_CODES = {ErrorCode.INTERNAL_ERROR, ErrorCode.HTTP_ERROR, ErrorCode.METHOD_NOT_ALLOWED}
+
+
+class TestReadme:
+    def test_every_setting_is_documented_and_every_documented_one_exists(self):
+        configuration = README.split("## Configuration")[1].split("\n## ")[0]
+        documented = set(re.findall(r"^\| `([A-Z_]+)`", configuration, flags=re.MULTILINE))
+        documented |= set(re.findall(r"`(SUPABASE_[A-Z_]+)`", configuration))
+
+        fields = {name.upper() for name in Settings.model_fields}
+
+        assert documented == fields
+
+    def test_every_route_is_documented(self):
+        app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+        routes = {
+            (method, route.path)
+            for route in app.routes
+            if isinstance(route, APIRoute)
+            for method in route.methods
+        }
+
+        for method, path in routes:
+            readme_path = path.replace("{item_id}", "{id}")
+            assert re.search(rf"`{method}[^`|]*{re.escape(readme_path)}`", README) or re.search(
+                rf"{method}`[^|]*`{re.escape(readme_path)}`", README
+            ), f"{method} {path} is not in the README's contract table"
+
+    @pytest.mark.parametrize("code", sorted(set(ErrorCode) - _FRAMEWORK_CODES))
+    def test_every_client_facing_error_code_is_documented(self, code):
+        assert f"`{code.value}`" in README
+
+    def test_two_commands_section_shows_run_then_test(self):
+        section = README.split("## Two commands")[1].split("\n## ")[0]
+        blocks = re.findall(r"```\n(.*?)```", section, flags=re.DOTALL)
+
+        assert [block.strip() for block in blocks] == ["make run", "make test"]
