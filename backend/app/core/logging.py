@@ -8,11 +8,12 @@ what a library might print (an `Authorization` header in a debug line, a query s
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
 
-__all__ = ["configure_logging", "install_redaction", "redact"]
+__all__ = ["JsonFormatter", "configure_logging", "install_redaction", "redact"]
 
 _PATTERNS = [
     # Header-style secrets: "Authorization: Bearer x", "'cookie': 'a=b'", "set-cookie=...".
@@ -75,6 +76,29 @@ def install_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry |= {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES}
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
 def configure_logging(level: str = "INFO") -> None:
+    """Redaction plus JSON lines on stderr, for the `myideas serve` process."""
     install_redaction()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -39,3 +39,21 @@ class TestRedact:
 
         assert "s3cret" not in caplog.text
         assert "[REDACTED]" in caplog.text
+
+
+class TestJsonFormatter:
+    def test_record_becomes_one_json_line_with_extra_fields(self):
+        import json
+
+        from backend.app.core.logging import JsonFormatter
+
+        record = logging.makeLogRecord(
+            {"name": "backend.app.api.auth", "levelname": "INFO", "msg": "user signed in",
+             "user_id": "u1"}
+        )  # fmt: skip
+
+        entry = json.loads(JsonFormatter().format(record))
+
+        assert entry["message"] == "user signed in"
+        assert entry["logger"] == "backend.app.api.auth"
+        assert entry["user_id"] == "u1"
