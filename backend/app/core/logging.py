@@ -77,7 +77,11 @@ def install_redaction() -> None:
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
-_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -32,6 +32,39 @@ class TestCsrfEndpoint:
         assert_error(response, 403, "origin_not_allowed")
 
 
+STATE_CHANGING_ROUTES = ["/auth/signup", "/auth/signin", "/auth/refresh", "/auth/logout"]
+
+
+class TestCsrfOnEveryStateChangingRoute:
+    @pytest.mark.parametrize("path", STATE_CHANGING_ROUTES)
+    async def test_no_token_is_403_csrf_missing(self, client, path):
+        await client.get("/auth/csrf")  # the cookie alone is not enough
+
+        response = await client.post(path, json={})
+
+        body = assert_error(response, 403, "csrf_missing")
+        assert body["details"]["missing"] == ["header"]
+
+    @pytest.mark.parametrize("path", STATE_CHANGING_ROUTES)
+    async def test_token_not_matching_cookie_is_403_csrf_mismatch(self, api: AuthApi, path):
+        """A token from another session's cookie (or forged) does not pass."""
+        await api.fetch_csrf()
+        api.csrf_token = f"forged-{api.csrf_token}"
+
+        assert_error(await api.post(path, {}), 403, "csrf_mismatch")
+
+    @pytest.mark.parametrize("path", STATE_CHANGING_ROUTES)
+    async def test_disallowed_origin_is_403_even_with_a_valid_token(self, api: AuthApi, path):
+        response = await api.post(path, {}, headers={"Origin": "https://evil.example"})
+
+        assert_error(response, 403, "origin_not_allowed")
+
+    async def test_allowed_origin_with_valid_token_passes(self, api: AuthApi):
+        response = await api.logout()
+
+        assert response.status_code == 200
+
+
 class TestSignUp:
     async def test_signup_creates_user_and_profile(self, api: AuthApi, client):
         """201 with the user; the profile's display name is readable after sign-in."""
