@@ -115,6 +115,24 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def make_api(make_app: Callable[..., Any]) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: `await make_api(**setting_overrides)` -> an AuthApi on a new app of its own."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(**overrides: Any) -> AuthApi:
+        app = await make_app(**overrides)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+        clients.append(client)
+        return AuthApi(client)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
 def api(client: httpx.AsyncClient) -> AuthApi:
     return AuthApi(client)
 

@@ -291,22 +291,18 @@ class TestRefresh:
 
         assert_error(response, 403, "csrf_missing")
 
-    async def test_refresh_reused_after_interval_is_401_and_revokes_session(self, make_app):
+    async def test_refresh_reused_after_interval_is_401_and_revokes_session(self, make_api):
         """A rotated token presented after the reuse interval kills the whole session."""
-        app = await make_app(refresh_reuse_interval_seconds=0)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            api = AuthApi(client)
-            await api.signed_in_user()
-            stolen = api.refresh_cookie
-            await api.refresh()
-            current = api.refresh_cookie
+        api = await make_api(refresh_reuse_interval_seconds=0)
+        await api.signed_in_user()
+        stolen = api.refresh_cookie
+        await api.refresh()
+        current = api.refresh_cookie
 
-            api.put_refresh_cookie(stolen)
-            reused = await api.refresh()
-            api.put_refresh_cookie(current)
-            after = await api.refresh()
+        api.put_refresh_cookie(stolen)
+        reused = await api.refresh()
+        api.put_refresh_cookie(current)
+        after = await api.refresh()
 
         assert_error(reused, 401, "refresh_token_reused")
         assert_error(after, 401, "refresh_token_invalid")
@@ -358,17 +354,13 @@ class TestLogout:
 
 
 class TestRateLimit:
-    async def test_signin_per_account_limit_is_429_with_retry_after(self, make_app):
-        app = await make_app(rate_limit_signin_per_account="3/minute")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            api = AuthApi(client)
-            email = unique_email()
-            await api.signup(email)
-            attempts = [await api.signin(email, password="wrong password") for _ in range(3)]
+    async def test_signin_per_account_limit_is_429_with_retry_after(self, make_api):
+        api = await make_api(rate_limit_signin_per_account="3/minute")
+        email = unique_email()
+        await api.signup(email)
+        attempts = [await api.signin(email, password="wrong password") for _ in range(3)]
 
-            limited = await api.signin(email)  # the right password, but too late
+        limited = await api.signin(email)  # the right password, but too late
 
         assert [a.status_code for a in attempts] == [401, 401, 401]
         body = assert_error(limited, 429, "rate_limited")
@@ -377,26 +369,18 @@ class TestRateLimit:
         assert 1 <= int(retry_after) <= 60
         assert body["details"]["retryAfterSeconds"] == int(retry_after)
 
-    async def test_successful_signins_count_toward_the_limit(self, make_app):
-        app = await make_app(rate_limit_signin_per_account="2/minute")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            api = AuthApi(client)
-            email = unique_email()
-            await api.signup(email)
-            statuses = [(await api.signin(email)).status_code for _ in range(3)]
+    async def test_successful_signins_count_toward_the_limit(self, make_api):
+        api = await make_api(rate_limit_signin_per_account="2/minute")
+        email = unique_email()
+        await api.signup(email)
+        statuses = [(await api.signin(email)).status_code for _ in range(3)]
 
         assert statuses == [200, 200, 429]
 
-    async def test_per_address_limit_covers_signup_and_signin(self, make_app):
-        app = await make_app(rate_limit_signin_per_address="3/minute")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
-            api = AuthApi(client)
-            statuses = [(await api.signup(unique_email())).status_code for _ in range(2)]
-            statuses.append((await api.signin(unique_email())).status_code)
-            statuses.append((await api.signup(unique_email())).status_code)
+    async def test_per_address_limit_covers_signup_and_signin(self, make_api):
+        api = await make_api(rate_limit_signin_per_address="3/minute")
+        statuses = [(await api.signup(unique_email())).status_code for _ in range(2)]
+        statuses.append((await api.signin(unique_email())).status_code)
+        statuses.append((await api.signup(unique_email())).status_code)
 
         assert statuses == [201, 201, 401, 429]
