@@ -17,14 +17,16 @@ from backend.app.core.settings import PROJECT_ROOT, get_settings
 from backend.app.db.engine import Database
 from backend.app.db.migrate import upgrade_to_head
 
-__all__ = ["main"]
+__all__ = ["main", "serve_frontend"]
 
 cli = typer.Typer(help="My Ideas auth service.", no_args_is_help=True)
 FRONTEND_DIR = PROJECT_ROOT / "frontend"
 
 
-def _serve_frontend(host: str, port: int, directory: Path) -> http.server.ThreadingHTTPServer:
-    """The demo SPA as static files, on its own origin, like a Vite dev server would be."""
+def serve_frontend(host: str, port: int, directory: Path) -> http.server.ThreadingHTTPServer:
+    """Serve the demo SPA's static files from a background thread, on an origin of its own
+    (like the Vite dev server of the course), so the SPA calls the API cross-origin as in
+    production. Port 0 picks a free port; `server.server_address` tells which."""
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -46,7 +48,7 @@ def serve(
     """Run the API (and the demo SPA on its own origin)."""
     configure_logging()
     if spa_port and FRONTEND_DIR.exists():
-        _serve_frontend(host, spa_port, FRONTEND_DIR)
+        serve_frontend(host, spa_port, FRONTEND_DIR)
         typer.echo(f"Demo SPA on http://localhost:{spa_port}  (API on http://localhost:{port})")
     uvicorn.run("backend.app.main:app", host=host, port=port, reload=reload, log_config=None)
 

@@ -1,0 +1,247 @@
+// Unit tests of the client's flow logic, against a scripted fake server (no network).
+// The real browser behaviour is tested in backend/tests/browser/ against the real API.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { createApiClient, NotAuthenticatedError } from "../src/api-client.js";
+import { attachApiClient } from "../src/axios-adapter.js";
+
+const BASE = "http://api.test";
+
+// A fake API: tokens are "t1", "t2", ...; `expired` tokens get 401 on protected routes.
+function fakeServer({ refreshStatus = 200, csrfFailures = 0, protectedStatus = null } = {}) {
+  const state = { calls: [], token: 0, expired: new Set(), csrfFailures };
+  const json = (status, body) =>
+    new Response(status === 204 ? null : JSON.stringify(body), {
+      status,
+      headers: { "Content-Type": "application/json" },
+    });
+  const session = () => {
+    state.token += 1;
+    return {
+      accessToken: `t${state.token}`,
+      tokenType: "bearer",
+      expiresIn: 900,
+      expiresAt: Math.floor(Date.now() / 1000) + 900,
+      csrfToken: "csrf-2",
+      user: { id: "u1", email: "a@example.com" },
+    };
+  };
+  state.fetch = async (input, init = {}) => {
+    const url = typeof input === "string" ? input : String(input.url ?? input);
+    const path = url.slice(BASE.length);
+    const headers = new Headers(init.headers ?? input.headers);
+    state.calls.push({ path, method: init.method ?? "GET", headers, credentials: init.credentials });
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    if (path === "/auth/csrf") return json(200, { csrfToken: "csrf-1" });
+    if (path.startsWith("/auth/") && path !== "/auth/me") {
+      if (state.csrfFailures > 0) {
+        state.csrfFailures -= 1;
+        return json(403, { code: "csrf_mismatch", message: "m", details: {} });
+      }
+      if (path === "/auth/refresh") {
+        if (refreshStatus === "network") throw new TypeError("Failed to fetch");
+        if (refreshStatus !== 200) return json(refreshStatus, { code: refreshStatus === 401 ? "refresh_token_invalid" : "provider_unavailable", message: "m", details: {} });
+        return json(200, session());
+      }
+      if (path === "/auth/signin") return json(200, session());
+      if (path === "/auth/logout") return json(200, { ok: true });
+    }
+    const token = (headers.get("Authorization") ?? "").replace("Bearer ", "");
+    if (protectedStatus) return json(protectedStatus, { code: "x", message: "m", details: {} });
+    if (!token || state.expired.has(token)) return json(401, { code: "unauthorized", message: "Missing or invalid token", details: {} });
+    return json(200, { items: [], token });
+  };
+  state.count = (path) => state.calls.filter((call) => call.path === path).length;
+  return state;
+}
+
+function clientFor(server, options = {}) {
+  return createApiClient({ baseUrl: BASE, fetch: server.fetch, BroadcastChannel: null, ...options });
+}
+
+async function signedIn(server, options) {
+  const client = clientFor(server, options);
+  await client.signin({ email: "a@example.com", password: "correct horse" });
+  return client;
+}
+
+describe("protected calls", () => {
+  test("carry the bearer token and no cookies", async () => {
+    const server = fakeServer();
+    const client = await signedIn(server);
+
+    await client.request("/items");
+
+    const call = server.calls.at(-1);
+    assert.equal(call.headers.get("Authorization"), "Bearer t1");
+    assert.equal(call.credentials, "omit");
+  });
+
+  test("the guard throws while signed out and sends nothing", async () => {
+    const server = fakeServer();
+    const client = clientFor(server);
+
+    await assert.rejects(client.request("/items"), NotAuthenticatedError);
+
+    assert.equal(server.calls.length, 0);
+  });
+
+  test("ten parallel 401s cause exactly one refresh, then each call retries once", async () => {
+    const server = fakeServer();
+    const client = await signedIn(server);
+    server.expired.add("t1");
+
+    const results = await Promise.all(Array.from({ length: 10 }, () => client.request("/items")));
+
+    assert.equal(server.count("/auth/refresh"), 1);
+    assert.equal(server.count("/items"), 20);
+    assert.ok(results.every((result) => result.token === "t2"));
+  });
+
+  test("an access token past its expiry is refreshed before the call", async () => {
+    const server = fakeServer();
+    let clock = Date.now();
+    const client = await signedIn(server, { now: () => clock });
+    clock += 901 * 1000;
+
+    await client.request("/items");
+
+    assert.equal(server.count("/auth/refresh"), 1);
+    assert.equal(server.calls.at(-1).headers.get("Authorization"), "Bearer t2");
+  });
+
+  test("a second 401 after the refresh signs the client out and tells the app", async () => {
+    const server = fakeServer();
+    const client = await signedIn(server);
+    const events = [];
+    client.onSessionChange((event) => events.push(event.type));
+    server.expired.add("t1").add("t2");
+
+    await assert.rejects(client.request("/items"), { status: 401, code: "unauthorized" });
+
+    assert.equal(client.session, null);
+    assert.deepEqual(events, ["signed-in", "signed-out"]);
+  });
+
+  test("a refused refresh signs the client out", async () => {
+    const server = fakeServer({ refreshStatus: 401 });
+    const client = await signedIn(server);
+    server.expired.add("t1");
+
+    await assert.rejects(client.request("/items"), { status: 401, code: "refresh_token_invalid" });
+
+    assert.equal(client.session, null);
+  });
+
+  for (const refreshStatus of [503, "network"]) {
+    test(`a ${refreshStatus} during refresh is retryable and keeps the session`, async () => {
+      const server = fakeServer({ refreshStatus });
+      const client = await signedIn(server);
+      server.expired.add("t1");
+
+      await assert.rejects(client.request("/items"), { retryable: true });
+
+      assert.notEqual(client.session, null);
+    });
+  }
+
+  test("server errors come back typed with code, message and details", async () => {
+    const server = fakeServer({ protectedStatus: 404 });
+    const client = await signedIn(server);
+
+    await assert.rejects(client.request("/items/x"), { name: "ApiError", status: 404, code: "x", details: {} });
+  });
+});
+
+describe("auth calls", () => {
+  test("send cookies and the CSRF token, fetched once", async () => {
+    const server = fakeServer();
+    const client = await signedIn(server);
+
+    await client.signout();
+    await client.signin({ email: "a@example.com", password: "correct horse" });
+
+    assert.equal(server.count("/auth/csrf"), 1);
+    const logout = server.calls.find((call) => call.path === "/auth/logout");
+    assert.equal(logout.credentials, "include");
+    assert.equal(logout.headers.get("X-CSRF-Token"), "csrf-2"); // renewed from the signin body
+  });
+
+  test("a csrf_* 403 fetches a new token and retries once", async () => {
+    const server = fakeServer({ csrfFailures: 1 });
+    const client = clientFor(server);
+
+    await client.signin({ email: "a@example.com", password: "correct horse" });
+
+    assert.equal(server.count("/auth/csrf"), 2);
+    assert.equal(server.count("/auth/signin"), 2);
+    assert.equal(client.session.user.email, "a@example.com");
+  });
+
+  test("restoreSession resolves null on 401 (no session) instead of throwing", async () => {
+    const server = fakeServer({ refreshStatus: 401 });
+    const client = clientFor(server);
+
+    assert.equal(await client.restoreSession(), null);
+  });
+
+  test("the access token is never exposed on the session object", async () => {
+    const server = fakeServer();
+    const client = await signedIn(server);
+
+    assert.deepEqual(Object.keys(client.session), ["user", "expiresAt"]);
+    assert.ok(!JSON.stringify(client.session).includes("t1"));
+  });
+});
+
+describe("tabs", () => {
+  test("a refresh in one tab hands the new token to the other, which does not refresh", async () => {
+    const server = fakeServer();
+    const tabA = await signedIn(server, { BroadcastChannel });
+    const tabB = createApiClient({ baseUrl: BASE, fetch: server.fetch, BroadcastChannel });
+    await new Promise((resolve) => setTimeout(resolve, 10)); // B hears A's sign-in
+    server.expired.add("t1");
+
+    await tabA.request("/items");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const resultB = await tabB.request("/items");
+
+    assert.equal(server.count("/auth/refresh"), 1);
+    assert.equal(resultB.token, "t2");
+    tabA.close();
+    tabB.close();
+  });
+});
+
+describe("axios adapter", () => {
+  test("adds the bearer token and retries once after one shared refresh", async () => {
+    const { default: axios } = await import("axios");
+    const server = fakeServer();
+    const client = await signedIn(server);
+    const http = attachApiClient(
+      axios.create({ baseURL: BASE, adapter: "fetch", env: { fetch: server.fetch } }),
+      client,
+    );
+    server.expired.add("t1");
+
+    const responses = await Promise.all([http.get("/items"), http.get("/items")]);
+
+    assert.equal(server.count("/auth/refresh"), 1);
+    assert.ok(responses.every((response) => response.data.token === "t2"));
+  });
+
+  test("refuses to send while signed out", async () => {
+    const { default: axios } = await import("axios");
+    const server = fakeServer();
+    const http = attachApiClient(
+      axios.create({ baseURL: BASE, adapter: "fetch", env: { fetch: server.fetch } }),
+      clientFor(server),
+    );
+
+    await assert.rejects(http.get("/items"), NotAuthenticatedError);
+
+    assert.equal(server.calls.length, 0);
+  });
+});
