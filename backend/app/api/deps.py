@@ -19,7 +19,6 @@ from backend.app.core.security import (
     REFRESH_COOKIE,
     extract_bearer_token,
 )
-from backend.app.core.settings import Settings
 from backend.app.core.user_scoped_client import UserScopedClient
 from backend.app.identity.tokens import AccessClaims, TokenInvalid
 from backend.app.services import Services
@@ -30,7 +29,6 @@ __all__ = [
     "CurrentUser",
     "RefreshCookie",
     "ServicesDep",
-    "SettingsDep",
     "UserScopedDep",
 ]
 
@@ -49,13 +47,6 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-async def get_settings(services: ServicesDep) -> Settings:
-    return services.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 class _BearerAuth(HTTPBearer):
