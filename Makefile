@@ -38,5 +38,6 @@ test: $(STAMP) system-deps services frontend/node_modules/.package-lock.json lin
 	node --test frontend/tests/
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) services
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench.run

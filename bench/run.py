@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import re
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -82,12 +84,16 @@ def _wrk(url: str, seconds: int, headers: dict[str, str]) -> float:
     return float(match.group(1))
 
 
-def bench_routes(seconds: int, rounds: int) -> dict[str, list[float]]:
+def bench_routes(seconds: int, rounds: int, database_url: str | None) -> dict[str, list[float]]:
+    """One server on `database_url` (default: a new SQLite file); wrk on each route in turn."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
     port = _free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        server = subprocess.Popen([sys.executable, "-m", "bench.server", str(port), data_dir])
+        environment = {**os.environ, "DATABASE_URL": database_url or f"sqlite:///{data_dir}/b.db"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bench.server", str(port), data_dir], env=environment
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(100):
@@ -145,6 +151,27 @@ async def bench_sign_in(samples: int) -> dict[str, float]:
             await services.close()
 
 
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A scratch database on the machine's PostgreSQL, dropped afterwards."""
+    import asyncpg
+
+    name = f"myideas_bench_{time.time_ns()}"
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
@@ -152,8 +179,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30, help="sign-ins timed")
     args = parser.parse_args()
 
-    rates = bench_routes(args.seconds, args.rounds)
-    mean_rate = {name: statistics.median(values) for name, values in rates.items()}
+    rates = {"SQLite": bench_routes(args.seconds, args.rounds, None)}
+    with postgres_database() as url:
+        rates["PostgreSQL"] = bench_routes(args.seconds, args.rounds, url)
+    median = {
+        db: {name: statistics.median(values) for name, values in routes.items()}
+        for db, routes in rates.items()
+    }
     times = asyncio.run(bench_sign_in(args.samples))
 
     lines = [
@@ -164,8 +196,9 @@ def main() -> None:
         f"{args.rounds} interleaved rounds of {args.seconds} s (median shown).",
         "Command: `make bench`.",
         "",
-        "| route (same server, same run) | requests/s | share of bare |",
-        "|---|---|---|",
+        "| route (same server, same run) | SQLite req/s | share of bare "
+        "| PostgreSQL req/s | share of bare |",
+        "|---|---|---|---|---|",
     ]
     labels = {
         "bare": "bare FastAPI JSON route (baseline)",
@@ -173,9 +206,11 @@ def main() -> None:
         "items": "`GET /items` (bearer + 3 items read)",
     }
     for name, label in labels.items():
-        lines.append(
-            f"| {label} | {mean_rate[name]:,.0f} | {mean_rate[name] / mean_rate['bare']:.2f} |"
-        )
+        cells = [
+            f"{median[db][name]:,.0f} | {median[db][name] / median[db]['bare']:.2f}"
+            for db in ("SQLite", "PostgreSQL")
+        ]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     lines += [
         "",
         "| operation (same process, interleaved) | mean | ratio |",
