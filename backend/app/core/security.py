@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,7 +75,7 @@ class CookiePolicy:
     session_ttl_seconds: int
     domain: str | None = None
     path: str = "/"
-    samesite: str = "lax"
+    samesite: Literal["lax", "strict", "none"] = "lax"
 
     def set(self, response: Response, name: str, value: str, *, max_age: int | None = None) -> None:
         response.set_cookie(
@@ -85,7 +86,7 @@ class CookiePolicy:
             domain=self.domain,
             secure=self.secure,
             httponly=True,
-            samesite=self.samesite,  # type: ignore[arg-type]  # one of "lax" | "strict" | "none"
+            samesite=self.samesite,
         )
 
     def clear(self, response: Response, name: str) -> None:

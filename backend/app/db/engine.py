@@ -34,7 +34,11 @@ _SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 class Database:
-    """Owns the engine; runs read and write transactions."""
+    """Owns the engine; runs read and write transactions.
+
+    Statement parameters are hidden from SQLAlchemy's logs and exception messages: they include
+    password hashes and refresh-token hashes, which have no business in a log line.
+    """
 
     def __init__(self, database_url: str):
         url = make_url(database_url)
@@ -45,11 +49,13 @@ class Database:
         if self.is_sqlite:
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            self._sqlite = create_engine(url.set(drivername="sqlite+pysqlite"))
+            self._sqlite = create_engine(
+                url.set(drivername="sqlite+pysqlite"), hide_parameters=True
+            )
             _configure_sqlite(self._sqlite)
         elif backend == "postgresql":
             self._postgres = create_async_engine(
-                url.set(drivername="postgresql+asyncpg"), pool_pre_ping=True
+                url.set(drivername="postgresql+asyncpg"), pool_pre_ping=True, hide_parameters=True
             )
         else:
             raise ValueError(f"DATABASE_URL must be sqlite or postgresql, not {backend!r}")

@@ -13,7 +13,7 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -51,7 +51,7 @@ class AccessClaims:
 
 @dataclass(frozen=True, slots=True)
 class IssuedAccessToken:
-    token: str
+    token: str = field(repr=False)  # a bearer credential: never in a repr, log or traceback
     expires_in: int
     expires_at: int
 
