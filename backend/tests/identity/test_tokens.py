@@ -54,6 +54,12 @@ class TestTokenSigner:
         assert claims["exp"] - claims["iat"] == 900
         assert jwt.get_unverified_header(issued.token)["alg"] == "ES256"
 
+    def test_issued_token_stays_out_of_its_repr(self, signer):
+        """A repr ends up in tracebacks and debug logs; a bearer token must not."""
+        issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
+
+        assert issued.token not in repr(issued)
+
     def test_jwks_verifies_issued_tokens(self, signer):
         """A third party holding only the JWKS can verify our tokens."""
         issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
