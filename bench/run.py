@@ -29,6 +29,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 
@@ -42,7 +43,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _post(url: str, body: dict | None, headers: dict[str, str]) -> tuple[dict, list[str]]:
+def _post(
+    url: str, body: dict[str, Any] | None, headers: dict[str, str]
+) -> tuple[dict[str, Any], list[str]]:
     data = json.dumps(body).encode() if body is not None else b""
     request = urllib.request.Request(  # noqa: S310 -- loopback URL built here
         url, data=data, headers={"Content-Type": "application/json", **headers}, method="POST"
@@ -126,7 +129,7 @@ async def bench_sign_in(samples: int) -> dict[str, float]:
     from backend.app.services import start_services
 
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(_env_file=None, data_dir=Path(data_dir))  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, data_dir=Path(data_dir))
         services = await start_services(settings)
         try:
             identity = services.identity

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from backend.app.core.settings import Settings
 from backend.app.main import create_app
 
 
-def build(data_dir: Path):  # type: ignore[no-untyped-def]
-    settings = Settings(  # type: ignore[call-arg]
+def build(data_dir: Path) -> FastAPI:
+    settings = Settings(
         _env_file=None,
         data_dir=data_dir,
         rate_limit_signin_per_account="100000/minute",

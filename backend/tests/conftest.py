@@ -66,7 +66,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
             "rate_limit_signin_per_address": "1000/minute",
             "redis_url": None,
         }
-        return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+        return Settings(_env_file=None, **(values | overrides))
 
     return make
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from backend.tests.helpers import PASSWORD, AuthApi, unique_email
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"code", "message", "details"}
     assert body["code"] == code
     return body

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 
 @pytest.fixture
-async def spec(client) -> dict:
+async def spec(client) -> dict[str, Any]:
     response = await client.get("/openapi.json")
     assert response.status_code == 200
-    return response.json()
+    spec: dict[str, Any] = response.json()
+    return spec
 
 
-def security_of(spec: dict, method: str, path: str) -> set[str]:
+def security_of(spec: dict[str, Any], method: str, path: str) -> set[str]:
     requirements = spec["paths"][path][method].get("security", [])
     return {name for requirement in requirements for name in requirement}
 

@@ -41,7 +41,7 @@ class TestSettings:
         assert result.stdout.strip() == "123"
 
     def test_defaults_match_the_design(self):
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
 
         assert settings.cors_origins == ["http://localhost:5173", "http://127.0.0.1:5173"]
         assert settings.access_token_ttl_seconds == 900
@@ -55,7 +55,7 @@ class TestSettings:
     def test_cors_origins_parse_from_comma_separated_env(self, monkeypatch):
         monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example/")
 
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
 
         assert settings.cors_origins == ["https://a.example", "https://b.example"]
 
@@ -64,12 +64,12 @@ class TestSettings:
         monkeypatch.setenv("CORS_ORIGINS", "*")
 
         with pytest.raises(ValidationError, match="may not contain"):
-            Settings(_env_file=None)  # type: ignore[call-arg]
+            Settings(_env_file=None)
 
     @pytest.mark.parametrize("secret_key", [None, "change-me", ""])
     def test_production_refuses_missing_or_placeholder_secrets(self, secret_key):
         with pytest.raises(ValidationError, match="must be set to a real secret"):
-            Settings(  # type: ignore[call-arg]
+            Settings(
                 _env_file=None,
                 environment="production",
                 jwt_private_key="-----BEGIN PRIVATE KEY-----...",
@@ -88,7 +88,7 @@ class TestSettings:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             environment="production",
             jwt_private_key=pem.decode(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -25,7 +26,7 @@ def verifier(signer) -> TokenVerifier:
     return TokenVerifier(signer=signer, legacy_hs256_secret="legacy-secret-of-supabase-project")
 
 
-def forge(signer: TokenSigner, **overrides) -> dict:
+def forge(signer: TokenSigner, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {
         "sub": "11111111-1111-1111-1111-111111111111",
@@ -101,7 +102,7 @@ class TestTokenVerifier:
             verifier.verify(token)
 
     def test_alg_none_is_refused(self, signer, verifier):
-        token = jwt.encode(forge(signer), None, algorithm="none", headers={"kid": signer.key_id})
+        token = jwt.encode(forge(signer), "", algorithm="none", headers={"kid": signer.key_id})
 
         with pytest.raises(TokenInvalid):
             verifier.verify(token)
@@ -149,7 +150,7 @@ class TestTokenVerifier:
             verifier.verify(issued.token)
 
 
-def _hs256_by_hand(claims: dict, *, key: bytes, kid: str) -> str:
+def _hs256_by_hand(claims: dict[str, Any], *, key: bytes, kid: str) -> str:
     """PyJWT refuses to sign HS256 with a PEM key; an attacker's tooling does not."""
     import base64
     import hashlib
