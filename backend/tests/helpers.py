@@ -75,8 +75,8 @@ class AuthApi:
     async def refresh(self) -> httpx.Response:
         return await self.post("/auth/refresh")
 
-    async def logout(self) -> httpx.Response:
-        return await self.post("/auth/logout")
+    async def logout(self, **kwargs: Any) -> httpx.Response:
+        return await self.post("/auth/logout", **kwargs)
 
     async def signed_in_user(self, display_name: str | None = "Ada") -> ApiUser:
         email = unique_email()

@@ -118,9 +118,15 @@ class CsrfProtector:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def check_origin(self, request: Request) -> None:
-        """Raises OriginNotAllowed when the request names an origin that is not allowed."""
+        """Raises OriginNotAllowed when the request names an origin that is not allowed.
+
+        The API's own origin is allowed too: a same-origin request (the OpenAPI page at /docs)
+        is not a cross-site one, and a browser cannot fake the Host it sends a request to.
+        """
         origin = request.headers.get("origin")
-        if origin is not None and origin not in self._allowed_origins:
+        if origin is None or origin in self._allowed_origins:
+            return
+        if origin != f"{request.url.scheme}://{request.url.netloc}":
             raise OriginNotAllowed(details={"origin": origin})
 
     def verify(self, request: Request) -> None:
