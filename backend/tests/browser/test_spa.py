@@ -180,6 +180,24 @@ class TestTabs:
         finally:
             context.close()
 
+    def test_signing_out_in_one_tab_signs_out_the_other(self, browser, start_stack):
+        url = start_stack()
+        context = browser.new_context()
+        try:
+            first = context.new_page()
+            first.goto(url)
+            sign_up(first, unique_email())
+            second = context.new_page()
+            second.goto(url)
+            expect(second.get_by_text(SIGNED_IN)).to_be_visible()
+
+            first.get_by_role("button", name="Sign out").click()
+
+            expect(second.get_by_role("button", name="Sign in")).to_be_visible()
+            expect(second.get_by_text(SIGNED_IN)).to_be_hidden()
+        finally:
+            context.close()
+
 
 class TestGuard:
     def test_protected_call_while_signed_out_throws_and_sends_nothing(self, page, start_stack):
