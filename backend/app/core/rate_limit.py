@@ -25,7 +25,7 @@ class SignInRateLimiter:
         self._per_address: RateLimitItem = parse(per_address)
         # Our own pool, so that `close()` can release its connections at shutdown.
         self._redis_pool = ConnectionPool.from_url(redis_url) if redis_url else None
-        self.storage: Storage = (
+        storage: Storage = (
             RedisStorage(
                 f"async+{redis_url}",
                 implementation="redispy",
@@ -36,7 +36,7 @@ class SignInRateLimiter:
             if redis_url
             else MemoryStorage()
         )
-        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._limiter = MovingWindowRateLimiter(storage)
 
     async def close(self) -> None:
         if self._redis_pool is not None:
