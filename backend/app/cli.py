@@ -50,7 +50,17 @@ def serve(
     if spa_port and FRONTEND_DIR.exists():
         serve_frontend(host, spa_port, FRONTEND_DIR)
         typer.echo(f"Demo SPA on http://localhost:{spa_port}  (API on http://localhost:{port})")
-    uvicorn.run("backend.app.main:app", host=host, port=port, reload=reload, log_config=None)
+    forwarded_allow_ips = get_settings().forwarded_allow_ips
+    uvicorn.run(
+        "backend.app.main:app",
+        host=host,
+        port=port,
+        reload=reload,
+        log_config=None,
+        # X-Forwarded-For is believed only from the proxies FORWARDED_ALLOW_IPS names.
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @cli.command()
@@ -58,14 +68,7 @@ def migrate() -> None:
     """Create or upgrade the database schema."""
     settings = get_settings()
 
-    async def run() -> None:
-        database = Database(settings.database_url)
-        try:
-            await upgrade_to_head(database)
-        finally:
-            await database.dispose()
-
-    asyncio.run(run())
+    asyncio.run(upgrade_to_head(settings.database_url))
     typer.echo(
         f"Schema is up to date ({sa.engine.make_url(settings.database_url).get_backend_name()})."
     )

@@ -11,6 +11,7 @@ from backend.app.api import auth, health, items
 from backend.app.core.cors import ALLOWED_HEADERS, ALLOWED_METHODS, CredentialedCORSMiddleware
 from backend.app.core.errors import install_error_handlers
 from backend.app.core.logging import install_redaction
+from backend.app.core.request_limits import RequestLimitsMiddleware
 from backend.app.core.settings import Settings, get_settings
 from backend.app.services import start_services
 
@@ -41,8 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.services.close()
 
     app = FastAPI(
-        title="My Ideas auth", version="0.1.0", description=_DESCRIPTION, lifespan=lifespan
+        title="My Ideas auth",
+        version="0.1.0",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
     )
+    # Added first, so it runs inside CORS: a browser can read the 431 and see why.
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         CredentialedCORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -51,9 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=ALLOWED_HEADERS,
     )
     install_error_handlers(app)
-    app.include_router(auth.router)
-    app.include_router(items.router)
-    app.include_router(health.router)
+    # FastAPI's body limit, set per route (not on the app, whose limiter sits outside the error
+    # handlers and would answer a plain-text 413): a body that grows past it while being read is
+    # a 413 with the error body. A larger declared Content-Length is refused earlier, above.
+    for router in (auth.router, items.router, health.router):
+        app.include_router(router, max_body_size=settings.max_body_bytes)
     return app
 
 

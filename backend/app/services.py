@@ -38,8 +38,8 @@ async def start_services(settings: Settings) -> Services:
         raise RuntimeError(
             "AUTH_PROVIDER=supabase is not built yet; the embedded provider is the only one"
         )
-    database = Database(settings.database_url)
-    await upgrade_to_head(database)
+    await upgrade_to_head(settings.database_url)
+    database = Database(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
     secret = app_secret(settings)
     signer = TokenSigner(
         private_key=signing_key(settings),

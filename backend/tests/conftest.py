@@ -32,17 +32,26 @@ _APP_TABLES = "identity_users, identity_sessions, identity_refresh_tokens, user_
 def postgres_url() -> Iterator[str]:
     """A fresh database for this test session on the local server, dropped afterwards."""
     name = f"myideas_test_{uuid.uuid4().hex[:10]}"
-
-    async def run(statement: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL database of the test's own: nothing migrated yet."""
+    name = f"myideas_fresh_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def _admin(statement: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -34,6 +34,7 @@ from backend.app.api.models import (
 )
 from backend.app.core.errors import RefreshTokenError, RefreshTokenMissing, error_response
 from backend.app.identity.base import AuthSession
+from backend.app.identity.emails import email_key
 
 __all__ = ["router"]
 
@@ -95,7 +96,7 @@ async def sign_in(
 ) -> SessionOut:
     """Sign in with email and password: the access token in the body, the refresh token in the
     `sb_refresh_token` cookie, and a fresh CSRF token (rotated at every sign-in)."""
-    await services.rate_limiter.hit_sign_in(email=str(body.email), address=address)
+    await services.rate_limiter.hit_sign_in(email_key=email_key(str(body.email)), address=address)
     session = await services.identity.sign_in_with_password(
         email=str(body.email), password=body.password
     )

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
 from backend.app.core.errors import Unauthorized
+from backend.app.core.request_limits import client_address
 from backend.app.core.security import (
     CSRF_HEADER,
     REFRESH_COOKIE,
@@ -102,7 +103,8 @@ RefreshCookie = Annotated[str | None, Depends(refresh_cookie)]
 
 
 async def get_client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    trusts_proxies = bool(_services(request).settings.forwarded_allow_ips)
+    return client_address(request, trusts_proxies=trusts_proxies)
 
 
 ClientAddress = Annotated[str, Depends(get_client_address)]

@@ -5,13 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
 __all__ = [
     "CsrfOut",
+    "HealthOut",
     "ItemCreate",
     "ItemList",
     "ItemOut",
@@ -29,9 +39,35 @@ class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=10_000)]
+def _encodable(value: str) -> str:
+    # JSON can carry lone surrogates ("\ud800"), which no UTF-8 database or hash function takes.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL's text cannot hold U+0000 (SQLite can): refuse it on every backend, here.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return _encodable(value)
+
+
+# Every string a body carries to the database is checked here, before any SQL.
+Storable = AfterValidator(_storable)
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
+Description = Annotated[str, StringConstraints(max_length=10_000), Storable]
+# NUL is fine in a password: it is hashed, never stored, and counts like any other character.
+Password = Annotated[
+    str, AfterValidator(_encodable), Field(json_schema_extra={"format": "password"})
+]
 
 
 class ProfileIn(CamelModel):
@@ -42,7 +78,7 @@ class SignUpIn(CamelModel):
     email: EmailStr
     # The length policy is checked by the identity provider (422 `weak_password` with a reason),
     # so here the password is only a string.
-    password: str = Field(json_schema_extra={"format": "password"})
+    password: Password
     profile: ProfileIn | None = None
 
     model_config = ConfigDict(
@@ -60,7 +96,7 @@ class SignUpIn(CamelModel):
 
 class SignInIn(CamelModel):
     email: EmailStr
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH, json_schema_extra={"format": "password"})
+    password: Annotated[Password, Field(max_length=MAX_PASSWORD_LENGTH)]
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -115,8 +151,18 @@ class ItemCreate(CamelModel):
 
 
 class ItemUpdate(CamelModel):
-    title: Title | None = None
-    description: Description | None = None
+    """Only the fields sent change; a field may be left out but not set to null (both columns
+    are required). `SkipJsonSchema` keeps null out of the published schema too."""
+
+    title: Title | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+
+    @field_validator("title", "description", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
 
 
 class ItemOut(CamelModel):
@@ -129,3 +175,9 @@ class ItemOut(CamelModel):
 
 class ItemList(CamelModel):
     items: list[ItemOut]
+
+
+class HealthOut(CamelModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok"]
+    rate_limit_store: Literal["ok", "not_configured", "down"]

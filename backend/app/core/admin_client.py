@@ -29,8 +29,13 @@ class AdminClient:
     def __init__(self, database: Database):
         self._db = database
 
-    async def create_user(self, *, email: str, password_hash: str, display_name: str | None) -> str:
+    async def create_user(
+        self, *, email: str, email_as_typed: str, password_hash: str, display_name: str | None
+    ) -> str:
         """Insert the user and its profile in one transaction; returns the new user id.
+
+        Args:
+            email: the normalized address (unique); `email_as_typed` is kept for display.
 
         Raises:
             UserAlreadyExists: the email is taken (the unique index decides, not a prior read,
@@ -44,6 +49,7 @@ class AdminClient:
                 identity_users.insert().values(
                     id=user_id,
                     email=email,
+                    email_as_typed=email_as_typed,
                     password_hash=password_hash,
                     created_at=now,
                     updated_at=now,

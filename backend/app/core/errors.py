@@ -20,8 +20,10 @@ mapped into the same body so a client parses exactly one shape.
     │   └── OriginNotAllowed
     ├── RateLimited               429 rate_limited          (+ Retry-After)
     ├── NotFound                  404 not_found
-    ├── ProviderUnavailable       503 provider_unavailable
-    └── DatabaseUnavailable       503 database_unavailable
+    └── ProviderUnavailable       503 provider_unavailable  (+ Retry-After)
+
+    db.engine.DatabaseUnavailable 503 database_unavailable  (+ Retry-After; the data layer's
+                                                             one outage error, mapped here)
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.app.db.engine import DatabaseUnavailable
+
 __all__ = [
     "AppError",
     "CsrfError",
     "CsrfMismatch",
     "CsrfMissing",
-    "DatabaseUnavailable",
     "ErrorCode",
     "InvalidCredentials",
     "NotFound",
@@ -55,6 +58,7 @@ __all__ = [
     "Unauthorized",
     "UserAlreadyExists",
     "WeakPassword",
+    "database_unavailable_response",
     "error_body",
     "error_response",
     "install_error_handlers",
@@ -81,6 +85,8 @@ class ErrorCode(StrEnum):
     HTTP_ERROR = "http_error"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     DATABASE_UNAVAILABLE = "database_unavailable"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    HEADERS_TOO_LARGE = "request_headers_too_large"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -101,6 +107,8 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PROVIDER_UNAVAILABLE: 503,
     ErrorCode.DATABASE_UNAVAILABLE: 503,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 
@@ -228,10 +236,12 @@ class ProviderUnavailable(AppError):
     code = ErrorCode.PROVIDER_UNAVAILABLE
     default_message = "The identity provider is unavailable; try again shortly"
 
+    def __init__(self, *, retry_after_seconds: int = 1):
+        super().__init__()
+        self.retry_after_seconds = retry_after_seconds
 
-class DatabaseUnavailable(AppError):
-    code = ErrorCode.DATABASE_UNAVAILABLE
-    default_message = "The database is unavailable"
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -266,7 +276,11 @@ async def _handle_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _json_error(ErrorCode.VALIDATION_ERROR, "The request is not valid", {"errors": errors})
 
 
-_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
+_HTTP_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
 
 
 async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
@@ -277,6 +291,23 @@ async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def database_unavailable_response(
+    exc: DatabaseUnavailable, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    return _json_error(
+        ErrorCode.DATABASE_UNAVAILABLE,
+        "The database is unavailable; try again shortly",
+        details,
+        headers={"Retry-After": str(exc.retry_after_seconds)},
+    )
+
+
+async def _handle_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DatabaseUnavailable)  # noqa: S101 -- registered for this type only
+    logger.warning("database unavailable", extra={"error": str(exc)})
+    return database_unavailable_response(exc)
+
+
 async def _handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return _json_error(ErrorCode.INTERNAL_ERROR, "Internal server error")
@@ -284,6 +315,7 @@ async def _handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _handle_app_error)
+    app.add_exception_handler(DatabaseUnavailable, _handle_database_unavailable)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(Exception, _handle_unexpected)

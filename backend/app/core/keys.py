@@ -7,7 +7,10 @@ already refuses to start without them.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -19,12 +22,25 @@ __all__ = ["app_secret", "signing_key"]
 
 
 def _read_or_create(path: Path, create: bytes) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(create)
-    return create
+    """The file's content, creating it with `create` if it does not exist yet.
+
+    Several workers may start at once on an empty data folder. Each writes its candidate to a
+    private temporary file and links it into place; a link never replaces an existing file, so
+    exactly one candidate wins, whole, and every worker then reads that one.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, candidate = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(descriptor, "wb") as file:  # mkstemp creates it with mode 0600
+                file.write(create)
+                file.flush()
+                os.fsync(file.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+        finally:
+            os.unlink(candidate)
+    return path.read_bytes()
 
 
 def signing_key(settings: Settings) -> ec.EllipticCurvePrivateKey:

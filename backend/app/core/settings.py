@@ -44,7 +44,14 @@ class Settings(BaseSettings):
     auth_provider: AuthProvider = AuthProvider.EMBEDDED
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = ""
+    # How long a request waits for the database (connect, pool, lock, statement) before a 503.
+    database_timeout_seconds: float = Field(default=5.0, gt=0)
     redis_url: str | None = None
+    # Request bodies above this many bytes are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    # The proxies whose X-Forwarded-For is believed (uvicorn's option, read from the same variable);
+    # unset: the client address is the socket's.
+    forwarded_allow_ips: str | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default=["http://localhost:5173", "http://127.0.0.1:5173"]
     )

@@ -59,7 +59,10 @@ identity_users = sa.Table(
     "identity_users",
     metadata,
     sa.Column("id", sa.Uuid(as_uuid=False), primary_key=True),
+    # The normalized address (identity/emails.py): unique, and what sign-in looks up.
     sa.Column("email", sa.String(320), nullable=False, unique=True),
+    # The address as the user typed it at sign-up, for display.
+    sa.Column("email_as_typed", sa.String(320), nullable=False, server_default=""),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),

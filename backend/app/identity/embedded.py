@@ -34,9 +34,10 @@ from backend.app.core.errors import (
     RefreshTokenInvalid,
     RefreshTokenReused,
 )
-from backend.app.db.engine import Database
+from backend.app.db.engine import Database, DatabaseUnavailable
 from backend.app.db.tables import identity_refresh_tokens, identity_sessions, identity_users, utcnow
 from backend.app.identity.base import AuthSession, AuthUser
+from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
     check_password_policy,
     hash_password,
@@ -54,10 +55,6 @@ R = TypeVar("R")
 _MAX_SUCCESSOR_WALK = 32
 
 
-# Errors that mean "the database cannot be reached or used right now", not "this request is bad".
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
-
-
 def _provider_call(
     method: Callable[P, Coroutine[Any, Any, R]],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -71,8 +68,8 @@ def _provider_call(
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
-        except _UNAVAILABLE as exc:
-            raise ProviderUnavailable() from exc
+        except DatabaseUnavailable as exc:
+            raise ProviderUnavailable(retry_after_seconds=exc.retry_after_seconds) from exc
 
     return wrapper
 
@@ -104,21 +101,25 @@ class EmbeddedIdentityProvider:
     @_provider_call
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
         check_password_policy(password)
-        email = email.lower()
         password_hash = await hash_password(password)
         user_id = await self._admin.create_user(
-            email=email, password_hash=password_hash, display_name=display_name
+            email=email_key(email),
+            email_as_typed=email,
+            password_hash=password_hash,
+            display_name=display_name,
         )
         return AuthUser(id=user_id, email=email)
 
     @_provider_call
     async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
-        email = email.lower()
+        key = email_key(email)
         row = await self._db.read(
             lambda conn: conn.execute(
-                sa.select(identity_users.c.id, identity_users.c.password_hash).where(
-                    identity_users.c.email == email
-                )
+                sa.select(
+                    identity_users.c.id,
+                    identity_users.c.email_as_typed,
+                    identity_users.c.password_hash,
+                ).where(identity_users.c.email == key)
             ).first()
         )
         if row is None:
@@ -127,7 +128,7 @@ class EmbeddedIdentityProvider:
         check = await verify_password(password_hash=row.password_hash, password=password)
         if not check.matches:
             raise InvalidCredentials()
-        user = AuthUser(id=row.id, email=email)
+        user = AuthUser(id=row.id, email=row.email_as_typed)
         session_id = str(uuid.uuid4())
         refresh_token = secrets.token_urlsafe(32)
         now = utcnow()
@@ -260,7 +261,7 @@ def _live_session_user(conn: Connection, session_id: str, now: datetime) -> Auth
         RefreshTokenInvalid: the session is over.
     """
     row = conn.execute(
-        sa.select(identity_users.c.id, identity_users.c.email)
+        sa.select(identity_users.c.id, identity_users.c.email_as_typed)
         .select_from(identity_sessions.join(identity_users))
         .where(
             identity_sessions.c.id == session_id,
@@ -270,4 +271,4 @@ def _live_session_user(conn: Connection, session_id: str, now: datetime) -> Auth
     ).first()
     if row is None:
         raise RefreshTokenInvalid()
-    return AuthUser(id=row.id, email=row.email)
+    return AuthUser(id=row.id, email=row.email_as_typed)

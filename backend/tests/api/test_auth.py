@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
 import httpx
@@ -392,3 +394,99 @@ class TestRateLimit:
         statuses.append((await api.signup(unique_email())).status_code)
 
         assert statuses == [201, 201, 401, 429]
+
+
+FULL_WIDTH = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyz", "".join(chr(0xFF41 + i) for i in range(26))
+)
+
+
+class TestEmailIdentity:
+    """One account per address, whatever its Unicode spelling; the typed form is kept."""
+
+    async def test_signup_full_width_look_alike_is_409(self, api: AuthApi):
+        local = f"ada{uuid.uuid4().hex[:8]}"
+        await api.signup(f"{local}@example.com")
+
+        response = await api.signup(f"{local.translate(FULL_WIDTH)}@example.com")
+
+        assert_error(response, 409, "user_already_exists")
+
+    async def test_signin_with_a_look_alike_reaches_the_same_account(self, api: AuthApi):
+        local = f"ada{uuid.uuid4().hex[:8]}"
+        created = (await api.signup(f"{local}@example.com")).json()["user"]
+
+        response = await api.signin(f"{local.upper().translate(FULL_WIDTH)}@example.com")
+
+        assert response.status_code == 200, response.text
+        assert response.json()["user"] == created
+
+    async def test_the_address_as_typed_is_kept_for_display(self, api: AuthApi, client):
+        email = f"Ada.Lovelace{uuid.uuid4().hex[:8]}@example.com"
+
+        signup = await api.signup(email)
+        signin = await api.signin(email.lower())
+        me = await client.get(
+            "/auth/me", headers={"Authorization": f"Bearer {signin.json()['accessToken']}"}
+        )
+
+        assert signup.json()["user"]["email"] == email
+        assert signin.json()["user"]["email"] == email
+        assert me.json()["user"]["email"] == email
+
+    async def test_look_alikes_share_one_per_account_rate_limit(self, make_api):
+        api = await make_api(rate_limit_signin_per_account="2/minute")
+        local = f"ada{uuid.uuid4().hex[:8]}"
+        spellings = [f"{local}@example.com", f"{local.upper()}@example.com"]
+
+        statuses = [
+            (await api.signin(email)).status_code
+            for email in [*spellings, f"{local.translate(FULL_WIDTH)}@example.com"]
+        ]
+
+        assert statuses == [401, 401, 429]
+
+
+class TestUnstorableValues:
+    """Values no database or hash can take are 422 before anything is written."""
+
+    async def test_signup_display_name_with_nul_is_422_and_creates_nothing(self, api: AuthApi):
+        email = unique_email()
+        await api.fetch_csrf()
+        body = {"email": email, "password": PASSWORD, "profile": {"displayName": "a\x00b"}}
+
+        response = await api.client.post(
+            "/auth/signup",
+            content=json.dumps(body).encode(),
+            headers={"X-CSRF-Token": api.csrf_token or "", "Content-Type": "application/json"},
+        )
+        retry = await api.signup(email)
+
+        assert_error(response, 422, "validation_error")
+        assert retry.status_code == 201
+
+    @pytest.mark.parametrize("route", ["/auth/signup", "/auth/signin"])
+    async def test_password_with_a_lone_surrogate_is_422(self, api: AuthApi, route):
+        await api.fetch_csrf()
+        body = {"email": unique_email(), "password": "long enough \ud800 password"}
+
+        response = await api.client.post(
+            route,
+            content=json.dumps(body).encode(),
+            headers={"X-CSRF-Token": api.csrf_token or "", "Content-Type": "application/json"},
+        )
+
+        body = assert_error(response, 422, "validation_error")
+        assert "\\ud800" not in response.text
+
+    async def test_password_with_nul_is_accepted_and_not_truncated(self, api: AuthApi):
+        email = unique_email()
+        await api.signup(email, password="prefix\x00suffix-one")
+
+        right = await api.signin(email, password="prefix\x00suffix-one")
+        truncated = await api.signin(email, password="prefix")
+        other_tail = await api.signin(email, password="prefix\x00suffix-two")
+
+        assert right.status_code == 200
+        assert_error(truncated, 401, "auth_invalid_credentials")
+        assert_error(other_tail, 401, "auth_invalid_credentials")

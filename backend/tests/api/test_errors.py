@@ -52,7 +52,11 @@ class TestHealth:
         response = await client.get("/health")
 
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "database": "ok"}
+        assert response.json() == {
+            "status": "ok",
+            "database": "ok",
+            "rateLimitStore": "not_configured",
+        }
 
     @pytest.mark.postgres
     @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -80,6 +84,50 @@ class TestProviderUnavailable:
             await api.signed_in_user()
             await proxy.cut()
             response = await api.refresh()
+
+        assert_error(response, 503, "provider_unavailable")
+        assert "set-cookie" not in response.headers
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+class TestDatabaseCut:
+    """The database goes away under a running app: every route that needs it says 503."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("GET", "/auth/me", None),
+            ("GET", "/items", None),
+            ("POST", "/items", {"title": "t"}),
+            ("GET", "/items/{id}", None),
+            ("PATCH", "/items/{id}", {"title": "t2"}),
+            ("DELETE", "/items/{id}", None),
+        ],
+    )
+    async def test_data_route_while_database_is_down_is_503_with_retry_after(
+        self, make_settings, postgres_url, method, path, body
+    ):
+        async with app_behind_cuttable_proxy(make_settings, postgres_url) as (client, proxy):
+            user = await AuthApi(client).signed_in_user()
+            item = (await client.post("/items", json={"title": "t"}, headers=user.auth)).json()
+            await proxy.cut()
+            response = await client.request(
+                method, path.format(id=item["id"]), json=body, headers=user.auth
+            )
+
+        assert_error(response, 503, "database_unavailable")
+        assert int(response.headers["retry-after"]) >= 1
+
+    @pytest.mark.parametrize("route", ["/auth/signup", "/auth/signin", "/auth/logout"])
+    async def test_auth_route_while_database_is_down_is_503_provider_unavailable(
+        self, make_settings, postgres_url, route
+    ):
+        async with app_behind_cuttable_proxy(make_settings, postgres_url) as (client, proxy):
+            api = AuthApi(client)
+            user = await api.signed_in_user()
+            await proxy.cut()
+            response = await api.post(route, {"email": user.email, "password": user.password})
 
         assert_error(response, 503, "provider_unavailable")
         assert "set-cookie" not in response.headers

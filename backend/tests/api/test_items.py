@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -100,3 +101,63 @@ class TestItems:
 
         assert_error(response, 401, "unauthorized")
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+class TestItemValues:
+    """Values no column can hold are 422 before they reach SQL, on both backends."""
+
+    @pytest.mark.parametrize("body", [{"title": None}, {"description": None}])
+    async def test_items_patch_null_field_is_422_and_changes_nothing(self, client, user, body):
+        item = (await client.post("/items", json={"title": "t"}, headers=user.auth)).json()
+
+        response = await client.patch(f"/items/{item['id']}", json=body, headers=user.auth)
+        after = await client.get(f"/items/{item['id']}", headers=user.auth)
+
+        assert_error(response, 422, "validation_error")
+        assert after.json() == item
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"title": "nul \x00 here"},
+            {"title": "ok", "description": "nul \x00 here"},
+            {"title": "lone \ud800 surrogate"},
+            {"title": "ok", "description": "lone \udfff surrogate"},
+        ],
+    )
+    async def test_items_create_unstorable_text_is_422(self, client, user, body):
+        response = await client.post(
+            "/items", content=_json_with_escapes(body), headers=_json_headers(user)
+        )
+        listed = await client.get("/items", headers=user.auth)
+
+        assert_error(response, 422, "validation_error")
+        assert listed.json() == {"items": []}
+
+    async def test_items_patch_nul_is_422(self, client, user):
+        item = (await client.post("/items", json={"title": "t"}, headers=user.auth)).json()
+
+        response = await client.patch(
+            f"/items/{item['id']}",
+            content=_json_with_escapes({"title": "a\x00b"}),
+            headers=_json_headers(user),
+        )
+
+        assert_error(response, 422, "validation_error")
+
+    async def test_items_keep_serving_after_a_refused_value(self, client, user):
+        """A refused value is a 422, not a 500 that would drop the connection."""
+        await client.patch(f"/items/{uuid.uuid4()}", json={"title": None}, headers=user.auth)
+
+        response = await client.get("/items", headers=user.auth)
+
+        assert response.status_code == 200
+
+
+def _json_with_escapes(body: dict[str, str]) -> bytes:
+    # json.dumps escapes NUL and lone surrogates as \u0000 / \ud800, as a client would send them.
+    return json.dumps(body).encode()
+
+
+def _json_headers(user) -> dict[str, str]:
+    return {**user.auth, "Content-Type": "application/json"}

@@ -1,0 +1,67 @@
+"""Migrations run by several processes at the same moment: they take turns, none fails."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from backend.app.db.engine import Database
+from backend.app.db.migrate import upgrade_to_head
+
+PROCESSES = 4
+
+
+def _migrate_at_the_barrier(database_url: str, barrier, failures) -> None:
+    barrier.wait()
+    try:
+        asyncio.run(upgrade_to_head(database_url))
+    except Exception as exc:
+        failures.put(repr(exc))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("fresh_postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'fresh.db'}"
+
+
+class TestConcurrentMigrations:
+    def test_processes_migrating_an_empty_database_at_once_all_succeed(self, empty_database_url):
+        """Four processes released by one barrier: no unique violation, no lock error, and one
+        schema at head."""
+        context = multiprocessing.get_context("spawn")
+        barrier, failures = context.Barrier(PROCESSES), context.Queue()
+        processes = [
+            context.Process(
+                target=_migrate_at_the_barrier, args=(empty_database_url, barrier, failures)
+            )
+            for _ in range(PROCESSES)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+
+        errors = [failures.get() for _ in range(failures.qsize())]
+        assert errors == []
+        assert [process.exitcode for process in processes] == [0] * PROCESSES
+        assert asyncio.run(_revision(empty_database_url)) == "0002"
+
+
+async def _revision(database_url: str) -> str:
+    database = Database(database_url)
+    try:
+        revision: str = await database.read(
+            lambda conn: conn.execute(
+                sa.text("SELECT version_num FROM alembic_version")
+            ).scalar_one()
+        )
+    finally:
+        await database.dispose()
+    return revision

@@ -1,0 +1,84 @@
+"""The schema migrations, on both backends: the email-identity upgrade of existing rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from backend.app.db.engine import Database
+from backend.app.db.migrate import MIGRATIONS, upgrade_to_head
+from backend.app.db.tables import identity_users
+
+FULL_WIDTH_ADA = "".join(chr(0xFF41 + ord(letter) - ord("a")) for letter in "ada")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("fresh_postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'old.db'}"
+
+
+async def _upgrade_to(database: Database, revision: str) -> None:
+    def upgrade(connection: sa.Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    await database.write(upgrade)
+
+
+class TestEmailIdentityMigration:
+    async def test_existing_rows_are_normalized_and_look_alikes_keep_their_data(
+        self, empty_database_url
+    ):
+        """Rows from before 0002: the oldest of two look-alikes keeps the address, the later one
+        keeps its row but an address no sign-in can type; both keep what was typed."""
+        database = Database(empty_database_url)
+        await _upgrade_to(database, "0001")
+        now = datetime.now(UTC)
+        rows = [
+            (str(uuid.uuid4()), "grace@example.com", now - timedelta(days=3)),
+            (str(uuid.uuid4()), "ada@example.com", now - timedelta(days=2)),
+            (str(uuid.uuid4()), f"{FULL_WIDTH_ADA}@example.com", now - timedelta(days=1)),
+        ]
+        users = sa.table(
+            "identity_users",
+            sa.column("id", sa.Uuid(as_uuid=False)),
+            *(sa.column(name) for name in ("email", "password_hash")),
+            sa.column("created_at", sa.DateTime(timezone=True)),
+            sa.column("updated_at", sa.DateTime(timezone=True)),
+        )
+        await database.write(
+            lambda conn: conn.execute(
+                users.insert(),
+                [
+                    {"id": i, "email": e, "password_hash": "x", "created_at": c, "updated_at": c}
+                    for i, e, c in rows
+                ],
+            )
+        )
+
+        await upgrade_to_head(empty_database_url)
+        migrated = await database.read(
+            lambda conn: {
+                row.id: (row.email, row.email_as_typed)
+                for row in conn.execute(sa.select(identity_users))
+            }
+        )
+        await database.dispose()
+
+        (grace, _, _), (ada, _, _), (look_alike, _, _) = rows
+        assert migrated == {
+            grace: ("grace@example.com", "grace@example.com"),
+            ada: ("ada@example.com", "ada@example.com"),
+            look_alike: (f"ada@example.com#{look_alike}", f"{FULL_WIDTH_ADA}@example.com"),
+        }
