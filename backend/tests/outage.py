@@ -14,6 +14,7 @@ class CuttableProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.frozen = False
 
     @property
     def database_url(self) -> str:
@@ -22,6 +23,10 @@ class CuttableProxy:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def freeze(self) -> None:
+        """Keep every connection open but pass nothing on, as a hung server or network would."""
+        self.frozen = True
 
     async def cut(self) -> None:
         """Stop listening and drop every open connection, as a stopped server would."""
@@ -38,6 +43,8 @@ class CuttableProxy:
         async def pipe(reader, writer) -> None:
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(65536):
+                    if self.frozen:
+                        continue
                     writer.write(data)
                     await writer.drain()
             writer.close()

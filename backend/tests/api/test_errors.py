@@ -119,6 +119,20 @@ class TestDatabaseCut:
         assert_error(response, 503, "database_unavailable")
         assert int(response.headers["retry-after"]) >= 1
 
+    @pytest.mark.parametrize("path", ["/items", "/auth/me", "/health"])
+    async def test_route_while_database_hangs_is_503_within_the_timeout(
+        self, make_settings, postgres_url, path
+    ):
+        """The database keeps the connection but never answers: a 503, not a hung request."""
+        async with app_behind_cuttable_proxy(
+            make_settings, postgres_url, database_timeout_seconds=1
+        ) as (client, proxy):
+            user = await AuthApi(client).signed_in_user()
+            proxy.freeze()
+            response = await client.get(path, headers=user.auth)
+
+        assert_error(response, 503, "database_unavailable")
+
     @pytest.mark.parametrize("route", ["/auth/signup", "/auth/signin", "/auth/logout"])
     async def test_auth_route_while_database_is_down_is_503_provider_unavailable(
         self, make_settings, postgres_url, route
@@ -134,12 +148,15 @@ class TestDatabaseCut:
 
 
 @contextlib.asynccontextmanager
-async def app_behind_cuttable_proxy(make_settings, postgres_url):
+async def app_behind_cuttable_proxy(make_settings, postgres_url, **settings):
     proxy = CuttableProxy()
     await proxy.start()
     database = postgres_url.rsplit("/", 1)[1]
-    app = create_app(make_settings(database_url=f"{proxy.database_url}/{database}"))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client, proxy
+    app = create_app(make_settings(database_url=f"{proxy.database_url}/{database}", **settings))
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                yield client, proxy
+    finally:
+        await proxy.cut()  # closes what a frozen proxy still holds open

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from backend.app.db.engine import Database
@@ -21,14 +19,6 @@ def _migrate_at_the_barrier(database_url: str, barrier, failures) -> None:
         asyncio.run(upgrade_to_head(database_url))
     except Exception as exc:
         failures.put(repr(exc))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("fresh_postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'fresh.db'}"
 
 
 class TestConcurrentMigrations:

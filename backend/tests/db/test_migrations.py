@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -16,14 +14,6 @@ from backend.app.db.migrate import MIGRATIONS, upgrade_to_head
 from backend.app.db.tables import identity_users
 
 FULL_WIDTH_ADA = "".join(chr(0xFF41 + ord(letter) - ord("a")) for letter in "ada")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("fresh_postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'old.db'}"
 
 
 async def _upgrade_to(database: Database, revision: str) -> None:
