@@ -155,12 +155,17 @@ class EmbeddedIdentityProvider:
 
     @_provider_call
     async def refresh(self, *, refresh_token: str) -> AuthSession:
-        outcome = await self._db.write(lambda conn: self._rotate(conn, refresh_token))
+        # The reuse interval counts from when the token was presented, not from when its turn for
+        # the database came: under load, a twin request that arrived with it may wait longer.
+        presented_at = utcnow()
+        outcome = await self._db.write(lambda conn: self._rotate(conn, refresh_token, presented_at))
         if isinstance(outcome, _Reused):
             raise RefreshTokenReused()
         return self._session(outcome.user, outcome.session_id, outcome.refresh_token)
 
-    def _rotate(self, conn: Connection, refresh_token: str) -> _Rotated | _Reused:
+    def _rotate(
+        self, conn: Connection, refresh_token: str, presented_at: datetime
+    ) -> _Rotated | _Reused:
         """One transaction: rotate the token, or answer a reuse (see the module docstring)."""
         token_hash = _hash_token(refresh_token)
         now = utcnow()
@@ -189,7 +194,7 @@ class EmbeddedIdentityProvider:
         if spent is None:
             raise RefreshTokenInvalid()
         user = _live_session_user(conn, spent.session_id, now)
-        if now - spent.revoked_at <= self._reuse_interval:
+        if presented_at - spent.revoked_at <= self._reuse_interval:
             return _Rotated(user, spent.session_id, self._current_successor(conn, refresh_token))
         # Committed with this transaction; the caller raises refresh_token_reused afterwards.
         revoke_session(conn, session_id=spent.session_id)

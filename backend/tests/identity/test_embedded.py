@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 import sqlalchemy as sa
@@ -54,6 +55,28 @@ class TestEmbeddedProvider:
         late = await identity(app).refresh(refresh_token=start.refresh_token)
 
         assert late.refresh_token == two.refresh_token
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    async def test_reuse_interval_counts_from_when_the_token_was_presented(
+        self, make_app, tmp_path
+    ):
+        """A twin refresh that arrived at once but waited for the database longer than the
+        interval (another process held the write lock) still gets the successor."""
+        app = await make_app(refresh_reuse_interval_seconds=1)
+        email = unique_email()
+        await identity(app).sign_up(email=email, password=PASSWORD, display_name=None)
+        start = await identity(app).sign_in_with_password(email=email, password=PASSWORD)
+        first = await identity(app).refresh(refresh_token=start.refresh_token)
+        holder = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            twin = asyncio.create_task(identity(app).refresh(refresh_token=start.refresh_token))
+            await asyncio.sleep(1.5)  # longer than the interval, shorter than the db timeout
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+        assert (await twin).refresh_token == first.refresh_token
 
     async def test_reuse_after_interval_revokes_the_session(self, make_app):
         app = await make_app(refresh_reuse_interval_seconds=0)
