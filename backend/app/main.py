@@ -56,12 +56,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=ALLOWED_METHODS,
         allow_headers=ALLOWED_HEADERS,
     )
-    install_error_handlers(app)
     # FastAPI's body limit, set per route (not on the app, whose limiter sits outside the error
     # handlers and would answer a plain-text 413): a body that grows past it while being read is
     # a 413 with the error body. A larger declared Content-Length is refused earlier, above.
-    for router in (auth.router, items.router, health.router):
+    routers = (auth.router, items.router, health.router)
+    for router in routers:
         app.include_router(router, max_body_size=settings.max_body_bytes)
+    install_error_handlers(app, routes=[route for router in routers for route in router.routes])
     return app
 
 

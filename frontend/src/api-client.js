@@ -6,9 +6,10 @@
 // - Every protected call carries `Authorization: Bearer`; the guard refuses to send one without
 //   a token. Only /auth calls send cookies (`credentials: "include"`).
 // - A 401 triggers one shared refresh (however many calls failed at once), then one retry.
-// - Tabs share new tokens over a BroadcastChannel and take a Web Lock (with a timeout) before
-//   refreshing, so two tabs do not rotate the same cookie; the server's 10 s reuse interval is the
-//   safety net when they still do.
+// - Tabs announce a sign-in, a refresh or a sign-out to each other over a BroadcastChannel, and
+//   each tab refreshes for itself with the shared cookie, under a Web Lock (with a timeout) so two
+//   tabs do not rotate the same cookie at once; the server's 10 s reuse interval is the safety net
+//   when they still do.
 
 import { API_BASE_URL } from "./config.js";
 import { ApiError, NetworkError, NotAuthenticatedError, errorFromResponse } from "./errors.js";
@@ -50,24 +51,34 @@ export function createApiClient({
     return session && { user: session.user, expiresAt: session.expiresAt };
   }
 
-  function adoptSessionBody(body, { reason, broadcast = true }) {
+  // Only a notice goes on the channel, never a token: any script of this origin can listen there.
+  function announce(type, reason) {
+    channel?.postMessage({ type, reason });
+  }
+
+  function adoptSessionBody(body, { reason }) {
     session = { accessToken: body.accessToken, expiresAt: body.expiresAt, user: body.user };
     if (body.csrfToken) csrfToken = body.csrfToken;
-    if (broadcast) channel?.postMessage({ type: "session", body, reason });
+    announce(reason === "signin" ? "signed-in" : "refreshed", reason);
     notify({ type: "signed-in", reason });
   }
 
   function dropSession(reason, { broadcast = true } = {}) {
     const hadSession = session !== null;
     session = null;
-    if (broadcast) channel?.postMessage({ type: "signed-out", reason });
+    if (broadcast) announce("signed-out", reason);
     if (hadSession) notify({ type: "signed-out", reason });
   }
 
   if (channel) {
     channel.onmessage = ({ data }) => {
-      if (data?.type === "session") adoptSessionBody(data.body, { reason: `other-tab:${data.reason}`, broadcast: false });
-      if (data?.type === "signed-out") dropSession(`other-tab:${data.reason}`, { broadcast: false });
+      const reason = `other-tab:${data?.reason}`;
+      // The cookie now holds a new session: take it up with a refresh of our own (a failure keeps
+      // this tab as it was).
+      if (data?.type === "signed-in") refreshSession(session?.accessToken).catch(() => {});
+      // Our own access token stays valid until it expires; then we refresh for ourselves.
+      if (data?.type === "refreshed" && session) notify({ type: "refreshed", reason });
+      if (data?.type === "signed-out") dropSession(reason, { broadcast: false });
     };
   }
 
@@ -129,13 +140,11 @@ export function createApiClient({
 
   // -- refresh -------------------------------------------------------------------------------
 
-  // Refresh the session unless someone (this tab or another) already replaced `staleToken`.
-  // All callers share one in-flight refresh.
+  // Refresh the session unless this tab already replaced `staleToken`. All callers share one
+  // in-flight refresh.
   function refreshSession(staleToken) {
     if (session && session.accessToken !== staleToken && isFresh()) return Promise.resolve(session);
     refreshInFlight ??= withRefreshLock(async () => {
-      // While we waited for the lock another tab may have refreshed and told us.
-      if (session && session.accessToken !== staleToken && isFresh()) return session;
       try {
         adoptSessionBody(await authPost("/auth/refresh"), { reason: "refresh" });
         return session;
@@ -246,8 +255,7 @@ export function createApiClient({
     async restoreSession() {
       try {
         await withRefreshLock(async () => {
-          // Another tab may have shared a fresh session while this one waited for the lock.
-          if (!isFresh()) adoptSessionBody(await authPost("/auth/refresh"), { reason: "restore" });
+          adoptSessionBody(await authPost("/auth/refresh"), { reason: "restore" });
         });
         return publicSession();
       } catch (error) {

@@ -6,8 +6,9 @@ import { installFetchGuard } from "./fetch-guard.js";
 
 const client = createApiClient({ baseUrl: API_BASE_URL });
 if (IS_DEVELOPMENT) installFetchGuard({ apiBaseUrl: API_BASE_URL });
-// For the browser tests and for poking around in devtools; holds no token.
-window.myideas = { client, apiBaseUrl: API_BASE_URL };
+// The client stays in this module: nothing of it (no token, no `request`) is put on `window`,
+// where any script in the page could use it. Tests and devtools create their own client with
+// `import("/src/api-client.js")`.
 
 const $ = (id) => document.getElementById(id);
 let refreshCount = 0;

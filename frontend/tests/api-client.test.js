@@ -10,8 +10,9 @@ import { attachApiClient } from "../src/axios-adapter.js";
 const BASE = "http://api.test";
 
 // A fake API: tokens are "t1", "t2", ...; `expired` tokens get 401 on protected routes.
+// `mostRefreshesAtOnce` is the largest number of POST /auth/refresh it was answering at one time.
 function fakeServer({ refreshStatus = 200, csrfFailures = 0, protectedStatus = null } = {}) {
-  const state = { calls: [], token: 0, expired: new Set(), csrfFailures };
+  const state = { calls: [], token: 0, expired: new Set(), csrfFailures, refreshing: 0, mostRefreshesAtOnce: 0 };
   const json = (status, body) =>
     new Response(status === 204 ? null : JSON.stringify(body), {
       status,
@@ -41,6 +42,10 @@ function fakeServer({ refreshStatus = 200, csrfFailures = 0, protectedStatus = n
         return json(403, { code: "csrf_mismatch", message: "m", details: {} });
       }
       if (path === "/auth/refresh") {
+        state.refreshing += 1;
+        state.mostRefreshesAtOnce = Math.max(state.mostRefreshesAtOnce, state.refreshing);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        state.refreshing -= 1;
         if (refreshStatus === "network") throw new TypeError("Failed to fetch");
         if (refreshStatus !== 200) return json(refreshStatus, { code: refreshStatus === 401 ? "refresh_token_invalid" : "provider_unavailable", message: "m", details: {} });
         return json(200, session());
@@ -196,22 +201,130 @@ describe("auth calls", () => {
   });
 });
 
+// Two tabs of one browser: clients on Node's real BroadcastChannel, each with a clock of its own,
+// and a third listener on the channel, as any script of the origin could be (`heard`).
+function twoTabs(t, { locks } = {}) {
+  const server = fakeServer();
+  const clocks = { a: Date.now(), b: Date.now() };
+  const tab = (name) =>
+    createApiClient({ baseUrl: BASE, fetch: server.fetch, BroadcastChannel, locks, now: () => clocks[name] });
+  const [a, b] = [tab("a"), tab("b")];
+  const heard = [];
+  const eavesdropper = new BroadcastChannel("myideas-auth");
+  eavesdropper.onmessage = ({ data }) => heard.push(data);
+  const events = { a: [], b: [] };
+  a.onSessionChange(({ type, reason }) => events.a.push(`${type} ${reason}`));
+  b.onSessionChange(({ type, reason }) => events.b.push(`${type} ${reason}`));
+  t.after(() => [a, b, eavesdropper].forEach((each) => each.close()));
+  return { server, clocks, a, b, heard, events };
+}
+
+// Both tabs signed in: A with its sign-in (t1), B with the refresh it made on A's notice (t2).
+async function twoSignedInTabs(t, options) {
+  const tabs = twoTabs(t, options);
+  await tabs.a.signin({ email: "a@example.com", password: "correct horse" });
+  await until(() => tabs.b.session !== null);
+  await delivered();
+  tabs.heard.length = 0;
+  tabs.events.a.length = 0;
+  tabs.events.b.length = 0;
+  return tabs;
+}
+
+const delivered = () => new Promise((resolve) => setTimeout(resolve, 10));
+
+async function until(condition) {
+  for (let waited = 0; !condition(); waited += 5) {
+    assert.ok(waited < 1000, "timed out");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+// One Web Lock for all tabs: whoever asks later waits for whoever holds it.
+function fakeLocks() {
+  let released = Promise.resolve();
+  return {
+    request(name, options, work) {
+      const done = released.then(() => work());
+      released = done.catch(() => {});
+      return done;
+    },
+  };
+}
+
 describe("tabs", () => {
-  test("a refresh in one tab hands the new token to the other, which does not refresh", async () => {
-    const server = fakeServer();
-    const tabA = await signedIn(server, { BroadcastChannel });
-    const tabB = createApiClient({ baseUrl: BASE, fetch: server.fetch, BroadcastChannel });
-    await new Promise((resolve) => setTimeout(resolve, 10)); // B hears A's sign-in
-    server.expired.add("t1");
+  test("a sign-in is announced with no token; the other tab takes the session up with a refresh of its own", async (t) => {
+    const { server, a, b, heard, events } = twoTabs(t);
 
-    await tabA.request("/items");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    const resultB = await tabB.request("/items");
+    await a.signin({ email: "a@example.com", password: "correct horse" });
+    await until(() => b.session !== null);
+    await delivered();
+    const [resultA, resultB] = await Promise.all([a.request("/items"), b.request("/items")]);
 
-    assert.equal(server.count("/auth/refresh"), 1);
+    assert.deepEqual(heard, [
+      { type: "signed-in", reason: "signin" },
+      { type: "refreshed", reason: "refresh" },
+    ]);
+    assert.deepEqual(events.b, ["signed-in refresh"]);
+    assert.deepEqual(events.a, ["signed-in signin", "refreshed other-tab:refresh"]);
+    assert.equal(resultA.token, "t1");
     assert.equal(resultB.token, "t2");
-    tabA.close();
-    tabB.close();
+    assert.equal(server.count("/auth/refresh"), 1);
+  });
+
+  test("a refresh is announced with no token; the other tab keeps its own token", async (t) => {
+    const { server, clocks, a, b, heard, events } = await twoSignedInTabs(t);
+    clocks.a += 901 * 1000;
+
+    await a.request("/items"); // refreshes: t3
+    await delivered();
+    const resultB = await b.request("/items");
+
+    assert.deepEqual(heard, [{ type: "refreshed", reason: "refresh" }]);
+    assert.deepEqual(events.b, ["refreshed other-tab:refresh"]);
+    assert.equal(resultB.token, "t2");
+    assert.equal(server.count("/auth/refresh"), 2);
+  });
+
+  test("when its own token expires, the other tab refreshes for itself, once", async (t) => {
+    const { server, clocks, a, b, heard } = await twoSignedInTabs(t);
+    clocks.a += 901 * 1000;
+    await a.request("/items"); // refreshes: t3
+    await delivered();
+    clocks.b += 901 * 1000;
+
+    const results = await Promise.all([1, 2, 3].map(() => b.request("/items")));
+
+    assert.equal(server.count("/auth/refresh"), 3);
+    assert.ok(results.every((result) => result.token === "t4"));
+    assert.deepEqual(heard, [
+      { type: "refreshed", reason: "refresh" },
+      { type: "refreshed", reason: "refresh" },
+    ]);
+  });
+
+  test("two tabs past expiry at once refresh one after the other, under the lock", async (t) => {
+    const { server, clocks, a, b } = await twoSignedInTabs(t, { locks: fakeLocks() });
+    clocks.a += 901 * 1000;
+    clocks.b += 901 * 1000;
+
+    const [resultA, resultB] = await Promise.all([a.request("/items"), b.request("/items")]);
+
+    assert.equal(server.count("/auth/refresh"), 3);
+    assert.equal(server.mostRefreshesAtOnce, 1);
+    assert.deepEqual([resultA.token, resultB.token].sort(), ["t3", "t4"]);
+  });
+
+  test("a sign-out is announced and signs the other tab out", async (t) => {
+    const { a, b, heard, events } = await twoSignedInTabs(t);
+
+    await a.signout();
+    await delivered();
+
+    assert.deepEqual(heard, [{ type: "signed-out", reason: "signout" }]);
+    assert.equal(b.session, null);
+    assert.deepEqual(events.b, ["signed-out other-tab:signout"]);
+    await assert.rejects(b.request("/items"), NotAuthenticatedError);
   });
 });
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import email_validator
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -17,7 +18,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
-from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
+from backend.app.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 __all__ = [
     "CsrfOut",
@@ -39,6 +40,12 @@ class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+# email-validator refuses special-use domains (`.test`, `.local`, `.invalid`…) as undeliverable.
+# This service sends no mail, GoTrue accepts them, and so does the OpenAPI `email` format: the
+# library documents this list as the way to allow them.
+email_validator.SPECIAL_USE_DOMAIN_NAMES.clear()
+
+
 def _encodable(value: str) -> str:
     # JSON can carry lone surrogates ("\ud800"), which no UTF-8 database or hash function takes.
     try:
@@ -55,15 +62,17 @@ def _storable(value: str) -> str:
     return _encodable(value)
 
 
-# Every string a body carries to the database is checked here, before any SQL.
+# Every string a body carries to the database is checked here, before any SQL; the pattern
+# publishes the NUL rule in the schema too.
 Storable = AfterValidator(_storable)
+NoNul = Field(json_schema_extra={"pattern": "^[^\\x00]*$"})
 DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Storable, NoNul
 ]
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable, NoNul
 ]
-Description = Annotated[str, StringConstraints(max_length=10_000), Storable]
+Description = Annotated[str, StringConstraints(max_length=10_000), Storable, NoNul]
 # NUL is fine in a password: it is hashed, never stored, and counts like any other character.
 Password = Annotated[
     str, AfterValidator(_encodable), Field(json_schema_extra={"format": "password"})
@@ -77,8 +86,13 @@ class ProfileIn(CamelModel):
 class SignUpIn(CamelModel):
     email: EmailStr
     # The length policy is checked by the identity provider (422 `weak_password` with a reason),
-    # so here the password is only a string.
-    password: Password
+    # so here it is only published in the schema, not enforced as a `validation_error`.
+    password: Annotated[
+        Password,
+        Field(
+            json_schema_extra={"minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH}
+        ),
+    ]
     profile: ProfileIn | None = None
 
     model_config = ConfigDict(

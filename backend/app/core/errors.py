@@ -29,13 +29,17 @@ mapped into the same body so a client parses exactly one shape.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ExceptionHandler, Scope
 
 from backend.app.db.engine import DatabaseUnavailable
 
@@ -283,12 +287,32 @@ _HTTP_CODES = {
 }
 
 
-async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 -- registered for this type only
-    code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
-    return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-    )
+def _http_exception_handler(routes: Sequence[BaseRoute]) -> ExceptionHandler:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101 -- registered for this type
+        if exc.status_code == 400:
+            # The framework's only 400: a body it could not even decode (not UTF-8). To a client
+            # it is the same mistake as malformed JSON, which is a 422.
+            return _json_error(ErrorCode.VALIDATION_ERROR, "The request body could not be decoded")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only; a
+            # client needs every method the path has (RFC 9110 §15.5.6).
+            headers["Allow"] = ", ".join(_methods_of_path(routes, request.scope))
+        code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
+        )
+
+    return handle
+
+
+def _methods_of_path(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route | APIRoute) and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def database_unavailable_response(
@@ -313,9 +337,14 @@ async def _handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
     return _json_error(ErrorCode.INTERNAL_ERROR, "Internal server error")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, routes: Sequence[BaseRoute]) -> None:
+    """Give every error, ours and the framework's, the one body.
+
+    Args:
+        routes: every route of the app, for the `Allow` header of a 405.
+    """
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(DatabaseUnavailable, _handle_database_unavailable)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler(routes))
     app.add_exception_handler(Exception, _handle_unexpected)

@@ -447,6 +447,19 @@ class TestEmailIdentity:
         assert statuses == [401, 401, 429]
 
 
+class TestEmailSyntax:
+    @pytest.mark.parametrize("domain", ["example.test", "intranet.local", "corp.invalid"])
+    async def test_special_use_domains_are_addresses_like_any_other(self, api: AuthApi, domain):
+        """This service sends no mail; like GoTrue, it takes any well-formed address."""
+        email = f"{uuid.uuid4().hex[:8]}@{domain}"
+
+        signup = await api.signup(email)
+        signin = await api.signin(email)
+
+        assert signup.status_code == 201, signup.text
+        assert signin.status_code == 200, signin.text
+
+
 class TestUnstorableValues:
     """Values no database or hash can take are 422 before anything is written."""
 

@@ -20,6 +20,31 @@ class TestFrameworkErrors:
     async def test_wrong_method_is_405_error_body(self, client):
         assert_error(await client.put("/auth/me"), 405, "method_not_allowed")
 
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("OPTIONS", "/items", "GET, POST"),
+            ("PUT", "/items/some-id", "DELETE, GET, PATCH"),
+            ("PUT", "/auth/me", "GET"),
+        ],
+    )
+    async def test_405_allow_names_every_method_of_the_path(self, client, method, path, allow):
+        response = await client.request(method, path)
+
+        assert_error(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == allow
+
+    async def test_body_that_is_not_utf8_is_422_error_body(self, api):
+        await api.fetch_csrf()
+
+        response = await api.client.post(
+            "/auth/signin",
+            content=b"\xff\xfe",
+            headers={"X-CSRF-Token": api.csrf_token, "Content-Type": "application/json"},
+        )
+
+        assert_error(response, 422, "validation_error")
+
     async def test_malformed_json_is_422_error_body(self, api):
         await api.fetch_csrf()
 

@@ -59,3 +59,14 @@ class TestOpenApi:
         assert "accessToken" in schemas["SessionOut"]["properties"]
         assert "refreshToken" not in schemas["SessionOut"]["properties"]
         assert schemas["SignUpIn"]["examples"][0]["profile"] == {"displayName": "Ada"}
+
+    async def test_text_fields_publish_the_nul_rule(self, spec):
+        schemas = spec["components"]["schemas"]
+
+        for model, field in [("ItemCreate", "title"), ("ItemUpdate", "description")]:
+            assert schemas[model]["properties"][field]["pattern"] == "^[^\\x00]*$"
+
+    async def test_signup_publishes_the_password_length_policy(self, spec):
+        password = spec["components"]["schemas"]["SignUpIn"]["properties"]["password"]
+
+        assert (password["minLength"], password["maxLength"]) == (8, 1024)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from typing import Any
 
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import BrowserContext, JSHandle, Page, Request, Response, expect
 
 from backend.tests.helpers import PASSWORD, unique_email
 
@@ -34,9 +36,170 @@ def refresh_requests(page: Page) -> list[Request]:
     return seen
 
 
-def wait_past_expiry(page: Page) -> None:
-    expires_at = page.evaluate("window.myideas.client.session.expiresAt")
+def session_bodies(context: BrowserContext) -> list[dict[str, Any]]:
+    """Collects, in the test process, the session bodies (accessToken, expiresAt, ...) that the
+    API sends to any page of `context` from now on: 200 answers to /auth/signin and /auth/refresh.
+    The page itself has no way to show its token, so the network is where a test reads it."""
+    seen: list[dict[str, Any]] = []
+
+    def on_response(response: Response) -> None:
+        if response.status == 200 and response.url.endswith(("/auth/signin", "/auth/refresh")):
+            seen.append(response.json())
+
+    context.on("response", on_response)
+    return seen
+
+
+def wait_past_expiry(sessions: list[dict[str, Any]]) -> None:
+    """Sleeps until the newest access token seen on the network has expired."""
+    expires_at = max(body["expiresAt"] for body in sessions)
     time.sleep(max(0.0, expires_at - time.time() + 0.2))
+
+
+# A client of the test's own, made in the page from the same module the SPA uses (the page keeps
+# its client to itself). Its base URL comes from config.js, i.e. the page's `?api=`.
+NEW_CLIENT = """async () => {
+    const {createApiClient} = await import('/src/api-client.js');
+    return createApiClient();
+}"""
+
+
+def restored_client(page: Page) -> JSHandle:
+    """A test-made client that took over the page's session through the refresh cookie."""
+    client = page.evaluate_handle(NEW_CLIENT)
+    assert client.evaluate("async (client) => (await client.restoreSession()) !== null")
+    return client
+
+
+def add_idea(page: Page, title: str) -> None:
+    page.get_by_label("New idea").fill(title)
+    page.get_by_role("button", name="Add idea").click()
+
+
+# A hostile script's wiretap: it wraps the page's fetch, XMLHttpRequest and Headers, and records
+# every URL, header and body that goes through them. Returns its log (with its own hooks, so the
+# sweep can tell them from the page's functions).
+HOSTILE_HOOKS = """() => {
+    const log = {calls: [], hooks: []};
+    const note = (where, ...values) => log.calls.push({where, values: values.map(String)});
+    const hook = (target, name, make) => {
+        const original = target[name];
+        target[name] = make(original);
+        log.hooks.push(target[name]);
+    };
+    hook(window, 'fetch', (original) => function (input, init) {
+        const request = input instanceof Request ? input : null;
+        const headers = new Headers(init?.headers ?? request?.headers);
+        note('fetch', request ? request.url : input, JSON.stringify([...headers]), init?.body);
+        return original.apply(this, arguments);
+    });
+    for (const name of ['open', 'setRequestHeader', 'send']) {
+        hook(XMLHttpRequest.prototype, name, (original) => function (...args) {
+            note('XMLHttpRequest.' + name, ...args);
+            return original.apply(this, args);
+        });
+    }
+    for (const name of ['set', 'append']) {
+        hook(Headers.prototype, name, (original) => function (...args) {
+            note('Headers.' + name, ...args);
+            return original.apply(this, args);
+        });
+    }
+    return log;
+}"""
+
+# A hostile script's search: it walks everything reachable from the global object (own and
+# inherited properties, getters included, Map and Set entries, every DOM node's own properties)
+# for the token strings, for anything shaped like a JWT and for functions written in script
+# (the client's `request`, `getAccessToken`, ... or any wrapper of them), calling whatever is
+# named like a token getter; and it reads every storage and the whole DOM.
+HOSTILE_SWEEP = r"""async ({needles, hooks}) => {
+    const MAX_DEPTH = 8;
+    const MAX_OBJECTS = 400000;
+    const JWT = /eyJ[\w-]+\.[\w-]+\.[\w-]+/;
+    const TOKEN_GETTER = /token|session|auth/i;
+    const toSource = Function.prototype.toString;
+    const ours = new Set([...hooks.hooks, ...hooks.hooks.map((f) => f.prototype)]);
+    const result = {needlesAt: [], jwtLikeAt: [], scriptedFunctionsAt: [], walked: 0, places: {}};
+    const check = (text, where) => {
+        if (needles.some((needle) => text.includes(needle))) result.needlesAt.push(where);
+        if (JWT.test(text)) result.jwtLikeAt.push(where);
+    };
+    const isScripted = (fn) => {
+        try {
+            return !/\{\s*\[native code\]\s*\}\s*$/.test(toSource.call(fn))
+                || fn.name.startsWith('bound ');
+        } catch {
+            return true;
+        }
+    };
+    const getters = [];
+    const seen = new WeakSet([hooks]);
+    const queue = [[globalThis, 'globalThis', 0], [Object.prototype, 'Object.prototype', 0],
+                   [Function.prototype, 'Function.prototype', 0], [document, 'document', 0]];
+    for (const node of document.querySelectorAll('*')) {
+        queue.push([node, `<${node.localName}${node.id ? '#' + node.id : ''}>`, MAX_DEPTH - 2]);
+    }
+    for (let next = 0; next < queue.length && result.walked < MAX_OBJECTS; next++) {
+        const [value, path, depth] = queue[next];
+        if (typeof value === 'string') {
+            check(value, path);
+            continue;
+        }
+        if (value === null || (typeof value !== 'object' && typeof value !== 'function')) continue;
+        if (seen.has(value) || ours.has(value)) continue;
+        seen.add(value);
+        result.walked += 1;
+        if (typeof value === 'function' && isScripted(value)) {
+            result.scriptedFunctionsAt.push(path);
+            if (TOKEN_GETTER.test(`${path.split('.').pop()} ${value.name}`)) {
+                getters.push([value, path]);
+            }
+        }
+        if (depth >= MAX_DEPTH) continue;
+        const holders = [value];
+        if (!(value instanceof Node)) {
+            for (let p = Object.getPrototypeOf(value);
+                 p && p !== Object.prototype && p !== Function.prototype;
+                 p = Object.getPrototypeOf(p)) holders.push(p);
+        }
+        for (const holder of holders) {
+            let keys = [];
+            try { keys = Reflect.ownKeys(holder); } catch { continue; }
+            for (const key of keys) {
+                let child;
+                try { child = Reflect.get(holder, key, value); } catch { continue; }
+                queue.push([child, `${path}.${String(key)}`, depth + 1]);
+            }
+        }
+        try {
+            if (value instanceof Map || value instanceof Set) {
+                for (const entry of value.entries()) {
+                    queue.push([entry, `${path}[entry]`, depth + 1]);
+                }
+            }
+        } catch {}
+    }
+    for (const [getter, path] of getters) {
+        try { check(String(await getter()), `${path}()`); } catch {}
+    }
+    result.places = {
+        cookie: document.cookie,
+        localStorage: JSON.stringify(Object.entries(localStorage)),
+        sessionStorage: JSON.stringify(Object.entries(sessionStorage)),
+        indexedDB: JSON.stringify(await indexedDB.databases()),
+        cacheStorage: JSON.stringify(await caches.keys()),
+        html: document.documentElement.outerHTML,
+        text: document.body.innerText,
+        inputs: JSON.stringify([...document.querySelectorAll('input')].map((e) => e.value)),
+        url: location.href,
+        historyState: JSON.stringify(history.state),
+        windowName: window.name,
+        resources: JSON.stringify(performance.getEntries().map((entry) => entry.name)),
+    };
+    for (const [where, text] of Object.entries(result.places)) check(text, where);
+    return result;
+}"""
 
 
 class TestSessionAcrossReloads:
@@ -82,6 +245,72 @@ class TestSessionAcrossReloads:
         assert "eyJ" not in html  # no JWT rendered anywhere
 
 
+class TestNoPageScriptGetsAToken:
+    """An injected script in the demo page, after sign-in and a reload, hunts for the access
+    token everywhere a script can look, and hooks the page's network functions while the page
+    refreshes its token and makes a protected call. It finds nothing, and the tabs' channel, which
+    any script of the origin can join, carries notices only."""
+
+    def test_a_hostile_page_script_finds_no_token_and_no_client(self, page, start_stack):
+        page.goto(start_stack(access_token_ttl_seconds=2))
+        sessions = session_bodies(page.context)
+        sign_up(page, unique_email())
+        page.reload()
+        expect(page.get_by_text(SIGNED_IN)).to_be_visible()
+        hooks = page.evaluate_handle(HOSTILE_HOOKS)
+        wait_past_expiry(sessions)
+
+        with page.expect_request(
+            lambda r: r.method == "POST" and r.url.endswith("/items")
+        ) as protected_call:
+            add_idea(page, "Written while watched")
+        expect(page.get_by_text("Written while watched")).to_be_visible()
+
+        # The page did hold tokens meanwhile: signin's, the reload's restore, the expiry refresh.
+        tokens = [body["accessToken"] for body in sessions]
+        assert len(tokens) >= 3
+        assert protected_call.value.headers["authorization"] == f"Bearer {tokens[-1]}"
+        refresh_cookie = next(
+            c["value"] for c in page.context.cookies() if c["name"] == "sb_refresh_token"
+        )
+        secrets = [*tokens, refresh_cookie]
+        found = page.evaluate(HOSTILE_SWEEP, {"needles": secrets, "hooks": hooks})
+        seen_by_hooks = json.dumps(hooks.json_value())
+
+        assert found["walked"] > 1000  # the walk did cover the page's globals
+        assert found["needlesAt"] == []
+        assert found["jwtLikeAt"] == []
+        assert found["scriptedFunctionsAt"] == []  # no client method, no wrapper of one
+        for where, text in found["places"].items():
+            assert not [secret for secret in secrets if secret in text], where
+        assert not [secret for secret in secrets if secret in seen_by_hooks]
+        assert "authorization" not in seen_by_hooks.lower()
+
+    def test_a_page_script_on_the_tabs_channel_hears_no_token(self, page, start_stack):
+        page.goto(start_stack(access_token_ttl_seconds=2))
+        sessions = session_bodies(page.context)
+        sign_up(page, unique_email())
+        heard = page.evaluate_handle(
+            """() => {
+                const heard = [];
+                new BroadcastChannel('myideas-auth').onmessage =
+                    ({data}) => heard.push(JSON.stringify(data));
+                return heard;
+            }"""
+        )
+        wait_past_expiry(sessions)
+
+        add_idea(page, "Refreshed for the other tabs")
+        expect(page.get_by_text("Refreshed for the other tabs")).to_be_visible()
+
+        messages = heard.json_value()
+        tokens = [body["accessToken"] for body in sessions]
+        assert len(tokens) >= 2  # signin's and the expiry refresh's
+        assert messages  # the refresh was announced
+        assert not [token for token in tokens if any(token in m for m in messages)]
+        assert not [m for m in messages if "eyJ" in m]
+
+
 class TestItems:
     def test_add_edit_delete_items(self, page, start_stack):
         page.goto(start_stack())
@@ -101,26 +330,29 @@ class TestItems:
 class TestExpiry:
     def test_expired_access_token_is_refreshed_once_and_the_call_succeeds(self, page, start_stack):
         page.goto(start_stack(access_token_ttl_seconds=2))
+        sessions = session_bodies(page.context)
         sign_up(page, unique_email())
         refreshes = refresh_requests(page)
-        wait_past_expiry(page)
+        wait_past_expiry(sessions)
 
-        items = page.evaluate("window.myideas.client.request('/items')")
+        add_idea(page, "Added after expiry")
 
-        assert items == {"items": []}
+        expect(page.get_by_text("Added after expiry")).to_be_visible()
         assert len(refreshes) == 1
 
     def test_ten_parallel_calls_with_expired_token_cause_one_refresh(self, page, start_stack):
         page.goto(start_stack(access_token_ttl_seconds=2))
+        sessions = session_bodies(page.context)
         sign_up(page, unique_email())
+        client = restored_client(page)
         refreshes = refresh_requests(page)
-        wait_past_expiry(page)
+        wait_past_expiry(sessions)
 
-        results = page.evaluate(
-            "Promise.all(Array.from({length: 10}, () => window.myideas.client.request('/items')))"
+        results = client.evaluate(
+            "(client) => Promise.all(Array.from({length: 10}, () => client.request('/items')))"
         )
 
-        assert len(results) == 10
+        assert results == [{"items": []}] * 10
         assert len(refreshes) == 1
 
     def test_clock_behind_server_recovers_through_401_refresh_and_retry(self, page, start_stack):
@@ -130,23 +362,28 @@ class TestExpiry:
         page.goto(start_stack(access_token_ttl_seconds=2))
         sign_up(page, unique_email())
         refreshes = refresh_requests(page)
-        statuses: list[int] = []
-        page.on("response", lambda r: statuses.append(r.status) if "/items" in r.url else None)
+        calls: list[tuple[str, int]] = []
+        page.on(
+            "response",
+            lambda r: calls.append((r.request.method, r.status)) if "/items" in r.url else None,
+        )
         time.sleep(3.2)  # past the token's real expiry (2 s, plus the verifier's 1 s leeway)
 
-        result = page.evaluate("window.myideas.client.request('/items')")
+        with page.expect_response(lambda r: r.request.method == "GET" and "/items" in r.url):
+            add_idea(page, "Sent with a stale clock")
 
-        assert result == {"items": []}
+        expect(page.get_by_text("Sent with a stale clock")).to_be_visible()
+        assert calls == [("POST", 401), ("POST", 201), ("GET", 200)]
         assert len(refreshes) == 1
-        assert statuses == [401, 200]
 
 
 class TestTabs:
     def test_two_tabs_past_expiry_both_stay_signed_in(self, browser, start_stack):
-        """Both tabs call after expiry at once: one refresh is shared, nobody is signed out."""
+        """Both tabs call after expiry at once: each refreshes for itself, nobody is signed out."""
         url = start_stack(access_token_ttl_seconds=2)
         context = browser.new_context()
         try:
+            sessions = session_bodies(context)
             first = context.new_page()
             first.goto(url)
             sign_up(first, unique_email())
@@ -163,16 +400,17 @@ class TestTabs:
                         else None
                     ),
                 )
-            wait_past_expiry(first)
-            wait_past_expiry(second)
+            wait_past_expiry(sessions)
 
-            calls = [
-                tab.evaluate_handle("window.myideas.client.request('/items')")
-                for tab in (first, second)
-            ]
-            results = [handle.json_value() for handle in calls]
+            # Both clicks go out before either tab's protected call has finished.
+            for tab, title in ((first, "From the first tab"), (second, "From the second tab")):
+                tab.get_by_label("New idea").fill(title)
+            for tab in (first, second):
+                tab.get_by_role("button", name="Add idea").click()
 
-            assert results == [{"items": []}, {"items": []}]
+            expect(first.get_by_text("From the first tab")).to_be_visible()
+            expect(second.get_by_text("From the second tab")).to_be_visible()
+            assert len(responses) == 2  # one each: no tab hands its token to the other
             assert all(status == 200 for status, _ in responses)
             assert not any("refresh_token_reused" in body for _, body in responses)
             for tab in (first, second):
@@ -203,11 +441,12 @@ class TestGuard:
     def test_protected_call_while_signed_out_throws_and_sends_nothing(self, page, start_stack):
         page.goto(start_stack())
         expect(page.get_by_text("Not signed in.")).to_be_visible()
+        client = page.evaluate_handle(NEW_CLIENT)
         sent: list[str] = []
         page.on("request", lambda request: sent.append(request.url))
 
-        error = page.evaluate(
-            """() => window.myideas.client.request('/items').then(
+        error = client.evaluate(
+            """(client) => client.request('/items').then(
                 () => null, (error) => ({name: error.name, code: error.code}))"""
         )
 
@@ -223,8 +462,8 @@ class TestGuard:
 
         result = page.evaluate(
             """async () => {
-                const response = await fetch(window.myideas.apiBaseUrl + '/items',
-                                             {credentials: 'include'});
+                const {API_BASE_URL} = await import('/src/config.js');
+                const response = await fetch(API_BASE_URL + '/items', {credentials: 'include'});
                 return {status: response.status, body: await response.json()};
             }"""
         )
@@ -239,16 +478,18 @@ class TestGuard:
 class TestAxiosAdapter:
     def test_axios_adapter_refreshes_once_for_parallel_calls(self, page, start_stack):
         page.goto(start_stack(access_token_ttl_seconds=2))
+        sessions = session_bodies(page.context)
         sign_up(page, unique_email())
+        client = restored_client(page)
         refreshes = refresh_requests(page)
-        wait_past_expiry(page)
+        wait_past_expiry(sessions)
 
-        results = page.evaluate(
-            """async () => {
+        results = client.evaluate(
+            """async (client) => {
                 const {default: axios} = await import('/node_modules/axios/dist/esm/axios.js');
                 const {attachApiClient} = await import('/src/axios-adapter.js');
-                const http = attachApiClient(
-                    axios.create({baseURL: window.myideas.apiBaseUrl}), window.myideas.client);
+                const {API_BASE_URL} = await import('/src/config.js');
+                const http = attachApiClient(axios.create({baseURL: API_BASE_URL}), client);
                 const responses = await Promise.all([1, 2, 3].map(() => http.get('/items')));
                 return responses.map((response) => response.data);
             }"""
