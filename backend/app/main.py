@@ -13,7 +13,7 @@ from backend.app.core.errors import install_error_handlers
 from backend.app.core.logging import install_redaction
 from backend.app.core.request_limits import RequestLimitsMiddleware
 from backend.app.core.settings import Settings, get_settings
-from backend.app.services import start_services
+from backend.app.services import Services, start_services
 
 __all__ = ["app", "create_app"]
 
@@ -28,13 +28,22 @@ from `GET /auth/csrf`. Every error is `{code, message, details}`.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build one app instance; its services start in the lifespan and close with it."""
-    settings = settings or get_settings()
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build one app instance; its services start in the lifespan and close with it.
+
+    Args:
+        services: already started services to use instead (a test's own provider, say); the
+            caller keeps them and closes them.
+    """
+    settings = services.settings if services else settings or get_settings()
     install_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
         app.state.services = await start_services(settings)
         try:
             yield

@@ -32,7 +32,12 @@ from backend.app.api.models import (
     SignUpOut,
     UserOut,
 )
-from backend.app.core.errors import RefreshTokenError, RefreshTokenMissing, error_response
+from backend.app.core.errors import (
+    NotFound,
+    RefreshTokenError,
+    RefreshTokenMissing,
+    error_response,
+)
 from backend.app.identity.base import AuthSession
 from backend.app.identity.emails import email_key
 
@@ -143,12 +148,15 @@ async def logout(
 
 
 @router.get("/me", response_model=MeOut, responses={401: _ERRORS[401]})
-async def me(user: CurrentUser, scoped: UserScopedDep) -> MeOut:
-    """The signed-in user and profile, read through the user-scoped client."""
+async def me(claims: CurrentUser, scoped: UserScopedDep, services: ServicesDep) -> MeOut:
+    """The signed-in user and profile. The provider is asked for the user, so a signed-out
+    session or a deleted user is refused at once; the profile is read through the user-scoped
+    client."""
+    user = await services.identity.get_user(claims)
     profile = await scoped.get_profile()
     return MeOut(
         user=MeUserOut(
-            id=user.user_id,
+            id=user.id,
             email=user.email,
             profile=ProfileOut(display_name=profile["display_name"] if profile else None),
         )
@@ -158,4 +166,6 @@ async def me(user: CurrentUser, scoped: UserScopedDep) -> MeOut:
 @router.get("/v1/.well-known/jwks.json", tags=["gotrue"])
 async def jwks(services: ServicesDep) -> dict[str, Any]:
     """The public keys that verify access tokens (GoTrue's path, so Supabase tooling finds it)."""
+    if services.signer is None:
+        raise NotFound("This app signs no tokens; its provider publishes the keys")
     return services.signer.jwks()

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
-from backend.app.core.errors import Unauthorized
+from backend.app.core.claims import AccessClaims
+from backend.app.core.errors import ProviderUnavailable, Unauthorized
 from backend.app.core.request_limits import client_address
 from backend.app.core.security import (
     CSRF_HEADER,
@@ -21,7 +22,7 @@ from backend.app.core.security import (
     extract_bearer_token,
 )
 from backend.app.core.user_scoped_client import UserScopedClient
-from backend.app.identity.tokens import AccessClaims, TokenInvalid
+from backend.app.identity.tokens import SigningKeysUnavailable, TokenInvalid
 from backend.app.services import Services
 
 __all__ = [
@@ -54,9 +55,13 @@ class _BearerAuth(HTTPBearer):
     async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
         token = extract_bearer_token(request)
         try:
-            return _services(request).identity.verify_access_token(token)
+            return await _services(request).identity.verify_access_token(token)
         except TokenInvalid as exc:
             raise Unauthorized(token_was_sent=True) from exc
+        except SigningKeysUnavailable as exc:
+            # The token cannot be judged right now: a 503 keeps the client signed in, where a
+            # 401 would send it to sign in again for nothing.
+            raise ProviderUnavailable() from exc
 
 
 bearer_auth = _BearerAuth(

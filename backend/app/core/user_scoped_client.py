@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from backend.app.core.claims import AccessClaims
 from backend.app.db.engine import Database, Work
 from backend.app.db.tables import items, user_profile, utcnow
-from backend.app.identity.tokens import AccessClaims
 
 __all__ = ["UserScopedClient"]
 

@@ -8,11 +8,21 @@ tokens rotated on every refresh with a reuse interval, and sign-out that revokes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
-from backend.app.identity.tokens import AccessClaims, IssuedAccessToken
+from backend.app.core.claims import AccessClaims
+from backend.app.identity.tokens import IssuedAccessToken
 
-__all__ = ["AuthSession", "AuthUser", "IdentityProvider"]
+__all__ = ["AuthSession", "AuthUser", "IdentityProvider", "SignOutScope"]
+
+
+class SignOutScope(StrEnum):
+    """Which sessions a sign-out ends, as GoTrue's `/logout?scope=`."""
+
+    LOCAL = "local"  # this session
+    OTHERS = "others"  # every session of the user but this one
+    GLOBAL = "global"  # every session of the user
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +69,32 @@ class IdentityProvider(Protocol):
         """
         ...
 
-    async def sign_out(self, *, refresh_token: str) -> None:
-        """Revoke the token's session; an unknown token is not an error."""
+    async def sign_out(
+        self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
+    ) -> None:
+        """End the token's session (or, by `scope`, the user's others or all); an unknown or dead
+        token is not an error.
+
+        Raises:
+            ProviderUnavailable: the identity service cannot be reached.
+        """
         ...
 
-    def verify_access_token(self, access_token: str) -> AccessClaims:
-        """Verify locally, without a network call. Raises TokenInvalid."""
+    async def get_user(self, claims: AccessClaims) -> AuthUser:
+        """The user of verified claims, asked of the provider: refuses a deleted user or an
+        ended session at once, where the token alone would still pass until it expires.
+
+        Raises:
+            Unauthorized: the user or the session is gone.
+            ProviderUnavailable: the identity service cannot be reached.
+        """
+        ...
+
+    async def verify_access_token(self, access_token: str) -> AccessClaims:
+        """Verify locally (signature, `exp`, `aud`, `iss`), without asking the provider.
+
+        Raises:
+            TokenInvalid: the token cannot be trusted.
+            SigningKeysUnavailable: the provider's keys could not be fetched.
+        """
         ...

@@ -27,16 +27,18 @@ from typing import Any, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from backend.app.core.admin_client import AdminClient, revoke_session
+from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
     InvalidCredentials,
     ProviderUnavailable,
     RefreshTokenInvalid,
     RefreshTokenReused,
+    Unauthorized,
 )
 from backend.app.db.engine import Database, DatabaseUnavailable
 from backend.app.db.tables import identity_refresh_tokens, identity_sessions, identity_users, utcnow
-from backend.app.identity.base import AuthSession, AuthUser
+from backend.app.identity.admin_client import AdminClient, revoke_session
+from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
     check_password_policy,
@@ -44,7 +46,7 @@ from backend.app.identity.passwords import (
     verify_password,
     verify_unknown_user,
 )
-from backend.app.identity.tokens import AccessClaims, TokenSigner, TokenVerifier
+from backend.app.identity.tokens import TokenSigner, TokenVerifier
 
 __all__ = ["EmbeddedIdentityProvider"]
 
@@ -201,19 +203,42 @@ class EmbeddedIdentityProvider:
         return _Reused()
 
     @_provider_call
-    async def sign_out(self, *, refresh_token: str) -> None:
-        session_id = await self._db.read(
+    async def sign_out(
+        self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
+    ) -> None:
+        session = await self._db.read(
             lambda conn: conn.execute(
-                sa.select(identity_refresh_tokens.c.session_id).where(
-                    identity_refresh_tokens.c.token_hash == _hash_token(refresh_token)
-                )
-            ).scalar_one_or_none()
+                sa.select(identity_sessions.c.id, identity_sessions.c.user_id)
+                .select_from(identity_refresh_tokens.join(identity_sessions))
+                .where(identity_refresh_tokens.c.token_hash == _hash_token(refresh_token))
+            ).first()
         )
-        if session_id is not None:
-            await self._admin.revoke_session(session_id=session_id)
+        if session is not None:
+            await self._admin.revoke_sessions(
+                user_id=session.user_id, session_id=session.id, scope=scope
+            )
 
-    def verify_access_token(self, access_token: str) -> AccessClaims:
-        return self._verifier.verify(access_token)
+    @_provider_call
+    async def get_user(self, claims: AccessClaims) -> AuthUser:
+        now = utcnow()
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_users.c.id, identity_users.c.email_as_typed)
+                .select_from(identity_sessions.join(identity_users))
+                .where(
+                    identity_sessions.c.id == claims.session_id,
+                    identity_sessions.c.user_id == claims.user_id,
+                    identity_sessions.c.revoked_at.is_(None),
+                    identity_sessions.c.not_after > now,
+                )
+            ).first()
+        )
+        if row is None:
+            raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
+        return AuthUser(id=row.id, email=row.email_as_typed)
+
+    async def verify_access_token(self, access_token: str) -> AccessClaims:
+        return await self._verifier.verify(access_token)
 
     def _successor(self, refresh_token: str) -> str:
         digest = hmac.new(self._secret, b"refresh:" + refresh_token.encode(), hashlib.sha256)

@@ -8,21 +8,29 @@ from the token's header: that closes the `alg: none` and RS/HS confusion attacks
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from backend.app.core.claims import AccessClaims
+
 __all__ = [
     "AccessClaims",
     "IssuedAccessToken",
+    "JwksKeys",
+    "KeySource",
+    "SigningKeysUnavailable",
+    "StaticKeys",
     "TokenInvalid",
     "TokenSigner",
     "TokenVerifier",
@@ -36,17 +44,6 @@ LEEWAY_SECONDS = 1
 
 class TokenInvalid(Exception):
     """The token is malformed, forged, expired, or for another audience or issuer."""
-
-
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
-    """The verified claims a request is allowed to act on."""
-
-    user_id: str
-    email: str
-    session_id: str
-    expires_at: int
-    raw: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +94,104 @@ class TokenSigner:
         return {"keys": [{**jwk, "kid": self.key_id, "alg": "ES256", "use": "sig"}]}
 
 
+class SigningKeysUnavailable(Exception):
+    """The keys that verify tokens cannot be had right now (the provider's JWKS is unreachable):
+    a token cannot be judged, which is not the same as a bad token."""
+
+
+class KeySource(Protocol):
+    """Where the verifier finds the public key for a token's `kid`."""
+
+    async def key(self, kid: str | None) -> tuple[Any, str]:
+        """The key and its algorithm.
+
+        Raises:
+            TokenInvalid: no key has this `kid`.
+            SigningKeysUnavailable: the keys could not be fetched.
+        """
+        ...
+
+
+class StaticKeys:
+    """One public key known at start-up: the embedded provider's own."""
+
+    def __init__(self, public_key: ec.EllipticCurvePublicKey, key_id: str):
+        self._key = (public_key, "ES256")
+        self._key_id = key_id
+
+    async def key(self, kid: str | None) -> tuple[Any, str]:
+        if kid is not None and kid != self._key_id:
+            raise TokenInvalid("unknown signing key")
+        return self._key
+
+
+# Algorithms a JWKS may name; never HS*, whose "public key" would be the shared secret.
+_ASYMMETRIC = {"ES256", "RS256"}
+
+
+class JwksKeys:
+    """The keys a provider publishes at a JWKS URL: fetched on first use, kept, and fetched again
+    when a token names an unknown `kid` (key rotation), at most every `refetch_seconds`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout_seconds: float = 5.0,
+        refetch_seconds: float = 5.0,
+    ):
+        self._url = url
+        self._headers = headers or {}
+        self._timeout = timeout_seconds
+        self._refetch_seconds = refetch_seconds
+        self._keys: dict[str, tuple[Any, str]] = {}
+        self._fetched_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str | None) -> tuple[Any, str]:
+        if kid is None:
+            raise TokenInvalid("token names no signing key")
+        if kid not in self._keys:
+            await self._refetch()
+        if kid not in self._keys:
+            raise TokenInvalid("unknown signing key")
+        return self._keys[kid]
+
+    async def _refetch(self) -> None:
+        async with self._lock:  # one fetch at a time; the others use its result
+            if time.monotonic() - self._fetched_at < self._refetch_seconds:
+                return
+            try:
+                async with httpx.AsyncClient(timeout=self._timeout) as client:
+                    response = await client.get(self._url, headers=self._headers)
+                    response.raise_for_status()
+                    document = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise SigningKeysUnavailable(type(exc).__name__) from exc
+            self._keys = _parse_jwks(document)
+            self._fetched_at = time.monotonic()
+
+
+def _parse_jwks(document: Any) -> dict[str, tuple[Any, str]]:
+    keys: dict[str, tuple[Any, str]] = {}
+    for jwk in document.get("keys", []) if isinstance(document, dict) else []:
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            continue
+        try:
+            parsed = jwt.PyJWK(jwk)
+        except jwt.PyJWTError:
+            continue  # a key of a kind we do not verify with; others may still serve
+        if parsed.algorithm_name in _ASYMMETRIC:
+            keys[jwk["kid"]] = (parsed.key, parsed.algorithm_name)
+    return keys
+
+
 class TokenVerifier:
     """Verifies access tokens locally: signature, `exp`, `aud`, `iss`, required claims.
 
+    The keys come from a `KeySource` (the embedded signer's key, or a provider's JWKS); tokens
+    without a `kid` are Supabase's legacy HS256 ones, accepted only when that secret is set.
     Verified claims are cached by the exact token string (bounded, LRU) so a token used on many
     requests is checked cryptographically once; `exp` is still compared on every hit.
     """
@@ -109,23 +201,24 @@ class TokenVerifier:
     def __init__(
         self,
         *,
-        signer: TokenSigner,
+        keys: KeySource,
+        issuer: str,
         legacy_hs256_secret: str | None = None,
         cache_size: int = 4096,
     ):
-        self._keys: dict[str, tuple[Any, str]] = {signer.key_id: (signer.public_key, "ES256")}
-        self._default_key = self._keys[signer.key_id]
+        self._keys = keys
         self._legacy = (legacy_hs256_secret, "HS256") if legacy_hs256_secret else None
-        self._issuer = signer.issuer
+        self._issuer = issuer
         self._cache: OrderedDict[str, AccessClaims] = OrderedDict()
         self._cache_size = cache_size
 
-    def verify(self, token: str) -> AccessClaims:
+    async def verify(self, token: str) -> AccessClaims:
         """Return the token's verified claims.
 
         Raises:
             TokenInvalid: for any reason the token cannot be trusted; the reason is not a secret,
                 but the token itself never goes into the message.
+            SigningKeysUnavailable: the keys to judge it could not be fetched.
         """
         now = time.time()
         cached = self._cache.get(token)
@@ -135,27 +228,23 @@ class TokenVerifier:
                 raise TokenInvalid("token expired")
             self._cache.move_to_end(token)
             return cached
-        claims = self._decode(token)
+        claims = self._decode(token, *await self._key_for(token))
         self._cache[token] = claims
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return claims
 
-    def _select_key(self, token: str) -> tuple[Any, str]:
+    async def _key_for(self, token: str) -> tuple[Any, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenInvalid("malformed token") from exc
         kid = header.get("kid")
-        if kid is not None:
-            if kid not in self._keys:
-                raise TokenInvalid("unknown signing key")
-            return self._keys[kid]
-        # Supabase's legacy tokens carry no kid; they are HS256 with the project's JWT secret.
-        return self._legacy or self._default_key
+        if kid is None and self._legacy is not None:
+            return self._legacy
+        return await self._keys.key(kid)
 
-    def _decode(self, token: str) -> AccessClaims:
-        key, algorithm = self._select_key(token)
+    def _decode(self, token: str, key: Any, algorithm: str) -> AccessClaims:
         try:
             payload = jwt.decode(
                 token,

@@ -353,14 +353,19 @@ class TestLogout:
 
         assert_error(response, 403, "csrf_missing")
 
-    async def test_access_token_still_works_after_logout_until_exp(self, api: AuthApi, user):
-        """Access tokens are verified locally, so logout cannot recall them: they expire by exp,
-        which is why their lifetime is short."""
+    async def test_after_logout_me_refuses_the_token_and_items_accept_it_until_exp(
+        self, api: AuthApi, user
+    ):
+        """/auth/me asks the provider, so it refuses an ended session at once; data routes verify
+        locally and cannot recall a token: it expires by exp, which is why its lifetime is short."""
         await api.logout()
 
-        response = await api.client.get("/auth/me", headers=user.auth)
+        me = await api.client.get("/auth/me", headers=user.auth)
+        items = await api.client.get("/items", headers=user.auth)
 
-        assert response.status_code == 200
+        assert_error(me, 401, "unauthorized")
+        assert me.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        assert items.status_code == 200
 
 
 class TestRateLimit:

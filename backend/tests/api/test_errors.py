@@ -122,7 +122,6 @@ class TestDatabaseCut:
     @pytest.mark.parametrize(
         ("method", "path", "body"),
         [
-            ("GET", "/auth/me", None),
             ("GET", "/items", None),
             ("POST", "/items", {"title": "t"}),
             ("GET", "/items/{id}", None),
@@ -144,7 +143,7 @@ class TestDatabaseCut:
         assert_error(response, 503, "database_unavailable")
         assert int(response.headers["retry-after"]) >= 1
 
-    @pytest.mark.parametrize("path", ["/items", "/auth/me", "/health"])
+    @pytest.mark.parametrize("path", ["/items", "/health"])
     async def test_route_while_database_hangs_is_503_within_the_timeout(
         self, make_settings, postgres_url, path
     ):
@@ -157,6 +156,18 @@ class TestDatabaseCut:
             response = await client.get(path, headers=user.auth)
 
         assert_error(response, 503, "database_unavailable")
+
+    async def test_me_while_database_is_down_is_503_provider_unavailable(
+        self, make_settings, postgres_url
+    ):
+        """/auth/me asks the identity provider first: for the embedded one, its database."""
+        async with app_behind_cuttable_proxy(make_settings, postgres_url) as (client, proxy):
+            user = await AuthApi(client).signed_in_user()
+            await proxy.cut()
+            response = await client.get("/auth/me", headers=user.auth)
+
+        assert_error(response, 503, "provider_unavailable")
+        assert int(response.headers["retry-after"]) >= 1
 
     @pytest.mark.parametrize("route", ["/auth/signup", "/auth/signin", "/auth/logout"])
     async def test_auth_route_while_database_is_down_is_503_provider_unavailable(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from backend.app.core.claims import AccessClaims
 from backend.app.core.user_scoped_client import UserScopedClient
-from backend.app.identity.tokens import AccessClaims
 from backend.tests.helpers import PASSWORD, unique_email
 
 
@@ -15,7 +15,7 @@ async def scoped_client(app) -> UserScopedClient:
     email = unique_email()
     await services.identity.sign_up(email=email, password=PASSWORD, display_name=email[:10])
     session = await services.identity.sign_in_with_password(email=email, password=PASSWORD)
-    claims: AccessClaims = services.identity.verify_access_token(session.access_token.token)
+    claims: AccessClaims = await services.identity.verify_access_token(session.access_token.token)
     return UserScopedClient(services.database, claims)
 
 

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from backend.app.identity.tokens import TokenInvalid, TokenSigner, TokenVerifier
+from backend.app.identity.tokens import StaticKeys, TokenInvalid, TokenSigner, TokenVerifier
 
 ISSUER = "http://localhost:8000/auth/v1"
 
@@ -23,7 +23,11 @@ def signer() -> TokenSigner:
 
 @pytest.fixture
 def verifier(signer) -> TokenVerifier:
-    return TokenVerifier(signer=signer, legacy_hs256_secret="legacy-secret-of-supabase-project")
+    return TokenVerifier(
+        keys=StaticKeys(signer.public_key, signer.key_id),
+        issuer=ISSUER,
+        legacy_hs256_secret="legacy-secret-of-supabase-project",
+    )
 
 
 def forge(signer: TokenSigner, **overrides: Any) -> dict[str, Any]:
@@ -42,10 +46,10 @@ def forge(signer: TokenSigner, **overrides: Any) -> dict[str, Any]:
 
 
 class TestTokenSigner:
-    def test_issued_token_has_supabase_claims(self, signer, verifier):
+    async def test_issued_token_has_supabase_claims(self, signer, verifier):
         issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
 
-        claims = verifier.verify(issued.token).raw
+        claims = (await verifier.verify(issued.token)).raw
 
         assert claims["sub"] == "u1"
         assert claims["role"] == "authenticated"
@@ -55,13 +59,13 @@ class TestTokenSigner:
         assert claims["exp"] - claims["iat"] == 900
         assert jwt.get_unverified_header(issued.token)["alg"] == "ES256"
 
-    def test_issued_token_stays_out_of_its_repr(self, signer):
+    async def test_issued_token_stays_out_of_its_repr(self, signer):
         """A repr ends up in tracebacks and debug logs; a bearer token must not."""
         issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
 
         assert issued.token not in repr(issued)
 
-    def test_jwks_verifies_issued_tokens(self, signer):
+    async def test_jwks_verifies_issued_tokens(self, signer):
         """A third party holding only the JWKS can verify our tokens."""
         issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
         jwk = signer.jwks()["keys"][0]
@@ -75,7 +79,7 @@ class TestTokenSigner:
 
 
 class TestTokenVerifier:
-    def test_token_expired_more_than_one_second_ago_is_refused(self, signer, verifier):
+    async def test_token_expired_more_than_one_second_ago_is_refused(self, signer, verifier):
         now = int(time.time())
         token = jwt.encode(
             forge(signer, iat=now - 100, exp=now - 2),
@@ -85,12 +89,14 @@ class TestTokenVerifier:
         )
 
         with pytest.raises(TokenInvalid):
-            verifier.verify(token)
+            await verifier.verify(token)
 
     @pytest.mark.parametrize(
         "overrides", [{"aud": "anon"}, {"iss": "https://evil.example"}, {"session_id": None}]
     )
-    def test_wrong_audience_issuer_or_missing_claim_is_refused(self, signer, verifier, overrides):
+    async def test_wrong_audience_issuer_or_missing_claim_is_refused(
+        self, signer, verifier, overrides
+    ):
         token = jwt.encode(
             forge(signer, **overrides),
             signer._private_key,
@@ -99,22 +105,22 @@ class TestTokenVerifier:
         )
 
         with pytest.raises(TokenInvalid):
-            verifier.verify(token)
+            await verifier.verify(token)
 
-    def test_alg_none_is_refused(self, signer, verifier):
+    async def test_alg_none_is_refused(self, signer, verifier):
         token = jwt.encode(forge(signer), "", algorithm="none", headers={"kid": signer.key_id})
 
         with pytest.raises(TokenInvalid):
-            verifier.verify(token)
+            await verifier.verify(token)
 
-    def test_token_signed_by_another_key_is_refused(self, signer, verifier):
+    async def test_token_signed_by_another_key_is_refused(self, signer, verifier):
         other = ec.generate_private_key(ec.SECP256R1())
         token = jwt.encode(forge(signer), other, algorithm="ES256", headers={"kid": signer.key_id})
 
         with pytest.raises(TokenInvalid):
-            verifier.verify(token)
+            await verifier.verify(token)
 
-    def test_hs256_signed_with_public_key_bytes_is_refused(self, signer, verifier):
+    async def test_hs256_signed_with_public_key_bytes_is_refused(self, signer, verifier):
         """Algorithm confusion: the alg comes from our key (ES256), never from the header."""
         from cryptography.hazmat.primitives import serialization
 
@@ -124,30 +130,30 @@ class TestTokenVerifier:
         token = _hs256_by_hand(forge(signer), key=public_pem, kid=signer.key_id)
 
         with pytest.raises(TokenInvalid):
-            verifier.verify(token)
+            await verifier.verify(token)
 
-    def test_legacy_hs256_with_configured_secret_is_accepted(self, signer, verifier):
+    async def test_legacy_hs256_with_configured_secret_is_accepted(self, signer, verifier):
         """Supabase's legacy JWT secret, where configured: no kid, HS256."""
         token = jwt.encode(forge(signer), "legacy-secret-of-supabase-project", algorithm="HS256")
 
-        assert verifier.verify(token).user_id == "11111111-1111-1111-1111-111111111111"
+        assert (await verifier.verify(token)).user_id == "11111111-1111-1111-1111-111111111111"
 
-    def test_legacy_hs256_without_configured_secret_is_refused(self, signer):
-        verifier = TokenVerifier(signer=signer)
+    async def test_legacy_hs256_without_configured_secret_is_refused(self, signer):
+        verifier = TokenVerifier(keys=StaticKeys(signer.public_key, signer.key_id), issuer=ISSUER)
         token = jwt.encode(forge(signer), "legacy-secret-of-supabase-project", algorithm="HS256")
 
         with pytest.raises(TokenInvalid):
-            verifier.verify(token)
+            await verifier.verify(token)
 
-    def test_cached_token_is_still_refused_after_exp(self, signer, verifier, monkeypatch):
+    async def test_cached_token_is_still_refused_after_exp(self, signer, verifier, monkeypatch):
         """The claims cache never extends a token's life."""
         issued = signer.issue(user_id="u1", email="a@example.com", session_id="s1")
-        verifier.verify(issued.token)
+        await verifier.verify(issued.token)
         later = issued.expires_at + 2
         monkeypatch.setattr(time, "time", lambda: later)
 
         with pytest.raises(TokenInvalid):
-            verifier.verify(issued.token)
+            await verifier.verify(issued.token)
 
 
 def _hs256_by_hand(claims: dict[str, Any], *, key: bytes, kid: str) -> str:

@@ -1,4 +1,4 @@
-"""Service-role operations that bypass row-level security.
+"""Service-role operations of the embedded provider, which bypass row-level security.
 
 Nothing here is reachable from a route's input: the routes hold a `UserScopedClient`, and only the
 identity provider holds this one. Keeping the privileged path this small is what makes the RLS
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +22,7 @@ from backend.app.db.tables import (
     user_profile,
     utcnow,
 )
+from backend.app.identity.base import SignOutScope
 
 __all__ = ["AdminClient"]
 
@@ -69,23 +71,42 @@ class AdminClient:
             raise
         return user_id
 
-    async def revoke_session(self, *, session_id: str) -> None:
-        """Revoke a session and every refresh token it has; idempotent."""
-        await self._db.write(lambda conn: revoke_session(conn, session_id=session_id))
+    async def revoke_sessions(
+        self, *, user_id: str, session_id: str, scope: SignOutScope = SignOutScope.LOCAL
+    ) -> None:
+        """Revoke a session (`local`), the user's other sessions (`others`) or all of them
+        (`global`), with every refresh token they have; idempotent."""
+        if scope is SignOutScope.LOCAL:
+            chosen = identity_sessions.c.id == session_id
+        else:
+            chosen = identity_sessions.c.user_id == user_id
+            if scope is SignOutScope.OTHERS:
+                chosen = sa.and_(chosen, identity_sessions.c.id != session_id)
+        await self._db.write(lambda conn: revoke_sessions(conn, chosen))
 
 
 def revoke_session(conn: Connection, *, session_id: str) -> None:
+    revoke_sessions(conn, identity_sessions.c.id == session_id)
+
+
+def revoke_sessions(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
     now = utcnow()
-    conn.execute(
-        identity_sessions.update()
-        .where(identity_sessions.c.id == session_id, identity_sessions.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    conn.execute(
-        identity_refresh_tokens.update()
-        .where(
-            identity_refresh_tokens.c.session_id == session_id,
-            identity_refresh_tokens.c.revoked_at.is_(None),
+    sessions = (
+        conn.execute(
+            identity_sessions.update()
+            .where(chosen, identity_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(identity_sessions.c.id)
         )
-        .values(revoked_at=now)
+        .scalars()
+        .all()
     )
+    if sessions:
+        conn.execute(
+            identity_refresh_tokens.update()
+            .where(
+                identity_refresh_tokens.c.session_id.in_(sessions),
+                identity_refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
