@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     supabase_anon_key: SecretStr | None = None
     supabase_service_role_key: SecretStr | None = None
     supabase_jwt_secret: SecretStr | None = None
+    # The embedded provider also serves GoTrue's HTTP API under /auth/v1 (keys: the two above).
+    gotrue_api_enabled: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod
