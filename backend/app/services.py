@@ -29,6 +29,7 @@ class Services:
     rate_limiter: SignInRateLimiter
 
     async def close(self) -> None:
+        await self.identity.close()
         await self.rate_limiter.close()
         await self.database.dispose()
 

@@ -5,7 +5,7 @@ It lives here, below the identity providers, because the user-scoped client need
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["AccessClaims"]
@@ -20,3 +20,6 @@ class AccessClaims:
     session_id: str
     expires_at: int
     raw: dict[str, Any]
+    # The token itself, for a provider that must be asked about it; a credential, so never in a
+    # repr, a log line or a traceback.
+    token: str = field(repr=False, default="")

@@ -6,9 +6,11 @@ mapped into the same body so a client parses exactly one shape.
 
     AppError
     ├── RequestInvalid            422 validation_error
+    │   └── SamePassword              (GoTrue API: 422 same_password)
     ├── WeakPassword              422 weak_password
     ├── UserAlreadyExists         409 user_already_exists
     ├── InvalidCredentials        401 auth_invalid_credentials
+    │   └── EmailNotConfirmed         (GoTrue API: 400 email_not_confirmed)
     ├── Unauthorized              401 unauthorized          (+ WWW-Authenticate)
     ├── RefreshTokenError         401 refresh_token_*
     │   ├── RefreshTokenMissing
@@ -48,6 +50,7 @@ __all__ = [
     "CsrfError",
     "CsrfMismatch",
     "CsrfMissing",
+    "EmailNotConfirmed",
     "ErrorCode",
     "InvalidCredentials",
     "NotFound",
@@ -59,6 +62,7 @@ __all__ = [
     "RefreshTokenMissing",
     "RefreshTokenReused",
     "RequestInvalid",
+    "SamePassword",
     "Unauthorized",
     "UserAlreadyExists",
     "WeakPassword",
@@ -142,6 +146,12 @@ class RequestInvalid(AppError):
     default_message = "The request is not valid"
 
 
+class SamePassword(RequestInvalid):
+    """A password change to the password the user already has (GoTrue's `same_password`)."""
+
+    default_message = "New password should be different from the old password."
+
+
 class WeakPassword(AppError):
     code = ErrorCode.WEAK_PASSWORD
     default_message = "The password does not meet the password policy"
@@ -155,6 +165,13 @@ class UserAlreadyExists(AppError):
 class InvalidCredentials(AppError):
     code = ErrorCode.AUTH_INVALID_CREDENTIALS
     default_message = "Invalid email or password"
+
+
+class EmailNotConfirmed(InvalidCredentials):
+    """The password was right, but the address is not confirmed yet (an admin created the user
+    without `email_confirm`). `/auth` answers it like any failed sign-in; GoTrue's API names it."""
+
+    default_message = "Email not confirmed"
 
 
 class Unauthorized(AppError):

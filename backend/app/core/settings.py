@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     def _fill_defaults_and_check_production(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'myideas.db'}"
+        if self.auth_provider is AuthProvider.SUPABASE:
+            missing = [
+                name.upper()
+                for name in ("supabase_url", "supabase_anon_key", "supabase_service_role_key")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(
+                    f"AUTH_PROVIDER=supabase needs {', '.join(missing)}: the project's URL and "
+                    "its anon and service-role keys (Supabase dashboard, Project Settings, API)"
+                )
         if self.environment is Environment.PRODUCTION:
             for name in ("jwt_private_key", "secret_key"):
                 secret = getattr(self, name)

@@ -90,6 +90,10 @@ class IdentityProvider(Protocol):
         """
         ...
 
+    async def close(self) -> None:
+        """Release what the provider holds (its HTTP connections); called at shutdown."""
+        ...
+
     async def verify_access_token(self, access_token: str) -> AccessClaims:
         """Verify locally (signature, `exp`, `aud`, `iss`), without asking the provider.
 

@@ -237,6 +237,9 @@ class EmbeddedIdentityProvider:
             raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
         return AuthUser(id=row.id, email=row.email_as_typed)
 
+    async def close(self) -> None:
+        """Nothing to release: the database belongs to the app."""
+
     async def verify_access_token(self, access_token: str) -> AccessClaims:
         return await self._verifier.verify(access_token)
 

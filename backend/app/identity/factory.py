@@ -10,7 +10,8 @@ from backend.app.db.engine import Database
 from backend.app.identity.admin_client import AdminClient
 from backend.app.identity.base import IdentityProvider
 from backend.app.identity.embedded import EmbeddedIdentityProvider
-from backend.app.identity.tokens import StaticKeys, TokenSigner, TokenVerifier
+from backend.app.identity.supabase import SupabaseIdentityProvider
+from backend.app.identity.tokens import JwksKeys, StaticKeys, TokenSigner, TokenVerifier
 
 __all__ = ["Identity", "build_identity"]
 
@@ -29,9 +30,7 @@ def _legacy_secret(settings: Settings) -> str | None:
 
 def build_identity(settings: Settings, database: Database) -> Identity:
     if settings.auth_provider is AuthProvider.SUPABASE:
-        raise RuntimeError(
-            "AUTH_PROVIDER=supabase is not built yet; the embedded provider is the only one"
-        )
+        return Identity(provider=_supabase(settings, database), signer=None)
     signer = TokenSigner(
         private_key=signing_key(settings),
         issuer=settings.jwt_issuer,
@@ -52,3 +51,28 @@ def build_identity(settings: Settings, database: Database) -> Identity:
         reuse_interval_seconds=settings.refresh_reuse_interval_seconds,
     )
     return Identity(provider=provider, signer=signer)
+
+
+def _supabase(settings: Settings, database: Database) -> SupabaseIdentityProvider:
+    url, anon, service = (
+        settings.supabase_url,
+        settings.supabase_anon_key,
+        settings.supabase_service_role_key,
+    )
+    if not (url and anon and service):  # the settings class refuses to start without them
+        raise RuntimeError("AUTH_PROVIDER=supabase needs SUPABASE_URL and both keys")
+    url = url.rstrip("/")
+    anon_key = anon.get_secret_value()
+    verifier = TokenVerifier(
+        keys=JwksKeys(f"{url}/auth/v1/.well-known/jwks.json", headers={"apikey": anon_key}),
+        # Supabase issues its tokens as <project URL>/auth/v1.
+        issuer=f"{url}/auth/v1",
+        legacy_hs256_secret=_legacy_secret(settings),
+    )
+    return SupabaseIdentityProvider(
+        url=url,
+        anon_key=anon_key,
+        service_role_key=service.get_secret_value(),
+        verifier=verifier,
+        database=database,
+    )

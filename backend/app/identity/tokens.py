@@ -263,4 +263,5 @@ class TokenVerifier:
             session_id=str(payload["session_id"]),
             expires_at=int(payload["exp"]),
             raw=payload,
+            token=token,
         )

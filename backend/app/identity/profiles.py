@@ -1,0 +1,52 @@
+"""The `user_profile` row every user has, created beside an identity that lives elsewhere.
+
+With the embedded provider the user and the profile are inserted in one transaction. With
+Supabase the user lives in GoTrue, so the row is created after it; `ensure_profile` is idempotent,
+so a sign-in or `/auth/me` can create a row that a crash in between left missing. (A Supabase
+project can also create it with the `auth.users` trigger of `supabase/migrations/`.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from backend.app.db.engine import Database
+from backend.app.db.tables import user_profile, utcnow
+
+__all__ = ["delete_profile", "ensure_profile"]
+
+
+async def ensure_profile(database: Database, *, user_id: str, display_name: str | None) -> None:
+    """Insert the user's profile unless it exists; a concurrent insert of the same row is fine.
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    exists = await database.read(
+        lambda conn: conn.execute(
+            sa.select(user_profile.c.id).where(user_profile.c.id == user_id)
+        ).first()
+    )
+    if exists is not None:
+        return
+
+    def insert(conn: Connection) -> None:
+        now = utcnow()
+        conn.execute(
+            user_profile.insert().values(
+                id=user_id, display_name=display_name, created_at=now, updated_at=now
+            )
+        )
+
+    with contextlib.suppress(IntegrityError):  # another request created it first
+        await database.write(insert)
+
+
+async def delete_profile(database: Database, *, user_id: str) -> None:
+    await database.write(
+        lambda conn: conn.execute(user_profile.delete().where(user_profile.c.id == user_id))
+    )

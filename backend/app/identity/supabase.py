@@ -1,0 +1,238 @@
+"""The Supabase provider: identity delegated to Supabase Auth (GoTrue) through its official client.
+
+- **One client per call**, with `auto_refresh_token=False` and `persist_session=False`: a client
+  that signed someone in holds that user's session (and rewrites its own `Authorization`), so a
+  shared one would hand one user's session to the next caller. Only the HTTP connection pool is
+  shared. The service-role client is used for admin calls only and never signs anyone in.
+- GoTrue's refresh token lives only inside the `sb_refresh_token` cookie; this app never stores it.
+- Access tokens are verified locally (the project's JWKS, or its legacy HS256 secret); only
+  `/auth/me` asks GoTrue for the user, so a deleted user or an ended session is refused at once.
+- GoTrue unreachable, slow past the timeout, or answering 5xx is `ProviderUnavailable` (503, the
+  cookie kept); every GoTrue error code maps to this app's codes (`_raise_mapped`).
+- Sign-up creates a confirmed user through the admin API, then its `user_profile` row; if the row
+  cannot be written, the GoTrue user is deleted again, so there is never a user without a profile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import httpx
+from supabase_auth import AsyncGoTrueAdminAPI, AsyncGoTrueClient
+from supabase_auth.errors import AuthError, AuthRetryableError, AuthWeakPasswordError
+from supabase_auth.types import Session, User
+
+from backend.app.core.claims import AccessClaims
+from backend.app.core.errors import (
+    AppError,
+    InvalidCredentials,
+    ProviderUnavailable,
+    RateLimited,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+    RequestInvalid,
+    Unauthorized,
+    UserAlreadyExists,
+    WeakPassword,
+)
+from backend.app.db.engine import Database
+from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
+from backend.app.identity.emails import email_key
+from backend.app.identity.passwords import check_password_policy
+from backend.app.identity.profiles import delete_profile, ensure_profile
+from backend.app.identity.tokens import IssuedAccessToken, TokenVerifier
+
+__all__ = ["SupabaseIdentityProvider"]
+
+PROVIDER_TIMEOUT_SECONDS = 5.0
+
+# GoTrue's error codes (../shared/GOTRUE.md §3) as this app's errors.
+_BY_CODE: dict[str, Callable[[], AppError]] = {
+    "invalid_credentials": InvalidCredentials,
+    "email_not_confirmed": InvalidCredentials,
+    "user_already_exists": UserAlreadyExists,
+    "email_exists": UserAlreadyExists,
+    "refresh_token_already_used": RefreshTokenReused,
+    "refresh_token_not_found": RefreshTokenInvalid,
+    "session_not_found": RefreshTokenInvalid,
+    "session_expired": RefreshTokenInvalid,
+    "user_not_found": RefreshTokenInvalid,
+    # GoTrue's own input checks (a malformed refresh token, a password over bcrypt's 72 bytes).
+    "validation_failed": RequestInvalid,
+}
+
+
+def _raise_mapped(error: AuthError, *, overrides: dict[str, Callable[[], AppError]]) -> NoReturn:
+    """Raise this app's error for a GoTrue error. GoTrue's message is not passed on: it may
+    quote what the user sent."""
+    status = getattr(error, "status", 0) or 0
+    if isinstance(error, AuthRetryableError) or status >= 500 or status == 0:
+        raise ProviderUnavailable() from error
+    if isinstance(error, AuthWeakPasswordError) or error.code == "weak_password":
+        reasons = getattr(error, "reasons", None) or []
+        raise WeakPassword(details={"reasons": reasons}) from error
+    if error.code == "over_request_rate_limit" or status == 429:
+        raise RateLimited(retry_after_seconds=60) from error
+    mapped = overrides.get(error.code or "") or _BY_CODE.get(error.code or "")
+    if mapped is not None:
+        raise mapped() from error
+    # An answer this app has no meaning for: the provider is not usable as configured.
+    raise ProviderUnavailable() from error
+
+
+@asynccontextmanager
+async def _gotrue_errors_mapped(**overrides: Callable[[], AppError]) -> AsyncIterator[None]:
+    """Turn whatever the GoTrue client raises into this app's errors (keyword arguments: error
+    codes that mean something else for this call)."""
+    try:
+        yield
+    except AuthError as error:
+        _raise_mapped(error, overrides=overrides)
+    except (httpx.HTTPError, OSError) as error:  # a transport error the client did not wrap
+        raise ProviderUnavailable() from error
+
+
+def _token_refused() -> Unauthorized:
+    return Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
+
+
+def _display_email(user: User) -> str:
+    # GoTrue keeps the normalized address (see sign_up); what the user typed is in the metadata.
+    typed = user.user_metadata.get("email_as_typed")
+    return typed if isinstance(typed, str) and typed else user.email or ""
+
+
+class SupabaseIdentityProvider:
+    def __init__(
+        self,
+        *,
+        url: str,
+        anon_key: str,
+        service_role_key: str,
+        verifier: TokenVerifier,
+        database: Database,
+        timeout_seconds: float = PROVIDER_TIMEOUT_SECONDS,
+    ):
+        self._auth_url = url.rstrip("/") + "/auth/v1"
+        self._anon_key = anon_key
+        self._service_role_key = service_role_key
+        self._verifier = verifier
+        self._db = database
+        self._http = httpx.AsyncClient(timeout=timeout_seconds)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _client(self) -> AsyncGoTrueClient:
+        """A new public client for one call: it holds nobody's session but the caller's."""
+        return AsyncGoTrueClient(
+            url=self._auth_url,
+            headers={"apikey": self._anon_key, "Authorization": f"Bearer {self._anon_key}"},
+            auto_refresh_token=False,
+            persist_session=False,
+            http_client=self._http,
+        )
+
+    def _admin(self) -> AsyncGoTrueAdminAPI:
+        """The service-role API: admin calls only, never a sign-in."""
+        return AsyncGoTrueAdminAPI(
+            url=self._auth_url,
+            headers={
+                "apikey": self._service_role_key,
+                "Authorization": f"Bearer {self._service_role_key}",
+            },
+            http_client=self._http,
+        )
+
+    async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
+        check_password_policy(password)  # the same policy as the embedded provider, first
+        attributes: dict[str, Any] = {
+            "email": email_key(email),
+            "password": password,
+            "email_confirm": True,
+            "user_metadata": {"display_name": display_name, "email_as_typed": email},
+        }
+        async with _gotrue_errors_mapped():
+            user = (await self._admin().create_user(attributes)).user  # type: ignore[arg-type]
+        try:
+            await ensure_profile(self._db, user_id=user.id, display_name=display_name)
+        except Exception:
+            # No user without a profile: take the GoTrue user back before reporting the failure.
+            async with _gotrue_errors_mapped():
+                await self._admin().delete_user(user.id)
+            raise
+        return AuthUser(id=user.id, email=_display_email(user))
+
+    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
+        async with _gotrue_errors_mapped():
+            response = await self._client().sign_in_with_password(
+                {"email": email_key(email), "password": password}
+            )
+        if response.session is None or response.user is None:
+            raise ProviderUnavailable()
+        await self._ensure_profile_of(response.user)
+        return _auth_session(response.session, response.user)
+
+    async def refresh(self, *, refresh_token: str) -> AuthSession:
+        async with _gotrue_errors_mapped(validation_failed=RefreshTokenInvalid):
+            response = await self._client().refresh_session(refresh_token)
+        if response.session is None or response.user is None:
+            raise ProviderUnavailable()
+        return _auth_session(response.session, response.user)
+
+    async def sign_out(
+        self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
+    ) -> None:
+        # GoTrue signs out with a live access token, which the cookie's refresh token gets.
+        try:
+            session = await self.refresh(refresh_token=refresh_token)
+        except (RefreshTokenInvalid, RefreshTokenReused):
+            return  # already over
+        async with _gotrue_errors_mapped():
+            await self._client().admin.sign_out(session.access_token.token, scope.value)
+
+    async def get_user(self, claims: AccessClaims) -> AuthUser:
+        # GoTrue refuses a deleted user or an ended session with 401/403 (bad_jwt,
+        # session_not_found, user_not_found): here, a token that no longer works.
+        async with _gotrue_errors_mapped(
+            bad_jwt=_token_refused,
+            no_authorization=_token_refused,
+            session_not_found=_token_refused,
+            user_not_found=_token_refused,
+        ):
+            response = await self._client().get_user(claims.token)
+        if response is None:
+            raise Unauthorized(token_was_sent=True)
+        await self._ensure_profile_of(response.user)
+        return AuthUser(id=response.user.id, email=_display_email(response.user))
+
+    async def verify_access_token(self, access_token: str) -> AccessClaims:
+        return await self._verifier.verify(access_token)
+
+    async def _ensure_profile_of(self, user: User) -> None:
+        display_name = user.user_metadata.get("display_name")
+        await ensure_profile(
+            self._db,
+            user_id=user.id,
+            display_name=display_name if isinstance(display_name, str) else None,
+        )
+
+    async def delete_user(self, *, user_id: str) -> None:
+        """Delete the GoTrue user and its profile (an operator's call; no route reaches it)."""
+        async with _gotrue_errors_mapped():
+            await self._admin().delete_user(user_id)
+        await delete_profile(self._db, user_id=user_id)
+
+
+def _auth_session(session: Session, user: User) -> AuthSession:
+    expires_at = session.expires_at or int(time.time()) + session.expires_in
+    return AuthSession(
+        user=AuthUser(id=user.id, email=_display_email(user)),
+        access_token=IssuedAccessToken(
+            token=session.access_token, expires_in=session.expires_in, expires_at=expires_at
+        ),
+        refresh_token=session.refresh_token,
+    )
