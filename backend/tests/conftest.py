@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 from backend.app.core.settings import Settings
 from backend.app.main import create_app
 from backend.app.services import Services
+from backend.tests.gotrue_server import gotrue_server, supabase_settings
 from backend.tests.helpers import ApiUser, AuthApi
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -63,10 +65,33 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
-    """Settings for a test app; keyword arguments override (generous rate limits by default)."""
+def identity_provider() -> str:
+    """The provider the app under test uses; the HTTP contract suites run under both."""
+    return "embedded"
 
-    def make(**overrides: Any) -> Settings:
+
+# Settings that belong to the identity service: with AUTH_PROVIDER=supabase they configure the
+# GoTrue-compatible server the app talks to, not the app.
+_IDENTITY_SETTINGS = (
+    "refresh_reuse_interval_seconds",
+    "access_token_ttl_seconds",
+    "session_ttl_seconds",
+)
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, database_url: str, identity_provider: str
+) -> Iterator[Callable[..., Settings]]:
+    """Settings for a test app; keyword arguments override (generous rate limits by default).
+
+    With the `supabase` provider each call also starts a GoTrue-compatible server on loopback
+    (this app, embedded, with GOTRUE_API_ENABLED, on the same database) and points the settings
+    at it, as a Supabase project's URL and keys.
+    """
+    servers = ExitStack()
+
+    def base(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "database_url": database_url,
@@ -77,7 +102,15 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
         }
         return Settings(_env_file=None, **(values | overrides))
 
-    return make
+    def make(**overrides: Any) -> Settings:
+        if identity_provider == "embedded":
+            return base(**overrides)
+        identity = {k: overrides.pop(k) for k in _IDENTITY_SETTINGS if k in overrides}
+        url = servers.enter_context(gotrue_server(base, **identity))
+        return base(**supabase_settings(url), **overrides)
+
+    with servers:
+        yield make
 
 
 async def _empty_tables(services: Services) -> None:

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 
 @contextmanager
-def live_server(app: FastAPI, *, log_level: str = "info") -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 (a free port); yields the base URL; stops on exit."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level=log_level, log_config=None)
+def live_server(app: FastAPI, *, port: int = 0, log_level: str = "info") -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 (`port`, or a free one); yields the base URL; stops on exit."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, log_config=None)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
