@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import http.server
+import json
 import threading
 from pathlib import Path
 
 import sqlalchemy as sa
 import typer
 import uvicorn
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
+from backend.app.core.doctor import TIMEOUT_SECONDS, Check, Serving, Status, diagnose
 from backend.app.core.logging import configure_logging
 from backend.app.core.settings import PROJECT_ROOT, get_settings
-from backend.app.db.engine import Database
 from backend.app.db.migrate import upgrade_to_head
 
 __all__ = ["main", "serve_frontend"]
@@ -74,32 +79,49 @@ def migrate() -> None:
     )
 
 
+_STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
+
+
 @cli.command()
-def doctor() -> None:
-    """Print the configuration (no secrets) and check that the database answers."""
-    settings = get_settings()
-    url = sa.engine.make_url(settings.database_url)
-    typer.echo(f"environment:   {settings.environment}")
-    typer.echo(f"auth provider: {settings.auth_provider}")
-    typer.echo(f"database:      {url.render_as_string(hide_password=True)}")
-    typer.echo(
-        f"redis:         {'configured' if settings.redis_url else 'not set (in-process limiter)'}"
+def doctor(
+    host: str = typer.Option("127.0.0.1", help="Address the API is served on (as `serve`)."),
+    port: int = typer.Option(8000, help="Port the API is served on (as `serve`)."),
+    spa_origin: str = typer.Option(
+        "http://localhost:5173", help="Origin the browser opens the SPA at."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as a JSON list."),
+    timeout: float = typer.Option(TIMEOUT_SECONDS, help="Seconds to wait for each service."),
+) -> None:
+    """Check the configuration against the running world; exit 1 when something will break."""
+    serving = Serving(host=host, port=port, spa_origin=spa_origin.rstrip("/"))
+    checks = asyncio.run(diagnose(serving=serving, timeout_seconds=timeout))
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(check) for check in checks], indent=2))
+    else:
+        _print_checks(checks)
+    if any(check.status is Status.FAIL for check in checks):
+        raise typer.Exit(1)
+
+
+def _print_checks(checks: list[Check]) -> None:
+    table = Table(show_lines=True, title="myideas doctor")
+    table.add_column("", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("finding")
+    table.add_column("fix")
+    for check in checks:
+        style = _STATUS_STYLE[check.status]
+        # Text, not markup: a message may hold brackets ("[Errno 111]") that rich would eat.
+        table.add_row(
+            Text(check.status, style=style), Text(check.name), Text(check.message), Text(check.fix)
+        )
+    console = Console()
+    console.print(table)
+    counts = {status: sum(check.status is status for check in checks) for status in Status}
+    console.print(
+        f"{counts[Status.FAIL]} fail, {counts[Status.WARN]} warn, {counts[Status.OK]} ok",
+        style=_STATUS_STYLE[Status.FAIL] if counts[Status.FAIL] else None,
     )
-    typer.echo(f"cors origins:  {', '.join(settings.cors_origins)}")
-
-    async def check() -> None:
-        database = Database(settings.database_url)
-        try:
-            await database.read(lambda conn: conn.execute(sa.text("SELECT 1")))
-        finally:
-            await database.dispose()
-
-    try:
-        asyncio.run(check())
-    except Exception as exc:
-        typer.echo(f"database check: FAILED ({type(exc).__name__})")
-        raise typer.Exit(1) from exc
-    typer.echo("database check: ok")
 
 
 def main() -> None:

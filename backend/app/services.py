@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backend.app.core.doctor import log_startup_checks
 from backend.app.core.keys import app_secret
 from backend.app.core.rate_limit import SignInRateLimiter
 from backend.app.core.security import CookiePolicy, CsrfProtector
@@ -35,9 +36,14 @@ class Services:
 
 
 async def start_services(settings: Settings) -> Services:
+    # One log line per configuration check; in production a failed one stops the start.
+    log_startup_checks(settings)
     await upgrade_to_head(settings.database_url)
     database = Database(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
     identity = build_identity(settings, database)
+    if settings.gotrue_api_enabled and identity.signer is None:
+        # GoTrue's API is the embedded provider's own; another provider has its own GoTrue.
+        raise RuntimeError("GOTRUE_API_ENABLED=true needs the embedded provider")
     # Secure is forced in production; on http://localhost in development a Secure cookie would
     # simply never come back.
     cookies = CookiePolicy(
