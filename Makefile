@@ -29,12 +29,18 @@ services:
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
 	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
 
+# supabase-js, for the client tests of the GoTrue-compatible API (backend/tests/gotrue/).
+GOTRUE_JS := backend/tests/gotrue/js
+$(GOTRUE_JS)/node_modules/.package-lock.json: $(GOTRUE_JS)/package-lock.json
+	npm ci --prefix $(GOTRUE_JS) --no-audit --no-fund --loglevel=error
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps services frontend/node_modules/.package-lock.json lint
+test: $(STAMP) system-deps services frontend/node_modules/.package-lock.json \
+      $(GOTRUE_JS)/node_modules/.package-lock.json lint
 	node --test frontend/tests/
 	$(BIN)/python -m pytest
 

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from backend.app.api import auth, health, items
-from backend.app.core.cors import ALLOWED_HEADERS, ALLOWED_METHODS, CredentialedCORSMiddleware
+from backend.app.api import auth, gotrue, health, items
+from backend.app.core.cors import PrefixCORSMiddleware, cors_options
 from backend.app.core.errors import install_error_handlers
 from backend.app.core.logging import install_redaction
 from backend.app.core.request_limits import RequestLimitsMiddleware
@@ -59,19 +59,21 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # Added first, so it runs inside CORS: a browser can read the 431 and see why.
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
-        CredentialedCORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=True,
-        allow_methods=ALLOWED_METHODS,
-        allow_headers=ALLOWED_HEADERS,
+        PrefixCORSMiddleware,  # type: ignore[arg-type]  # mypy cannot match its **options
+        **cors_options(settings.cors_origins, gotrue_api=settings.gotrue_api_enabled),
     )
     # FastAPI's body limit, set per route (not on the app, whose limiter sits outside the error
     # handlers and would answer a plain-text 413): a body that grows past it while being read is
     # a 413 with the error body. A larger declared Content-Length is refused earlier, above.
-    routers = (auth.router, items.router, health.router)
+    routers = [auth.router, items.router, health.router, gotrue.jwks_router]
+    if settings.gotrue_api_enabled:
+        routers.append(gotrue.router)
     for router in routers:
         app.include_router(router, max_body_size=settings.max_body_bytes)
     install_error_handlers(app, routes=[route for router in routers for route in router.routes])
+    if settings.gotrue_api_enabled:
+        # After the app's handlers, which it keeps for every path outside /auth/v1.
+        gotrue.install_gotrue_error_handlers(app)
     return app
 
 

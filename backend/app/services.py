@@ -56,7 +56,10 @@ async def start_services(settings: Settings) -> Services:
         signer=identity.signer,
         cookies=cookies,
         csrf=CsrfProtector(
-            secret=app_secret(settings), allowed_origins=settings.cors_origins, cookies=cookies
+            secret=app_secret(settings),
+            allowed_origins=settings.cors_origins,
+            cookies=cookies,
+            trusts_proxies=bool(settings.forwarded_allow_ips),
         ),
         rate_limiter=SignInRateLimiter(
             per_account=settings.rate_limit_signin_per_account,

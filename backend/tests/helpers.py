@@ -39,7 +39,12 @@ class AuthApi:
         return self.client.cookies.get("sb_refresh_token")
 
     def put_refresh_cookie(self, value: str | None) -> None:
-        """Replace the jar's refresh cookie, as a second tab or a thief holding `value` would."""
+        """Replace the jar's refresh cookie, as a second tab or a thief holding `value` would.
+
+        The CSRF token is bound to the refresh cookie, so the next call fetches the one that
+        matches (as the browser client does after its `csrf_*` 403).
+        """
+        self.csrf_token = None
         self.client.cookies.delete("sb_refresh_token")
         if value is not None:
             domain = self.client.base_url.host

@@ -50,6 +50,7 @@ def run_seed_flow(base_url: str, secrets: list[str]) -> dict[str, httpx.Response
             "/auth/refresh", headers={"X-CSRF-Token": csrf}
         )
         second_refresh_token = browser.cookies["sb_refresh_token"]
+        csrf = refresh.json()["csrfToken"]  # bound to the rotated refresh cookie
         responses["me_after_reload"] = browser.get(
             "/auth/me", headers={"Authorization": f"Bearer {refresh.json()['accessToken']}"}
         )
@@ -59,6 +60,7 @@ def run_seed_flow(base_url: str, secrets: list[str]) -> dict[str, httpx.Response
             "/auth/refresh", headers={"X-CSRF-Token": csrf}
         )
         secrets += [PASSWORD, access_token, refresh.json()["accessToken"], csrf]
+        secrets.append(signin.json()["csrfToken"])
         secrets += [first_refresh_token, second_refresh_token]
     return responses
 

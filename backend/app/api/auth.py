@@ -33,11 +33,14 @@ from backend.app.api.models import (
     UserOut,
 )
 from backend.app.core.errors import (
-    NotFound,
+    InvalidCredentials,
+    RateLimited,
     RefreshTokenError,
     RefreshTokenMissing,
+    RefreshTokenReused,
     error_response,
 )
+from backend.app.core.logging import account_fingerprint, log_security_event
 from backend.app.identity.base import AuthSession
 from backend.app.identity.emails import email_key
 
@@ -81,7 +84,11 @@ async def sign_up(
     body: SignUpIn, _csrf: CsrfDep, services: ServicesDep, address: ClientAddress
 ) -> SignUpOut:
     """Create an account and its profile. Does not sign in."""
-    await services.rate_limiter.hit_sign_up(address=address)
+    try:
+        await services.rate_limiter.hit_sign_up(address=address)
+    except RateLimited:
+        log_security_event("rate_limited", reason="signup", address=address)
+        raise
     user = await services.identity.sign_up(
         email=str(body.email),
         password=body.password,
@@ -101,13 +108,30 @@ async def sign_in(
 ) -> SessionOut:
     """Sign in with email and password: the access token in the body, the refresh token in the
     `sb_refresh_token` cookie, and a fresh CSRF token (rotated at every sign-in)."""
-    await services.rate_limiter.hit_sign_in(email_key=email_key(str(body.email)), address=address)
-    session = await services.identity.sign_in_with_password(
-        email=str(body.email), password=body.password
-    )
+    key = email_key(str(body.email))
+    try:
+        await services.rate_limiter.hit_sign_in(email_key=key, address=address)
+    except RateLimited:
+        log_security_event(
+            "rate_limited", reason="signin", account=account_fingerprint(key), address=address
+        )
+        raise
+    try:
+        session = await services.identity.sign_in_with_password(
+            email=str(body.email), password=body.password
+        )
+    except InvalidCredentials as exc:
+        log_security_event(
+            "signin_failed", reason=exc.code, account=account_fingerprint(key), address=address
+        )
+        raise
     services.cookies.set_refresh_token(response, session.refresh_token)
     logger.info("user signed in", extra={"user_id": session.user.id})
-    return _session_body(session, services.csrf.issue(response))
+    # A new CSRF nonce, and a token bound to the new session: a pair planted before sign-in
+    # stops working here.
+    return _session_body(
+        session, services.csrf.issue(response, refresh_token=session.refresh_token)
+    )
 
 
 @router.post("/refresh", response_model=SessionOut, responses=_ERRORS)
@@ -117,6 +141,7 @@ async def refresh(
     _csrf: CsrfDep,
     refresh_token: RefreshCookie,
     services: ServicesDep,
+    address: ClientAddress,
 ) -> SessionOut | Response:
     """Rotate the refresh cookie and return a new access token: the SPA's boot call after a page
     reload. Works after the access token has expired."""
@@ -127,13 +152,20 @@ async def refresh(
     except RefreshTokenError as exc:
         # A dead refresh token is removed from the browser so it stops being sent. Other errors
         # (503 provider_unavailable) keep it: the session may be fine once the provider is back.
-        if exc.code != RefreshTokenMissing.code:
+        if exc.code == RefreshTokenReused.code:
+            # Two parties held one session; it is revoked now. Worth an operator's look.
+            log_security_event("refresh_token_reused", reason=exc.code, address=address)
+        elif exc.code != RefreshTokenMissing.code:
             logger.info("refresh refused", extra={"reason": exc.code})
         failure = error_response(exc)
         services.cookies.clear_refresh_token(failure)
         return failure
     services.cookies.set_refresh_token(response, session.refresh_token)
-    return _session_body(session, services.csrf.current_or_new_token(request, response))
+    # The CSRF token follows the refresh cookie it is bound to (see CsrfProtector).
+    token = services.csrf.current_or_new_token(
+        request, response, refresh_token=session.refresh_token
+    )
+    return _session_body(session, token)
 
 
 @router.post("/logout", response_model=OkOut, responses=_ERRORS)
@@ -161,11 +193,3 @@ async def me(claims: CurrentUser, scoped: UserScopedDep, services: ServicesDep) 
             profile=ProfileOut(display_name=profile["display_name"] if profile else None),
         )
     )
-
-
-@router.get("/v1/.well-known/jwks.json", tags=["gotrue"])
-async def jwks(services: ServicesDep) -> dict[str, Any]:
-    """The public keys that verify access tokens (GoTrue's path, so Supabase tooling finds it)."""
-    if services.signer is None:
-        raise NotFound("This app signs no tokens; its provider publishes the keys")
-    return services.signer.jwks()

@@ -8,18 +8,28 @@ what a library might print (an `Authorization` header in a debug line, a query s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 from typing import Any
 
-__all__ = ["JsonFormatter", "configure_logging", "install_redaction", "redact"]
+__all__ = [
+    "SECURITY_LOGGER",
+    "JsonFormatter",
+    "account_fingerprint",
+    "configure_logging",
+    "install_redaction",
+    "log_security_event",
+    "redact",
+]
 
 _PATTERNS = [
-    # Header-style secrets: "Authorization: Bearer x", "'cookie': 'a=b'", "set-cookie=...".
+    # Header-style secrets: "Authorization: Bearer x", "'cookie': 'a=b'", "set-cookie=...",
+    # and the gateway's `apikey` (header or query): Supabase keys are bearer credentials.
     (
         re.compile(
-            r"(?i)\b(authorization|cookie|set-cookie|x-csrf-token)(['\"]?\s*[:=]\s*['\"]?)"
+            r"(?i)\b(authorization|cookie|set-cookie|x-csrf-token|apikey)(['\"]?\s*[:=]\s*['\"]?)"
             r"[^'\"\n]+"
         ),
         r"\1\2[REDACTED]",
@@ -44,7 +54,16 @@ def redact(text: str) -> str:
     return text
 
 
-def _redact_value(value: object) -> object:
+# Keys whose value is a secret whatever it looks like (a Supabase key may be any string).
+_SECRET_KEY = re.compile(
+    r"(?i)^(authorization|cookie|set-cookie|x-csrf-token|apikey|password|"
+    r"access_?token|refresh_?token|csrf_?token|sb_refresh_token|myideas_csrf)$"
+)
+
+
+def _redact_value(value: object, key: object = None) -> object:
+    if isinstance(key, str) and _SECRET_KEY.match(key):
+        return "[REDACTED]"
     if value is None or isinstance(value, int | float):
         return value
     return redact(str(value))
@@ -70,7 +89,8 @@ def install_redaction() -> None:
         if isinstance(record.args, tuple):
             record.args = tuple(_redact_value(value) for value in record.args)
         elif isinstance(record.args, dict):
-            record.args = {key: _redact_value(value) for key, value in record.args.items()}
+            # A lone dict argument (`log.info("%s", headers)`): its secrets are found by key.
+            record.args = {key: _redact_value(value, key) for key, value in record.args.items()}
         return record
 
     logging.setLogRecordFactory(factory)
@@ -106,3 +126,25 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+# Security events (ASVS V16.3) go to one logger, so an operator can route or alert on them alone.
+SECURITY_LOGGER = "backend.app.security"
+_security = logging.getLogger(SECURITY_LOGGER)
+
+
+def account_fingerprint(email_key: str) -> str:
+    """A stable pseudonym of an account's normalised email, for log lines about sign-in attempts.
+
+    The typed email is never logged on a failure: people paste their password into the email
+    field, and a failed attempt may name someone else's address. The fingerprint still lets an
+    operator group attempts on one account, or check a known address against them.
+    """
+    return hashlib.sha256(b"account:" + email_key.encode()).hexdigest()[:16]
+
+
+def log_security_event(event: str, **fields: str | int | None) -> None:
+    """One WARNING on the `backend.app.security` logger: the event, and who (`user_id`,
+    `account`, `address`) and why (`reason`) as `extra` fields. Never pass a secret: callers
+    give identifiers and error codes only."""
+    _security.warning("security event: %s", event, extra={"event": event, **fields})

@@ -18,7 +18,15 @@ from typing import Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from backend.app.core.errors import CsrfMismatch, CsrfMissing, OriginNotAllowed, Unauthorized
+from backend.app.core.errors import (
+    CsrfError,
+    CsrfMismatch,
+    CsrfMissing,
+    OriginNotAllowed,
+    Unauthorized,
+)
+from backend.app.core.logging import log_security_event
+from backend.app.core.request_limits import client_address
 
 __all__ = [
     "CSRF_COOKIE",
@@ -100,22 +108,52 @@ class CookiePolicy:
 
 
 class CsrfProtector:
-    """Signed double submit.
+    """Signed double submit, bound to the session (OWASP's "signed double-submit cookie").
 
     The CSRF cookie holds a random nonce (HttpOnly, so scripts cannot read it); the token handed to
-    the page is an HMAC of that nonce under the server's secret. A request passes when its
-    `X-CSRF-Token` header equals the HMAC of its cookie. Signing means a cookie planted by a
-    sibling subdomain is useless without the matching token, which only this server can compute.
+    the page is an HMAC, under the server's secret, of that nonce and of the refresh cookie the
+    request carries (none before sign-in). A request passes when its `X-CSRF-Token` header equals
+    the HMAC of its own cookies. Signing means a cookie planted by a sibling subdomain is useless
+    without the matching token, which only this server can compute; binding to the refresh cookie
+    means a cookie/token pair an attacker obtained for himself and planted before the victim signs
+    in stops working at sign-in, because the attacker never sees the victim's refresh token.
+
+    The refresh cookie rotates at every refresh, so the token does too: signin and refresh bodies
+    carry the new one, and `GET /auth/csrf` answers the token of the cookies the browser holds now
+    (the browser client fetches it again after a `csrf_*` 403, once).
+
+    Fetch Metadata comes first: a browser says `Sec-Fetch-Site: cross-site` on a request another
+    site started, and no legitimate caller of a state-changing route does that.
     """
 
-    def __init__(self, *, secret: bytes, allowed_origins: list[str], cookies: CookiePolicy):
+    def __init__(
+        self,
+        *,
+        secret: bytes,
+        allowed_origins: list[str],
+        cookies: CookiePolicy,
+        trusts_proxies: bool = False,
+    ):
         self._secret = secret
         self._allowed_origins = frozenset(allowed_origins)
         self._cookies = cookies
+        self._trusts_proxies = trusts_proxies  # only to name the client in a refusal's log line
 
-    def token_for(self, nonce: str) -> str:
-        digest = hmac.new(self._secret, b"csrf:" + nonce.encode(), hashlib.sha256).digest()
+    def token_for(self, nonce: str, refresh_token: str | None = None) -> str:
+        """The token of a CSRF nonce, bound to the refresh token when there is one."""
+        message = b"csrf:" + nonce.encode()
+        if refresh_token:
+            # The refresh token's digest, not the token: it is the only secret input that binds.
+            binding = hashlib.sha256(refresh_token.encode()).hexdigest()
+            message += b"|session:" + binding.encode()
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def _origin_allowed(self, request: Request, origin: str) -> bool:
+        return (
+            origin in self._allowed_origins
+            or origin == f"{request.url.scheme}://{request.url.netloc}"
+        )
 
     def check_origin(self, request: Request) -> None:
         """Raises OriginNotAllowed when the request names an origin that is not allowed.
@@ -124,31 +162,66 @@ class CsrfProtector:
         is not a cross-site one, and a browser cannot fake the Host it sends a request to.
         """
         origin = request.headers.get("origin")
-        if origin is None or origin in self._allowed_origins:
-            return
-        if origin != f"{request.url.scheme}://{request.url.netloc}":
+        if origin is not None and not self._origin_allowed(request, origin):
             raise OriginNotAllowed(details={"origin": origin})
 
+    def check_fetch_metadata(self, request: Request) -> None:
+        """Raises OriginNotAllowed for a request a browser says another site started.
+
+        `cross-site` is refused even without an `Origin` header (an old or privacy-stripped
+        one). `same-site` covers sibling subdomains, which are another origin: allowed only with
+        an `Origin` that is itself allowed (browsers send one on every POST). `same-origin`,
+        `none` (typed by the user) and no header at all (not a browser) go on to the CSRF token.
+        """
+        site = request.headers.get("sec-fetch-site")
+        if site == "cross-site":
+            raise OriginNotAllowed(details={"secFetchSite": site})
+        if site == "same-site":
+            origin = request.headers.get("origin")
+            if origin is None or not self._origin_allowed(request, origin):
+                raise OriginNotAllowed(details={"secFetchSite": site})
+
     def verify(self, request: Request) -> None:
-        """Raises CsrfMissing, CsrfMismatch or OriginNotAllowed unless the request may proceed."""
+        """Raises CsrfMissing, CsrfMismatch or OriginNotAllowed unless the request may proceed;
+        each refusal is logged as a security event (the route and the client's address)."""
+        try:
+            self._verify(request)
+        except CsrfError as exc:
+            log_security_event(
+                "csrf_refused",
+                reason=exc.code,
+                path=request.url.path,
+                address=client_address(request, trusts_proxies=self._trusts_proxies),
+            )
+            raise
+
+    def _verify(self, request: Request) -> None:
+        self.check_fetch_metadata(request)
         self.check_origin(request)
         header = request.headers.get(CSRF_HEADER)
         nonce = request.cookies.get(CSRF_COOKIE)
         if not header or not nonce:
             missing = [part for part, value in (("header", header), ("cookie", nonce)) if not value]
             raise CsrfMissing(details={"missing": missing})
-        if not hmac.compare_digest(header.encode(), self.token_for(nonce).encode()):
+        expected = self.token_for(nonce, request.cookies.get(REFRESH_COOKIE) or None)
+        if not hmac.compare_digest(header.encode(), expected.encode()):
             raise CsrfMismatch()
 
-    def current_or_new_token(self, request: Request, response: Response) -> str:
-        """The token for the request's CSRF cookie, or a new cookie and its token if it has none."""
+    def current_or_new_token(
+        self, request: Request, response: Response, *, refresh_token: str | None = None
+    ) -> str:
+        """The token for the request's CSRF cookie (or a new cookie if it has none), bound to
+        `refresh_token` if given (the cookie this response sets), else to the request's."""
         nonce = request.cookies.get(CSRF_COOKIE)
         if not nonce:
-            return self.issue(response)
-        return self.token_for(nonce)
+            return self.issue(response, refresh_token=refresh_token)
+        if refresh_token is None:
+            refresh_token = request.cookies.get(REFRESH_COOKIE) or None
+        return self.token_for(nonce, refresh_token)
 
-    def issue(self, response: Response) -> str:
-        """A new nonce in the CSRF cookie, and its token for the response body."""
+    def issue(self, response: Response, *, refresh_token: str | None = None) -> str:
+        """A new nonce in the CSRF cookie, and its token (bound to `refresh_token`, the refresh
+        cookie this response sets, if any) for the response body."""
         nonce = secrets.token_urlsafe(32)
         self._cookies.set(response, CSRF_COOKIE, nonce)
-        return self.token_for(nonce)
+        return self.token_for(nonce, refresh_token)

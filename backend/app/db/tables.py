@@ -67,6 +67,12 @@ identity_users = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("last_sign_in_at", UtcDateTime),
+    # GoTrue's user fields (migration 0003): `raw_user_meta_data`, `raw_app_meta_data` and
+    # `email_confirmed_at` there. The embedded provider sends no mail, so it confirms at sign-up;
+    # only an admin-created user without `email_confirm` is unconfirmed.
+    sa.Column("user_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
+    sa.Column("app_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
+    sa.Column("email_confirmed_at", UtcDateTime),
 )
 
 identity_sessions = sa.Table(

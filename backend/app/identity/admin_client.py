@@ -60,7 +60,7 @@ _RECORD_COLUMNS = (
 )
 
 
-def _record(row: sa.Row[Any]) -> UserRecord:
+def _record(row: Any) -> UserRecord:  # a row of _RECORD_COLUMNS
     return UserRecord(
         id=row.id,
         email=row.email_as_typed,

@@ -9,6 +9,9 @@ It mirrors Supabase Auth's semantics so the app behaves the same with either pro
   refresh at once both stay signed in) without storing any token in clear.
 - A rotated token presented after the reuse interval means two parties hold the same session: the
   whole session is revoked (`refresh_token_reused`), as GoTrue does.
+
+Beyond the `IdentityProvider` protocol it has what GoTrue's own HTTP API needs (`api/gotrue/`):
+user metadata, a password change that ends the user's other sessions, and the admin operations.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -29,15 +32,23 @@ from sqlalchemy.engine import Connection
 
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
+    EmailNotConfirmed,
     InvalidCredentials,
+    NotFound,
     ProviderUnavailable,
     RefreshTokenInvalid,
     RefreshTokenReused,
+    SamePassword,
     Unauthorized,
 )
 from backend.app.db.engine import Database, DatabaseUnavailable
 from backend.app.db.tables import identity_refresh_tokens, identity_sessions, identity_users, utcnow
-from backend.app.identity.admin_client import AdminClient, revoke_session
+from backend.app.identity.admin_client import (
+    EMAIL_PROVIDER_METADATA,
+    AdminClient,
+    UserRecord,
+    revoke_session,
+)
 from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
@@ -48,13 +59,16 @@ from backend.app.identity.passwords import (
 )
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
 
-__all__ = ["EmbeddedIdentityProvider"]
+__all__ = ["EmbeddedIdentityProvider", "SessionUser"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # How far a reused token may be followed along its successors inside the reuse interval.
 _MAX_SUCCESSOR_WALK = 32
+# A password GoTrue's admin API makes up when none is given: nobody knows it.
+_RANDOM_PASSWORD_BYTES = 48
+_DISPLAY_NAME_MAX = 100
 
 
 def _provider_call(
@@ -109,8 +123,36 @@ class EmbeddedIdentityProvider:
             email_as_typed=email,
             password_hash=password_hash,
             display_name=display_name,
+            # One user store with GoTrue's API: there, the name is user metadata.
+            user_metadata={"display_name": display_name} if display_name else {},
         )
         return AuthUser(id=user_id, email=email)
+
+    @_provider_call
+    async def sign_up_and_sign_in(
+        self, *, email: str, password: str, user_metadata: dict[str, Any]
+    ) -> AuthSession:
+        """GoTrue's sign-up with autoconfirm: the user, its profile (named after
+        `user_metadata.display_name` when that is a usable name), and a first session.
+
+        Raises:
+            WeakPassword, UserAlreadyExists: as `sign_up`.
+        """
+        check_password_policy(password)
+        password_hash = await hash_password(password)
+        user_id = await self._admin.create_user(
+            email=email_key(email),
+            email_as_typed=email,
+            password_hash=password_hash,
+            display_name=_display_name(user_metadata),
+            user_metadata=user_metadata,
+        )
+        subject = _Subject(
+            AuthUser(id=user_id, email=email),
+            user_metadata=user_metadata,
+            app_metadata=EMAIL_PROVIDER_METADATA,
+        )
+        return await self._open_session(subject, user_changes={})
 
     @_provider_call
     async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
@@ -121,6 +163,9 @@ class EmbeddedIdentityProvider:
                     identity_users.c.id,
                     identity_users.c.email_as_typed,
                     identity_users.c.password_hash,
+                    identity_users.c.email_confirmed_at,
+                    identity_users.c.user_metadata,
+                    identity_users.c.app_metadata,
                 ).where(identity_users.c.email == key)
             ).first()
         )
@@ -130,17 +175,30 @@ class EmbeddedIdentityProvider:
         check = await verify_password(password_hash=row.password_hash, password=password)
         if not check.matches:
             raise InvalidCredentials()
-        user = AuthUser(id=row.id, email=row.email_as_typed)
+        if row.email_confirmed_at is None:  # only after the password, as GoTrue
+            raise EmailNotConfirmed()
+        subject = _Subject(
+            AuthUser(id=row.id, email=row.email_as_typed),
+            user_metadata=row.user_metadata or {},
+            app_metadata=row.app_metadata or {},
+        )
+        user_changes: dict[str, Any] = {}
+        if check.new_hash is not None:
+            user_changes |= {"password_hash": check.new_hash, "updated_at": utcnow()}
+        return await self._open_session(subject, user_changes=user_changes)
+
+    async def _open_session(
+        self, subject: _Subject, *, user_changes: dict[str, Any]
+    ) -> AuthSession:
+        user = subject.user
         session_id = str(uuid.uuid4())
         refresh_token = secrets.token_urlsafe(32)
         now = utcnow()
-        user_changes: dict[str, Any] = {"last_sign_in_at": now}
-        if check.new_hash is not None:
-            user_changes |= {"password_hash": check.new_hash, "updated_at": now}
+        changes = {"last_sign_in_at": now, **user_changes}
 
         def start_session(conn: Connection) -> None:
             conn.execute(
-                identity_users.update().where(identity_users.c.id == user.id).values(**user_changes)
+                identity_users.update().where(identity_users.c.id == user.id).values(**changes)
             )
             conn.execute(
                 identity_sessions.insert().values(
@@ -153,7 +211,8 @@ class EmbeddedIdentityProvider:
             _store_refresh_token(conn, refresh_token, session_id=session_id, now=now)
 
         await self._db.write(start_session)
-        return self._session(user, session_id, refresh_token)
+        signed_in = replace(subject, signed_in_at=int(now.timestamp()))
+        return self._session(signed_in, session_id, refresh_token)
 
     @_provider_call
     async def refresh(self, *, refresh_token: str) -> AuthSession:
@@ -163,7 +222,7 @@ class EmbeddedIdentityProvider:
         outcome = await self._db.write(lambda conn: self._rotate(conn, refresh_token, presented_at))
         if isinstance(outcome, _Reused):
             raise RefreshTokenReused()
-        return self._session(outcome.user, outcome.session_id, outcome.refresh_token)
+        return self._session(outcome.subject, outcome.session_id, outcome.refresh_token)
 
     def _rotate(
         self, conn: Connection, refresh_token: str, presented_at: datetime
@@ -183,10 +242,10 @@ class EmbeddedIdentityProvider:
             .returning(identity_refresh_tokens.c.session_id)
         ).first()
         if rotated is not None:
-            user = _live_session_user(conn, rotated.session_id, now)
+            subject = _live_session_user(conn, rotated.session_id, now)
             successor = self._successor(refresh_token)
             _store_refresh_token(conn, successor, session_id=rotated.session_id, now=now)
-            return _Rotated(user, rotated.session_id, successor)
+            return _Rotated(subject, rotated.session_id, successor)
 
         spent = conn.execute(
             sa.select(
@@ -195,9 +254,10 @@ class EmbeddedIdentityProvider:
         ).first()
         if spent is None:
             raise RefreshTokenInvalid()
-        user = _live_session_user(conn, spent.session_id, now)
+        subject = _live_session_user(conn, spent.session_id, now)
         if presented_at - spent.revoked_at <= self._reuse_interval:
-            return _Rotated(user, spent.session_id, self._current_successor(conn, refresh_token))
+            current = self._current_successor(conn, refresh_token)
+            return _Rotated(subject, spent.session_id, current)
         # Committed with this transaction; the caller raises refresh_token_reused afterwards.
         revoke_session(conn, session_id=spent.session_id)
         return _Reused()
@@ -243,12 +303,135 @@ class EmbeddedIdentityProvider:
     async def verify_access_token(self, access_token: str) -> AccessClaims:
         return await self._verifier.verify(access_token)
 
+    # What GoTrue's HTTP API needs beyond the protocol.
+
+    @_provider_call
+    async def session_user(self, claims: AccessClaims) -> SessionUser:
+        """The user of verified claims and whether their session lives (GoTrue tells a deleted
+        user and an ended session apart: `user_not_found`, `session_not_found`)."""
+        user = await self._admin.get_user(claims.user_id)
+        if user is None:
+            return SessionUser(user=None, session_alive=False)
+        now = utcnow()
+        alive = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_sessions.c.id).where(
+                    identity_sessions.c.id == claims.session_id,
+                    identity_sessions.c.user_id == claims.user_id,
+                    identity_sessions.c.revoked_at.is_(None),
+                    identity_sessions.c.not_after > now,
+                )
+            ).first()
+        )
+        return SessionUser(user=user, session_alive=alive is not None)
+
+    @_provider_call
+    async def update_user(
+        self,
+        claims: AccessClaims,
+        *,
+        password: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+    ) -> UserRecord | None:
+        """Change the password and/or merge `user_metadata` (a null value deletes its key). A
+        new password ends every other session of the user; the caller's stays.
+
+        Returns:
+            The updated user, or None if it was deleted meanwhile.
+
+        Raises:
+            WeakPassword: the new password breaks the policy.
+            SamePassword: it is the password the user already has.
+        """
+        password_hash = None
+        if password is not None:
+            check_password_policy(password)
+            current = await self._db.read(
+                lambda conn: conn.execute(
+                    sa.select(identity_users.c.password_hash).where(
+                        identity_users.c.id == claims.user_id
+                    )
+                ).scalar()
+            )
+            if current is not None:
+                same = await verify_password(password_hash=current, password=password)
+                if same.matches:
+                    raise SamePassword()
+            password_hash = await hash_password(password)
+        return await self._admin.update_user(
+            claims.user_id,
+            user_metadata=user_metadata,
+            password_hash=password_hash,
+            keep_session_id=claims.session_id,
+        )
+
+    @_provider_call
+    async def end_sessions(self, claims: AccessClaims, scope: SignOutScope) -> None:
+        """Sign out by access token (GoTrue's `/logout`): this session, the others, or all."""
+        await self._admin.revoke_sessions(
+            user_id=claims.user_id, session_id=claims.session_id, scope=scope
+        )
+
+    @_provider_call
+    async def admin_create_user(
+        self,
+        *,
+        email: str,
+        password: str | None,
+        email_confirm: bool,
+        user_metadata: dict[str, Any],
+        app_metadata: dict[str, Any],
+    ) -> UserRecord:
+        """GoTrue's admin create: no password means a random one nobody knows.
+
+        Raises:
+            WeakPassword: a given password breaks this app's policy.
+            UserAlreadyExists: the email is taken.
+        """
+        if password:
+            check_password_policy(password)
+        else:
+            password = secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES)
+        user_id = await self._admin.create_user(
+            email=email_key(email),
+            email_as_typed=email,
+            password_hash=await hash_password(password),
+            display_name=_display_name(user_metadata),
+            user_metadata=user_metadata,
+            app_metadata=app_metadata,
+            email_confirmed=email_confirm,
+        )
+        user = await self._admin.get_user(user_id)
+        if user is None:  # deleted by another admin call in between
+            raise NotFound("User not found")
+        return user
+
+    @_provider_call
+    async def admin_get_user(self, user_id: str) -> UserRecord | None:
+        return await self._admin.get_user(user_id)
+
+    @_provider_call
+    async def admin_list_users(self, *, page: int, per_page: int) -> tuple[list[UserRecord], int]:
+        return await self._admin.list_users(page=page, per_page=per_page)
+
+    @_provider_call
+    async def admin_delete_user(self, user_id: str) -> bool:
+        return await self._admin.delete_user(user_id)
+
     def _successor(self, refresh_token: str) -> str:
         digest = hmac.new(self._secret, b"refresh:" + refresh_token.encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
 
-    def _session(self, user: AuthUser, session_id: str, refresh_token: str) -> AuthSession:
-        access_token = self._signer.issue(user_id=user.id, email=user.email, session_id=session_id)
+    def _session(self, subject: _Subject, session_id: str, refresh_token: str) -> AuthSession:
+        user = subject.user
+        access_token = self._signer.issue(
+            user_id=user.id,
+            email=user.email,
+            session_id=session_id,
+            user_metadata=subject.user_metadata,
+            app_metadata=subject.app_metadata,
+            signed_in_at=subject.signed_in_at,
+        )
         return AuthSession(user=user, access_token=access_token, refresh_token=refresh_token)
 
     def _current_successor(self, conn: Connection, refresh_token: str) -> str:
@@ -269,8 +452,27 @@ class EmbeddedIdentityProvider:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rotated:
+class SessionUser:
+    """What a bearer's claims still name: the user (None once deleted), and whether the session
+    is still alive (not signed out, not past its lifetime)."""
+
+    user: UserRecord | None
+    session_alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """Whom an access token is issued to, with the claims GoTrue puts in it."""
+
     user: AuthUser
+    user_metadata: dict[str, Any]
+    app_metadata: dict[str, Any]
+    signed_in_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rotated:
+    subject: _Subject
     session_id: str
     refresh_token: str
 
@@ -287,14 +489,35 @@ def _store_refresh_token(conn: Connection, token: str, *, session_id: str, now: 
     )
 
 
-def _live_session_user(conn: Connection, session_id: str, now: datetime) -> AuthUser:
+def _display_name(user_metadata: dict[str, Any]) -> str | None:
+    """`user_metadata.display_name` when it fits the profile's column, else no name."""
+    name = user_metadata.get("display_name")
+    if not isinstance(name, str):
+        return None
+    name = name.strip()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if not name or len(name) > _DISPLAY_NAME_MAX or "\x00" in name:
+        return None
+    return name
+
+
+def _live_session_user(conn: Connection, session_id: str, now: datetime) -> _Subject:
     """The session's user, if the session is neither revoked nor past its lifetime.
 
     Raises:
         RefreshTokenInvalid: the session is over.
     """
     row = conn.execute(
-        sa.select(identity_users.c.id, identity_users.c.email_as_typed)
+        sa.select(
+            identity_users.c.id,
+            identity_users.c.email_as_typed,
+            identity_users.c.user_metadata,
+            identity_users.c.app_metadata,
+            identity_sessions.c.created_at,
+        )
         .select_from(identity_sessions.join(identity_users))
         .where(
             identity_sessions.c.id == session_id,
@@ -304,4 +527,9 @@ def _live_session_user(conn: Connection, session_id: str, now: datetime) -> Auth
     ).first()
     if row is None:
         raise RefreshTokenInvalid()
-    return AuthUser(id=row.id, email=row.email_as_typed)
+    return _Subject(
+        AuthUser(id=row.id, email=row.email_as_typed),
+        user_metadata=row.user_metadata or {},
+        app_metadata=row.app_metadata or {},
+        signed_in_at=int(row.created_at.timestamp()),
+    )

@@ -2,9 +2,18 @@
 
 argon2id with OWASP's minimum parameters (19 MiB, t=2, p=1). Hashing and verifying take tens of
 milliseconds and release the GIL, so both run in a worker thread, never on the event loop.
+
+Every password is put in Unicode NFKC form before it is checked, hashed or verified (ASVS 5.0 V6.2,
+NIST SP 800-63B 5.1.1.2): the same passphrase typed on two keyboards (a composed or decomposed
+"é", a full-width digit) is one password. The normalisation lives here, under `hash_password`
+and `verify_password`, so sign-up, sign-in and a password change cannot apply it differently.
 """
 
 from __future__ import annotations
+
+import functools
+import unicodedata
+from importlib import resources
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -18,6 +27,8 @@ __all__ = [
     "PasswordCheck",
     "check_password_policy",
     "hash_password",
+    "is_common_password",
+    "normalize_password",
     "verify_password",
     "verify_unknown_user",
 ]
@@ -32,12 +43,36 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = _hasher.hash("dummy password for unknown users")
 
 
+def normalize_password(password: str) -> str:
+    """The password in Unicode NFKC form: what is checked, hashed and verified."""
+    return unicodedata.normalize("NFKC", password)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    # Django's list of the 20,000 most common passwords, those of 8 characters or more
+    # (identity/data/README.md says where from and under which licence).
+    text = (
+        resources.files("backend.app.identity")
+        .joinpath("data/common-passwords.txt")
+        .read_text("utf-8")
+    )
+    return frozenset(line for line in text.splitlines() if line)
+
+
+def is_common_password(password: str) -> bool:
+    """Whether the password, in NFKC form, case-folded and stripped, is a well-known one."""
+    return normalize_password(password).strip().casefold() in _common_passwords()
+
+
 def check_password_policy(password: str) -> None:
-    """Length only, no composition rules and no truncation (NIST SP 800-63B).
+    """Length (of the NFKC form) and the common-password list; no composition rules and no
+    truncation (NIST SP 800-63B).
 
     Raises:
         WeakPassword: with the reason in `details`; the password itself is never included.
     """
+    password = normalize_password(password)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(
             f"The password must have at least {MIN_PASSWORD_LENGTH} characters",
@@ -47,6 +82,11 @@ def check_password_policy(password: str) -> None:
         raise WeakPassword(
             f"The password must have at most {MAX_PASSWORD_LENGTH} characters",
             details={"reasons": ["too_long"], "maxLength": MAX_PASSWORD_LENGTH},
+        )
+    if is_common_password(password):
+        raise WeakPassword(
+            "This password is one of the most common ones: choose another",
+            details={"reasons": ["common"]},
         )
 
 
@@ -61,17 +101,28 @@ class PasswordCheck:
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_hasher.hash, password)
+    return await anyio.to_thread.run_sync(_hasher.hash, normalize_password(password))
+
+
+def _matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 
 def _verify_sync(password_hash: str, password: str) -> PasswordCheck:
-    try:
-        _hasher.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return PasswordCheck(matches=False)
-    if _hasher.check_needs_rehash(password_hash):
-        return PasswordCheck(matches=True, new_hash=_hasher.hash(password))
-    return PasswordCheck(matches=True)
+    normalized = normalize_password(password)
+    if _matches(password_hash, normalized):
+        if _hasher.check_needs_rehash(password_hash):
+            return PasswordCheck(matches=True, new_hash=_hasher.hash(normalized))
+        return PasswordCheck(matches=True)
+    # A hash made before passwords were normalised holds the password as typed: it still
+    # verifies once, and is replaced by the hash of the normal form. This second verify happens
+    # for unknown emails too (same hash count on both failure paths).
+    if normalized != password and _matches(password_hash, password):
+        return PasswordCheck(matches=True, new_hash=_hasher.hash(normalized))
+    return PasswordCheck(matches=False)
 
 
 async def verify_password(*, password_hash: str, password: str) -> PasswordCheck:

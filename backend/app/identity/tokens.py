@@ -70,18 +70,36 @@ class TokenSigner:
         self.issuer = issuer
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, *, user_id: str, email: str, session_id: str) -> IssuedAccessToken:
+    def issue(
+        self,
+        *,
+        user_id: str,
+        email: str,
+        session_id: str,
+        user_metadata: dict[str, Any] | None = None,
+        app_metadata: dict[str, Any] | None = None,
+        signed_in_at: int | None = None,
+    ) -> IssuedAccessToken:
+        """A token with GoTrue's claims (`AccessTokenClaims`): the metadata as the user's record
+        had it at issue, and `amr` naming the password sign-in that started the session at
+        `signed_in_at` (which a refresh keeps)."""
         now = int(time.time())
         expires_at = now + self.ttl_seconds
         claims = {
             "sub": user_id,
             "email": email,
+            "phone": "",
+            "app_metadata": app_metadata or {},
+            "user_metadata": user_metadata or {},
             "role": ROLE,
+            "aal": "aal1",
+            "amr": [{"method": "password", "timestamp": signed_in_at or now}],
             "aud": AUDIENCE,
             "iss": self.issuer,
             "iat": now,
             "exp": expires_at,
             "session_id": session_id,
+            "is_anonymous": False,
             "jti": str(uuid.uuid4()),
         }
         token = jwt.encode(

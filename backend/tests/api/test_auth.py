@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from backend.tests.helpers import PASSWORD, AuthApi, unique_email
+from backend.tests.providers import both_identity_providers  # noqa: F401 -- both providers
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 
 from backend.tests.api.test_auth import assert_error
 from backend.tests.helpers import AuthApi
+from backend.tests.providers import both_identity_providers  # noqa: F401 -- both providers
 
 
 class TestItems:

@@ -41,7 +41,7 @@ class TestConcurrentMigrations:
         errors = [failures.get() for _ in range(failures.qsize())]
         assert errors == []
         assert [process.exitcode for process in processes] == [0] * PROCESSES
-        assert asyncio.run(_revision(empty_database_url)) == "0002"
+        assert asyncio.run(_revision(empty_database_url)) == "0003"
 
 
 async def _revision(database_url: str) -> str:

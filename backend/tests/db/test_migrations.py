@@ -72,3 +72,60 @@ class TestEmailIdentityMigration:
             ada: ("ada@example.com", "ada@example.com"),
             look_alike: (f"ada@example.com#{look_alike}", f"{FULL_WIDTH_ADA}@example.com"),
         }
+
+
+class TestGoTrueUserFieldsMigration:
+    async def test_existing_users_become_confirmed_email_users_named_after_their_profile(
+        self, empty_database_url
+    ):
+        """Rows from before 0003 came through /auth/signup: confirmed at creation, the email
+        provider's app metadata, and the profile's display name as user metadata."""
+        database = Database(empty_database_url)
+        await _upgrade_to(database, "0002")
+        created = datetime.now(UTC) - timedelta(days=1)
+        named, anonymous = str(uuid.uuid4()), str(uuid.uuid4())
+        users = sa.table(
+            "identity_users",
+            sa.column("id", sa.Uuid(as_uuid=False)),
+            *(sa.column(name) for name in ("email", "email_as_typed", "password_hash")),
+            sa.column("created_at", sa.DateTime(timezone=True)),
+            sa.column("updated_at", sa.DateTime(timezone=True)),
+        )
+        profiles = sa.table(
+            "user_profile",
+            sa.column("id", sa.Uuid(as_uuid=False)),
+            sa.column("display_name"),
+            sa.column("created_at", sa.DateTime(timezone=True)),
+            sa.column("updated_at", sa.DateTime(timezone=True)),
+        )
+
+        def insert(conn: sa.Connection) -> None:
+            for user_id, name in ((named, "Ada"), (anonymous, None)):
+                email = f"{user_id}@example.com"
+                conn.execute(
+                    users.insert().values(
+                        id=user_id, email=email, email_as_typed=email, password_hash="x",
+                        created_at=created, updated_at=created,
+                    )
+                )  # fmt: skip
+                conn.execute(
+                    profiles.insert().values(
+                        id=user_id, display_name=name, created_at=created, updated_at=created
+                    )
+                )
+
+        await database.write(insert)
+
+        await upgrade_to_head(empty_database_url)
+        migrated = await database.read(
+            lambda conn: {
+                row.id: (row.user_metadata, row.app_metadata, row.email_confirmed_at)
+                for row in conn.execute(sa.select(identity_users))
+            }
+        )
+        await database.dispose()
+
+        email_provider = {"provider": "email", "providers": ["email"]}
+        assert migrated[named][:2] == ({"display_name": "Ada"}, email_provider)
+        assert migrated[anonymous][:2] == ({}, email_provider)
+        assert abs(migrated[named][2] - created) < timedelta(seconds=1)

@@ -1,0 +1,329 @@
+"""GoTrue's HTTP API, served by the embedded provider under `/auth/v1` (`GOTRUE_API_ENABLED`).
+
+Bodies, statuses and error codes are GoTrue's (`../shared/GOTRUE.md` §2 to §4; each route names
+its upstream file), so supabase-js and supabase-py work against it unchanged. It shares everything
+with `/auth`: the user store, the sessions and their refresh-token rotation and reuse rule, the
+sign-in rate limits. This server sends no mail, so it autoconfirms: sign-up returns a session.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from backend.app.api.deps import ClientAddress, ServicesDep
+from backend.app.identity.base import SignOutScope
+from backend.app.identity.emails import email_key
+from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
+
+from .errors import (
+    GoTrueCode,
+    GoTrueError,
+    GoTrueOAuthError,
+    bad_request,
+    email_exists,
+    translate_app_errors,
+    validation_failed,
+)
+from .keys import Admin, ApiKey, GoTrueProvider, SignedIn
+from .schemas import (
+    AdminCreateBody,
+    AdminDeleteBody,
+    PasswordGrantBody,
+    RefreshGrantBody,
+    SignUpBody,
+    UserUpdateBody,
+    checked_email,
+    read_body,
+    session_json,
+    user_json,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/auth/v1", tags=["gotrue"])
+
+# GoTrue's pagination (`pagination.go`; a page size under 1 is the ORM's default, 20). The cap is
+# this server's: one request should not serialize every user.
+_DEFAULT_PER_PAGE = 50
+_ORM_DEFAULT_PER_PAGE = 20
+_MAX_PER_PAGE = 1000
+# GoTrue's `legacyRefreshTokenPattern` length: anything shorter is malformed.
+_MIN_REFRESH_TOKEN_LENGTH = 12
+# GoTrue's `ProviderSettings`: every one off here but email.
+_OFF_PROVIDERS = (
+    *("anonymous_users", "apple", "azure", "bitbucket", "discord", "facebook", "snapchat"),
+    *("figma", "fly", "github", "gitlab", "google", "keycloak", "kakao", "linkedin"),
+    *("linkedin_oidc", "notion", "spotify", "slack", "slack_oidc", "workos", "twitch"),
+    *("twitter", "phone", "zoom"),
+)
+_LOGOUT_SCOPES = {
+    "": SignOutScope.GLOBAL,
+    "global": SignOutScope.GLOBAL,
+    "local": SignOutScope.LOCAL,
+    "others": SignOutScope.OTHERS,
+}
+
+
+def _body(schema: type[Any]) -> dict[str, Any]:
+    """OpenAPI for a body this module parses itself (see `schemas.read_body`)."""
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": schema.model_json_schema()}},
+        }
+    }
+
+
+def _phone_disabled(action: str) -> GoTrueError:
+    return GoTrueError(
+        400 if action == "signups" else 422,
+        GoTrueCode.PHONE_PROVIDER_DISABLED,
+        f"Phone {action} are disabled",
+    )
+
+
+@router.post("/signup", openapi_extra=_body(SignUpBody))
+async def sign_up(
+    request: Request,
+    _key: ApiKey,
+    provider: GoTrueProvider,
+    services: ServicesDep,
+    address: ClientAddress,
+) -> dict[str, Any]:
+    """GoTrue `signup.go`: 200 with a session (autoconfirm), `data` becomes `user_metadata`."""
+    body = await read_body(request, SignUpBody)
+    if body.phone and not body.email:
+        raise _phone_disabled("signups")
+    if not body.password:
+        raise validation_failed("Signup requires a valid password")
+    email = checked_email(body.email)
+    with translate_app_errors():
+        await services.rate_limiter.hit_sign_up(address=address)
+        session = await provider.sign_up_and_sign_in(
+            email=email, password=body.password, user_metadata=body.data or {}
+        )
+        user = await provider.admin_get_user(session.user.id)
+    if user is None:
+        raise GoTrueError(404, GoTrueCode.USER_NOT_FOUND, "User not found")
+    return session_json(session, user)
+
+
+@router.post("/token", openapi_extra=_body(PasswordGrantBody))
+async def token(
+    request: Request,
+    _key: ApiKey,
+    provider: GoTrueProvider,
+    services: ServicesDep,
+    address: ClientAddress,
+) -> dict[str, Any]:
+    """GoTrue `token.go`: `grant_type=password` or `refresh_token` (query parameter)."""
+    grant_type = request.query_params.get("grant_type", "")
+    with translate_app_errors():
+        if grant_type == "password":
+            session = await _password_grant(request, provider, services, address)
+        elif grant_type == "refresh_token":
+            body = await read_body(request, RefreshGrantBody)
+            if not body.refresh_token:
+                raise GoTrueOAuthError("refresh_token required")
+            if len(body.refresh_token) < _MIN_REFRESH_TOKEN_LENGTH:
+                raise validation_failed("Refresh token is not valid")
+            session = await provider.refresh(refresh_token=body.refresh_token)
+        else:
+            raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "unsupported_grant_type")
+        user = await provider.admin_get_user(session.user.id)
+    if user is None:
+        raise GoTrueError(404, GoTrueCode.USER_NOT_FOUND, "User not found")
+    return session_json(session, user)
+
+
+async def _password_grant(
+    request: Request, provider: GoTrueProvider, services: ServicesDep, address: str
+) -> Any:
+    body = await read_body(request, PasswordGrantBody)
+    if not body.email:
+        if body.phone:
+            raise _phone_disabled("logins")
+        raise validation_failed("missing email or phone")
+    # Counted before the password is checked, exactly as POST /auth/signin counts.
+    await services.rate_limiter.hit_sign_in(email_key=email_key(body.email), address=address)
+    password = body.password or ""
+    if len(password) > MAX_PASSWORD_LENGTH:
+        # No account has such a password; argon2 is not made to hash a quarter megabyte.
+        raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "Invalid login credentials")
+    return await provider.sign_in_with_password(email=body.email, password=password)
+
+
+@router.get("/user")
+async def get_user(caller: SignedIn) -> dict[str, Any]:
+    """GoTrue `user.go` `UserGet`: the bare user of a token whose session still exists."""
+    return user_json(caller.user)
+
+
+@router.put("/user", openapi_extra=_body(UserUpdateBody))
+async def update_user(
+    request: Request, caller: SignedIn, provider: GoTrueProvider
+) -> dict[str, Any]:
+    """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
+    `data` merged into `user_metadata` (null deletes a key)."""
+    body = await read_body(request, UserUpdateBody)
+    if body.email and email_key(body.email) != email_key(caller.user.email):
+        # GoTrue confirms a new address by mail, and this server sends none.
+        raise validation_failed("Changing the email address is not supported here", status=422)
+    if body.phone:
+        raise _phone_disabled("logins")
+    with translate_app_errors(user_exists=email_exists):
+        user = await provider.update_user(
+            caller.claims, password=body.password, user_metadata=body.data
+        )
+    if user is None:
+        raise GoTrueError(
+            403, GoTrueCode.USER_NOT_FOUND, "User from sub claim in JWT does not exist"
+        )
+    return user_json(user)
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+async def logout(request: Request, caller: SignedIn, provider: GoTrueProvider) -> Response:
+    """GoTrue `logout.go`: 204; `scope` global (default), local or others."""
+    requested = request.query_params.get("scope", "")
+    scope = _LOGOUT_SCOPES.get(requested)
+    if scope is None:
+        raise validation_failed(f"Unsupported logout scope {json.dumps(requested)}")
+    with translate_app_errors():
+        await provider.end_sessions(caller.claims, scope)
+    return Response(status_code=204)
+
+
+@router.get("/settings")
+async def settings(_key: ApiKey) -> dict[str, Any]:
+    """GoTrue `settings.go`: email sign-up on, everything else off, and autoconfirm (no mail)."""
+    external = dict.fromkeys(_OFF_PROVIDERS, False)
+    return {
+        "external": external | {"email": True},
+        "disable_signup": False,
+        "mailer_autoconfirm": True,
+        "phone_autoconfirm": False,
+        "sms_provider": "",
+        "saml_enabled": False,
+        "saml_private_key_next_configured": False,
+        "passkeys_enabled": False,
+    }
+
+
+@router.get("/health")
+async def health(_key: ApiKey) -> dict[str, str]:
+    """GoTrue `api.go` `HealthCheck`."""
+    return {
+        "version": "myideas-embedded",
+        "name": "GoTrue",
+        "description": "GoTrue is a user registration and authentication API",
+    }
+
+
+@router.post("/admin/users", openapi_extra=_body(AdminCreateBody))
+async def admin_create_user(
+    request: Request, _admin: Admin, provider: GoTrueProvider
+) -> dict[str, Any]:
+    """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none."""
+    body = await read_body(request, AdminCreateBody)
+    if not body.email:
+        if body.phone:
+            raise validation_failed("Phone users are not supported here")
+        raise validation_failed("Cannot create a user without either an email or phone")
+    email = checked_email(body.email)
+    with translate_app_errors(user_exists=email_exists):
+        user = await provider.admin_create_user(
+            email=email,
+            password=body.password,
+            email_confirm=body.email_confirm,
+            user_metadata=body.user_metadata or {},
+            app_metadata=body.app_metadata or {},
+        )
+    return user_json(user)
+
+
+def _page_number(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name, "")
+    if value == "":  # supabase-py sends `?page=&per_page=` for "not given"
+        return default
+    if not value.isdigit():
+        raise validation_failed(f"Bad Pagination Parameters: invalid {name}")
+    return int(value)
+
+
+def _link_header(request: Request, *, page: int, total_pages: int) -> str:
+    """GoTrue's `addPaginationHeaders`: `next` while there is one, always `last`; the query
+    sorted by name, as Go's `url.Values.Encode` writes it (supabase-js reads the page from it)."""
+
+    def url(to_page: int) -> str:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+        query.append(("page", str(to_page)))
+        return f"<{request.url.path}?{urlencode(sorted(query))}>"
+
+    links = [f'{url(page + 1)}; rel="next"'] if total_pages > page else []
+    links.append(f'{url(total_pages)}; rel="last"')
+    return ", ".join(links)
+
+
+@router.get("/admin/users")
+async def admin_list_users(
+    request: Request, _admin: Admin, provider: GoTrueProvider
+) -> JSONResponse:
+    """GoTrue `admin.go` `adminUsers`: newest first, `X-Total-Count` and `Link` headers."""
+    page = max(1, _page_number(request, "page", 1))
+    per_page = _page_number(request, "per_page", _DEFAULT_PER_PAGE) or _ORM_DEFAULT_PER_PAGE
+    per_page = min(per_page, _MAX_PER_PAGE)
+    with translate_app_errors():
+        users, total = await provider.admin_list_users(page=page, per_page=per_page)
+    total_pages = -(-total // per_page)
+    return JSONResponse(
+        {"users": [user_json(user) for user in users], "aud": "authenticated"},
+        headers={
+            "X-Total-Count": str(total),
+            "Link": _link_header(request, page=page, total_pages=total_pages),
+        },
+    )
+
+
+def _user_id(user_id: str) -> str:
+    try:
+        return str(uuid.UUID(user_id))
+    except ValueError:
+        raise GoTrueError(404, GoTrueCode.VALIDATION_FAILED, "user_id must be an UUID") from None
+
+
+def _user_not_found() -> GoTrueError:
+    return GoTrueError(404, GoTrueCode.USER_NOT_FOUND, "User not found")
+
+
+@router.get("/admin/users/{user_id}")
+async def admin_get_user(user_id: str, _admin: Admin, provider: GoTrueProvider) -> dict[str, Any]:
+    """GoTrue `admin.go` `adminUserGet`."""
+    with translate_app_errors():
+        user = await provider.admin_get_user(_user_id(user_id))
+    if user is None:
+        raise _user_not_found()
+    return user_json(user)
+
+
+@router.delete("/admin/users/{user_id}", openapi_extra=_body(AdminDeleteBody))
+async def admin_delete_user(
+    request: Request, user_id: str, _admin: Admin, provider: GoTrueProvider
+) -> dict[str, Any]:
+    """GoTrue `admin.go` `adminUserDelete`: a hard delete, 200 `{}`. The user's sessions, profile
+    and items go with it."""
+    checked_id = _user_id(user_id)
+    body = await read_body(request, AdminDeleteBody)
+    if body.should_soft_delete:
+        raise validation_failed("Soft deletion is not supported here")
+    with translate_app_errors():
+        deleted = await provider.admin_delete_user(checked_id)
+    if not deleted:
+        raise _user_not_found()
+    return {}

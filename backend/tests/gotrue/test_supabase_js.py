@@ -1,0 +1,110 @@
+"""supabase-js, unchanged and run by node, against a live server on loopback.
+
+The scenario is `js/scenario.mjs`; it prints what it observed as JSON, asserted on here. `make
+test` installs its package (`js/package-lock.json`). On Node 20, supabase-js needs
+`--experimental-websocket` (it builds a realtime client at `createClient`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
+
+JS = Path(__file__).parent / "js"
+
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+]
+
+
+@pytest.fixture
+def observed(serve) -> dict[str, Any]:
+    if not (JS / "node_modules" / "@supabase" / "supabase-js").is_dir():
+        pytest.fail("run `npm ci --prefix backend/tests/gotrue/js` (make test does)")
+    with serve(rate_limit_signin_per_account="3/minute") as url:
+        completed = subprocess.run(  # noqa: S603 -- fixed arguments
+            ["node", "--experimental-websocket", "--no-warnings", "scenario.mjs",  # noqa: S607
+             url, ANON_KEY, SERVICE_ROLE_KEY],
+            cwd=JS, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+class TestSupabaseJs:
+    def test_whole_scenario(self, observed):
+        """One node run drives every call; each part is asserted below, in the order run."""
+        assert observed["signUp"] == {"error": None, "session": True, "metadata": {"plan": "free"}}
+        assert observed["signIn"]["error"] is None
+        assert observed["getUser"]["email"] == observed["getUser"]["expected"]
+        # getClaims verified the ES256 token with the JWKS alone, never asking /user.
+        assert observed["claims"]["error"] is None
+        assert observed["claims"]["sub"] == observed["signIn"]["userId"]
+        assert observed["claims"]["alg"] == "ES256"
+        assert observed["claims"]["requests"] == ["GET /auth/v1/.well-known/jwks.json"]
+
+        assert observed["refresh"] == {"error": None, "rotated": True, "twinGetsSuccessor": True}
+
+        assert observed["updateUser"] == {
+            "error": None,
+            "metadata": {"a": 1, "c": 3},
+            "otherSession": {
+                "name": "AuthApiError", "status": 400, "code": "refresh_token_not_found"
+            },
+            "newPasswordWorks": True,
+        }  # fmt: skip
+
+        gone, dead = "AuthSessionMissingError", "refresh_token_not_found"
+        assert observed["signOut"] == {
+            "global": {"error": None, "alive": [gone, gone], "refresh": [dead, dead]},
+            "local": {"error": None, "alive": [gone, True], "refresh": [dead, True]},
+            "others": {"error": None, "alive": [True, gone], "refresh": [True, dead]},
+        }
+
+        admin = observed["admin"]
+        assert admin["error"] is None
+        assert admin["email"] == admin["expected"]
+        assert admin["metadata"] == {"display_name": "Ada"}
+        # One per page, newest first; earlier parts of the scenario made users too.
+        assert admin["pageSize"] == 1
+        assert admin["total"] >= 2
+        assert (admin["nextPage"], admin["lastPage"]) == (2, admin["total"])
+        assert admin["fetched"] is True
+        assert admin["gone"] == {"name": "AuthApiError", "status": 404, "code": "user_not_found"}
+
+    def test_each_error_code_the_client_exposes(self, observed):
+        errors = observed["errors"]
+        codes = {name: error.get("code") for name, error in errors.items()}
+
+        assert codes == {
+            "invalid_credentials": "invalid_credentials",
+            "user_already_exists": "user_already_exists",
+            "email_exists": "email_exists",
+            "email_not_confirmed": "email_not_confirmed",
+            "weak_password": "weak_password",
+            "same_password": "same_password",
+            "validation_failed": "validation_failed",
+            "refresh_token_not_found": "refresh_token_not_found",
+            "not_admin": "not_admin",
+            "user_not_found": "user_not_found",
+            # The gateway's refusal is no GoTrue body: the client has no code to report.
+            "invalid_api_key": None,
+            # supabase-js turns this code into a missing session (and drops its own).
+            "session_not_found": None,
+        }
+        assert errors["weak_password"]["name"] == "AuthWeakPasswordError"
+        assert errors["weak_password"]["reasons"] == ["length"]
+        assert errors["invalid_api_key"]["status"] == 401
+        assert errors["session_not_found"]["name"] == "AuthSessionMissingError"
+        assert observed["rateLimit"] == {
+            "name": "AuthApiError", "status": 429, "code": "over_request_rate_limit"
+        }  # fmt: skip

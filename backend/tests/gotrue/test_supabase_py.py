@@ -1,0 +1,242 @@
+"""supabase-py, unchanged, against a live server on loopback: every call a Python app makes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
+
+from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
+from backend.tests.helpers import PASSWORD, unique_email
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+async def clients(serve) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: `await clients(url, key=ANON_KEY)` -> (client, paths it requested)."""
+    opened: list[httpx.AsyncClient] = []
+
+    async def make(url: str, key: str = ANON_KEY) -> tuple[AsyncClient, list[str]]:
+        paths: list[str] = []
+
+        async def record(request: httpx.Request) -> None:
+            paths.append(f"{request.method} {request.url.path}")
+
+        http = httpx.AsyncClient(event_hooks={"request": [record]})
+        opened.append(http)
+        options = AsyncClientOptions(
+            auto_refresh_token=False, persist_session=False, httpx_client=http
+        )
+        return await acreate_client(url, key, options=options), paths
+
+    yield make
+    for http in opened:
+        await http.aclose()
+
+
+async def api_error(call: Any) -> AuthApiError:
+    with pytest.raises(AuthApiError) as caught:
+        await call
+    return caught.value
+
+
+async def outcome(call: Any) -> str | None:
+    """`ok`, or the code of the AuthApiError the call raised (supabase-py types its codes as a
+    Literal that lacks some of GoTrue's, hence the str)."""
+    try:
+        await call
+    except AuthApiError as exc:
+        return str(exc.code)
+    return "ok"
+
+
+class TestSupabasePy:
+    async def test_sign_up_sign_in_get_user_and_local_claims(self, serve, clients):
+        with serve() as url:
+            client, paths = await clients(url)
+            email = unique_email()
+
+            signed_up = await client.auth.sign_up(
+                {"email": email, "password": PASSWORD, "options": {"data": {"plan": "free"}}}
+            )
+            signed_in = await client.auth.sign_in_with_password(
+                {"email": email, "password": PASSWORD}
+            )
+            user = await client.auth.get_user()
+            paths.clear()
+            claims = await client.auth.get_claims()
+            again = await client.auth.get_claims()
+
+        assert signed_up.session is not None
+        assert signed_up.user is not None
+        assert signed_up.user.user_metadata == {"plan": "free"}
+        assert signed_in.session is not None
+        assert signed_in.user is not None
+        assert user is not None
+        assert user.user.email == email
+        assert claims is not None
+        assert again is not None
+        assert claims["claims"]["sub"] == signed_in.user.id
+        assert claims["claims"]["email"] == email
+        # Verified with the JWKS, fetched once, never by asking /user.
+        assert paths == ["GET /auth/v1/.well-known/jwks.json"]
+
+    async def test_refresh_and_reuse_within_the_interval(self, serve, clients):
+        with serve() as url:
+            client, _ = await clients(url)
+            session = (await client.auth.sign_up({"email": unique_email(),
+                                                  "password": PASSWORD})).session  # fmt: skip
+            assert session is not None
+
+            first = await client.auth.refresh_session(session.refresh_token)
+            twin = await client.auth.refresh_session(session.refresh_token)
+
+        assert first.session is not None
+        assert twin.session is not None
+        assert first.session.refresh_token != session.refresh_token
+        assert twin.session.refresh_token == first.session.refresh_token
+
+    async def test_reuse_after_the_interval_is_refused_and_ends_the_session(self, serve, clients):
+        with serve(refresh_reuse_interval_seconds=0) as url:
+            client, _ = await clients(url)
+            session = (await client.auth.sign_up({"email": unique_email(),
+                                                  "password": PASSWORD})).session  # fmt: skip
+            assert session is not None
+            successor = (await client.auth.refresh_session(session.refresh_token)).session
+            assert successor is not None
+
+            reused = await api_error(client.auth.refresh_session(session.refresh_token))
+            after = await api_error(client.auth.refresh_session(successor.refresh_token))
+
+        assert (reused.status, str(reused.code)) == (400, "refresh_token_already_used")
+        assert str(after.code) == "refresh_token_not_found"
+
+    async def test_update_user_changes_password_and_data_and_ends_other_sessions(
+        self, serve, clients
+    ):
+        with serve() as url:
+            client, _ = await clients(url)
+            other, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up(
+                {"email": email, "password": PASSWORD, "options": {"data": {"a": 1, "b": 2}}}
+            )
+            other_session = (
+                await other.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            ).session
+            assert other_session is not None
+
+            updated = await client.auth.update_user(
+                {"password": "a brand new passphrase", "data": {"b": None, "c": 3}}
+            )
+            refused = await outcome(other.auth.refresh_session(other_session.refresh_token))
+            kept = await outcome(client.auth.refresh_session())
+
+        assert updated.user.user_metadata == {"a": 1, "c": 3}
+        assert refused == "refresh_token_not_found"
+        assert kept == "ok"
+
+    @pytest.mark.parametrize(
+        ("scope", "alive"),
+        [("global", [False, False]), ("local", [False, True]), ("others", [True, False])],
+    )
+    async def test_sign_out_revokes_the_sessions_of_its_scope(self, serve, clients, scope, alive):
+        """The client swallows logout errors, so the server's state is what is checked."""
+        with serve() as url:
+            client, _ = await clients(url)
+            other, _ = await clients(url)
+            checker, _ = await clients(url)
+            email = unique_email()
+            own = (await client.auth.sign_up({"email": email, "password": PASSWORD})).session
+            theirs = (
+                await other.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            ).session
+            assert own is not None
+            assert theirs is not None
+
+            await client.auth.sign_out({"scope": scope})
+
+            users = [await outcome(checker.auth.get_user(s.access_token)) for s in (own, theirs)]
+            refreshes = [
+                await outcome(checker.auth.refresh_session(s.refresh_token)) for s in (own, theirs)
+            ]
+
+        assert users == ["ok" if live else "session_not_found" for live in alive]
+        assert refreshes == ["ok" if live else "refresh_token_not_found" for live in alive]
+
+    async def test_admin_api(self, serve, clients):
+        with serve() as url:
+            admin, _ = await clients(url, SERVICE_ROLE_KEY)
+            email = unique_email()
+
+            created = await admin.auth.admin.create_user(
+                {"email": email, "password": PASSWORD, "email_confirm": True,
+                 "user_metadata": {"display_name": "Ada"}}
+            )  # fmt: skip
+            listed = await admin.auth.admin.list_users()
+            paged = await admin.auth.admin.list_users(page=1, per_page=1)
+            fetched = await admin.auth.admin.get_user_by_id(created.user.id)
+            await admin.auth.admin.delete_user(created.user.id)
+            gone = await api_error(admin.auth.admin.get_user_by_id(created.user.id))
+
+        assert created.user.email == email
+        assert created.user.user_metadata == {"display_name": "Ada"}
+        assert [user.id for user in listed] == [created.user.id]
+        assert len(paged) == 1
+        assert fetched.user.id == created.user.id
+        assert (gone.status, str(gone.code)) == (404, "user_not_found")
+
+    async def test_each_error_code_the_client_exposes(self, serve, clients):
+        with serve(rate_limit_signin_per_account="3/minute") as url:
+            client, _ = await clients(url)
+            admin, _ = await clients(url, SERVICE_ROLE_KEY)
+            email = unique_email()
+            session = (await client.auth.sign_up({"email": email, "password": PASSWORD})).session
+            assert session is not None
+            unconfirmed = unique_email()
+            await admin.auth.admin.create_user({"email": unconfirmed, "password": PASSWORD})
+
+            errors = {
+                "invalid_credentials": await api_error(
+                    client.auth.sign_in_with_password({"email": email, "password": "wrong!!!"})
+                ),
+                "user_already_exists": await api_error(
+                    client.auth.sign_up({"email": email, "password": PASSWORD})
+                ),
+                "email_exists": await api_error(admin.auth.admin.create_user({"email": email})),
+                "email_not_confirmed": await api_error(
+                    client.auth.sign_in_with_password({"email": unconfirmed, "password": PASSWORD})
+                ),
+                "same_password": await api_error(client.auth.update_user({"password": PASSWORD})),
+                "validation_failed": await api_error(
+                    client.auth.sign_up({"email": "not-an-email", "password": PASSWORD})
+                ),
+                "refresh_token_not_found": await api_error(client.auth.refresh_session("x" * 43)),
+                "not_admin": await api_error(client.auth.admin.list_users()),
+            }
+            with pytest.raises(AuthWeakPasswordError) as weak:
+                await client.auth.sign_up({"email": unique_email(), "password": "short"})
+            for _ in range(2):
+                with contextlib.suppress(AuthApiError):
+                    await client.auth.sign_in_with_password({"email": email, "password": "x"})
+            errors["over_request_rate_limit"] = await api_error(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+            await client.auth.sign_out({"scope": "local"})
+            errors["session_not_found"] = await api_error(
+                client.auth.get_user(session.access_token)
+            )
+            await admin.auth.admin.delete_user(session.user.id)
+            errors["user_not_found"] = await api_error(client.auth.get_user(session.access_token))
+
+        assert {name: str(error.code) for name, error in errors.items()} == {
+            name: name for name in errors
+        }
+        assert weak.value.code == "weak_password"
+        assert weak.value.reasons == ["length"]
