@@ -76,6 +76,7 @@ _IDENTITY_SETTINGS = (
     "refresh_reuse_interval_seconds",
     "access_token_ttl_seconds",
     "session_ttl_seconds",
+    "session_idle_timeout_seconds",
 )
 
 

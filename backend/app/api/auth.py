@@ -161,10 +161,8 @@ async def refresh(
         services.cookies.clear_refresh_token(failure)
         return failure
     services.cookies.set_refresh_token(response, session.refresh_token)
-    # The CSRF token follows the refresh cookie it is bound to (see CsrfProtector).
-    token = services.csrf.current_or_new_token(
-        request, response, refresh_token=session.refresh_token
-    )
+    # The CSRF cookie's binding follows the new refresh cookie; the token stays (CsrfProtector).
+    token = services.csrf.follow_refresh(request, response, session.refresh_token)
     return _session_body(session, token)
 
 

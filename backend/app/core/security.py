@@ -110,17 +110,17 @@ class CookiePolicy:
 class CsrfProtector:
     """Signed double submit, bound to the session (OWASP's "signed double-submit cookie").
 
-    The CSRF cookie holds a random nonce (HttpOnly, so scripts cannot read it); the token handed to
-    the page is an HMAC, under the server's secret, of that nonce and of the refresh cookie the
-    request carries (none before sign-in). A request passes when its `X-CSRF-Token` header equals
-    the HMAC of its own cookies. Signing means a cookie planted by a sibling subdomain is useless
-    without the matching token, which only this server can compute; binding to the refresh cookie
-    means a cookie/token pair an attacker obtained for himself and planted before the victim signs
-    in stops working at sign-in, because the attacker never sees the victim's refresh token.
+    The CSRF cookie (HttpOnly, so scripts cannot read it) holds a random nonce; the token handed to
+    the page is an HMAC of that nonce under the server's secret. A request passes when its
+    `X-CSRF-Token` header equals the HMAC of its cookie's nonce. Signing means a cookie planted by
+    a sibling subdomain is useless without the matching token, which only this server can compute.
 
-    The refresh cookie rotates at every refresh, so the token does too: signin and refresh bodies
-    carry the new one, and `GET /auth/csrf` answers the token of the cookies the browser holds now
-    (the browser client fetches it again after a `csrf_*` 403, once).
+    Once signed in, the cookie also carries the server's HMAC of the nonce and of the refresh
+    cookie (`<nonce>.<binding>`), and a request that carries a refresh cookie passes only if that
+    binding matches it. An attacker can get a valid nonce and token for himself (even bound to a
+    session of his own) and plant the cookie, but he cannot bind his nonce to the victim's refresh
+    token: a planted pair stops working at sign-in. The binding follows the refresh cookie at every
+    refresh while the nonce, and so the page's token, stays: other tabs keep a working token.
 
     Fetch Metadata comes first: a browser says `Sec-Fetch-Site: cross-site` on a request another
     site started, and no legitimate caller of a state-changing route does that.
@@ -139,15 +139,35 @@ class CsrfProtector:
         self._cookies = cookies
         self._trusts_proxies = trusts_proxies  # only to name the client in a refusal's log line
 
-    def token_for(self, nonce: str, refresh_token: str | None = None) -> str:
-        """The token of a CSRF nonce, bound to the refresh token when there is one."""
-        message = b"csrf:" + nonce.encode()
-        if refresh_token:
-            # The refresh token's digest, not the token: it is the only secret input that binds.
-            binding = hashlib.sha256(refresh_token.encode()).hexdigest()
-            message += b"|session:" + binding.encode()
+    def _mac(self, message: bytes) -> str:
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def token_for(self, nonce: str) -> str:
+        """The token the page sends for a CSRF nonce."""
+        return self._mac(b"csrf:" + nonce.encode())
+
+    def cookie_value(self, nonce: str, refresh_token: str | None) -> str:
+        """The CSRF cookie: the nonce, bound to the refresh token when there is one."""
+        if not refresh_token:
+            return nonce
+        # The refresh token's digest is what is signed: the token itself never leaves its cookie.
+        session = hashlib.sha256(refresh_token.encode()).hexdigest()
+        binding = self._mac(b"csrf-session:" + nonce.encode() + b"|" + session.encode())
+        return f"{nonce}.{binding}"
+
+    def _bound_nonce(self, request: Request) -> str | None:
+        """The nonce of the request's CSRF cookie if its binding fits the request's refresh
+        cookie (or there is no refresh cookie); None otherwise."""
+        value = request.cookies.get(CSRF_COOKIE)
+        if not value:
+            return None
+        nonce = value.partition(".")[0]
+        refresh_token = request.cookies.get(REFRESH_COOKIE) or None
+        if refresh_token is None:
+            return nonce
+        expected = self.cookie_value(nonce, refresh_token)
+        return nonce if hmac.compare_digest(value.encode(), expected.encode()) else None
 
     def _origin_allowed(self, request: Request, origin: str) -> bool:
         return (
@@ -199,29 +219,39 @@ class CsrfProtector:
         self.check_fetch_metadata(request)
         self.check_origin(request)
         header = request.headers.get(CSRF_HEADER)
-        nonce = request.cookies.get(CSRF_COOKIE)
-        if not header or not nonce:
-            missing = [part for part, value in (("header", header), ("cookie", nonce)) if not value]
+        cookie = request.cookies.get(CSRF_COOKIE)
+        if not header or not cookie:
+            missing = [
+                part for part, value in (("header", header), ("cookie", cookie)) if not value
+            ]
             raise CsrfMissing(details={"missing": missing})
-        expected = self.token_for(nonce, request.cookies.get(REFRESH_COOKIE) or None)
-        if not hmac.compare_digest(header.encode(), expected.encode()):
+        nonce = self._bound_nonce(request)
+        if nonce is None or not hmac.compare_digest(
+            header.encode(), self.token_for(nonce).encode()
+        ):
             raise CsrfMismatch()
 
-    def current_or_new_token(
-        self, request: Request, response: Response, *, refresh_token: str | None = None
-    ) -> str:
-        """The token for the request's CSRF cookie (or a new cookie if it has none), bound to
-        `refresh_token` if given (the cookie this response sets), else to the request's."""
-        nonce = request.cookies.get(CSRF_COOKIE)
-        if not nonce:
+    def current_or_new_token(self, request: Request, response: Response) -> str:
+        """`GET /auth/csrf`: the token of the request's CSRF cookie, or a new cookie and its token
+        if it has none or one bound to another refresh cookie. An existing nonce is never bound
+        anew here: a sibling site could plant its own and have the browser call this route."""
+        nonce = self._bound_nonce(request)
+        if nonce is None:
+            return self.issue(response, refresh_token=request.cookies.get(REFRESH_COOKIE))
+        return self.token_for(nonce)
+
+    def follow_refresh(self, request: Request, response: Response, refresh_token: str) -> str:
+        """After a refresh (the request passed `verify`): the same nonce, bound to the new refresh
+        cookie, so every tab's token keeps working. Returns that token."""
+        nonce = self._bound_nonce(request)
+        if nonce is None:  # not reached through `verify`; start afresh
             return self.issue(response, refresh_token=refresh_token)
-        if refresh_token is None:
-            refresh_token = request.cookies.get(REFRESH_COOKIE) or None
-        return self.token_for(nonce, refresh_token)
+        self._cookies.set(response, CSRF_COOKIE, self.cookie_value(nonce, refresh_token))
+        return self.token_for(nonce)
 
     def issue(self, response: Response, *, refresh_token: str | None = None) -> str:
-        """A new nonce in the CSRF cookie, and its token (bound to `refresh_token`, the refresh
-        cookie this response sets, if any) for the response body."""
+        """A new nonce in the CSRF cookie (bound to `refresh_token`, the refresh cookie this
+        response sets, if any), and its token for the response body."""
         nonce = secrets.token_urlsafe(32)
-        self._cookies.set(response, CSRF_COOKIE, nonce)
-        return self.token_for(nonce, refresh_token)
+        self._cookies.set(response, CSRF_COOKIE, self.cookie_value(nonce, refresh_token))
+        return self.token_for(nonce)

@@ -56,7 +56,12 @@ class Settings(BaseSettings):
         default=["http://localhost:5173", "http://127.0.0.1:5173"]
     )
     access_token_ttl_seconds: int = Field(default=900, gt=0)
+    # The absolute session lifetime: re-authentication after 14 days, however active the user.
     session_ttl_seconds: int = Field(default=14 * 24 * 3600, gt=0)
+    # The idle timeout: a session with no refresh (and no sign-in) for this long is over. The SPA
+    # refreshes at least every access-token lifetime while open, so 7 days means "not used for a
+    # week" (ASVS 5.0 V7.3.1; the absolute limit above is V7.3.2).
+    session_idle_timeout_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     refresh_reuse_interval_seconds: int = Field(default=10, ge=0)
     rate_limit_signin_per_account: str = "5/minute"
     rate_limit_signin_per_address: str = "30/minute"

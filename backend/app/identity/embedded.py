@@ -105,6 +105,7 @@ class EmbeddedIdentityProvider:
         secret: bytes,
         session_ttl_seconds: int,
         reuse_interval_seconds: int,
+        idle_timeout_seconds: int | None = None,
     ):
         self._db = database
         self._admin = admin
@@ -113,6 +114,10 @@ class EmbeddedIdentityProvider:
         self._secret = secret
         self._session_ttl = timedelta(seconds=session_ttl_seconds)
         self._reuse_interval = timedelta(seconds=reuse_interval_seconds)
+        # None: no idle limit (only the absolute one, `not_after`).
+        self._idle_timeout = (
+            timedelta(seconds=idle_timeout_seconds) if idle_timeout_seconds is not None else None
+        )
 
     @_provider_call
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
@@ -242,7 +247,7 @@ class EmbeddedIdentityProvider:
             .returning(identity_refresh_tokens.c.session_id)
         ).first()
         if rotated is not None:
-            subject = _live_session_user(conn, rotated.session_id, now)
+            subject = _live_session_user(conn, rotated.session_id, now, self._idle_timeout)
             successor = self._successor(refresh_token)
             _store_refresh_token(conn, successor, session_id=rotated.session_id, now=now)
             return _Rotated(subject, rotated.session_id, successor)
@@ -254,7 +259,7 @@ class EmbeddedIdentityProvider:
         ).first()
         if spent is None:
             raise RefreshTokenInvalid()
-        subject = _live_session_user(conn, spent.session_id, now)
+        subject = _live_session_user(conn, spent.session_id, now, self._idle_timeout)
         if presented_at - spent.revoked_at <= self._reuse_interval:
             current = self._current_successor(conn, refresh_token)
             return _Rotated(subject, spent.session_id, current)
@@ -290,6 +295,7 @@ class EmbeddedIdentityProvider:
                     identity_sessions.c.user_id == claims.user_id,
                     identity_sessions.c.revoked_at.is_(None),
                     identity_sessions.c.not_after > now,
+                    _active(identity_sessions.c.id, now, self._idle_timeout),
                 )
             ).first()
         )
@@ -320,6 +326,7 @@ class EmbeddedIdentityProvider:
                     identity_sessions.c.user_id == claims.user_id,
                     identity_sessions.c.revoked_at.is_(None),
                     identity_sessions.c.not_after > now,
+                    _active(identity_sessions.c.id, now, self._idle_timeout),
                 )
             ).first()
         )
@@ -504,8 +511,22 @@ def _display_name(user_metadata: dict[str, Any]) -> str | None:
     return name
 
 
-def _live_session_user(conn: Connection, session_id: str, now: datetime) -> _Subject:
-    """The session's user, if the session is neither revoked nor past its lifetime.
+def _active(session_id: Any, now: datetime, idle_timeout: timedelta | None) -> Any:
+    """True while the session was refreshed (or started) within `idle_timeout`: its newest
+    refresh token is the time of its last use that the server sees (ASVS V7.3.1)."""
+    if idle_timeout is None:
+        return sa.true()
+    return sa.exists().where(
+        identity_refresh_tokens.c.session_id == session_id,
+        identity_refresh_tokens.c.created_at > now - idle_timeout,
+    )
+
+
+def _live_session_user(
+    conn: Connection, session_id: str, now: datetime, idle_timeout: timedelta | None
+) -> _Subject:
+    """The session's user, if the session is neither revoked, past its lifetime nor idle for
+    longer than `idle_timeout`.
 
     Raises:
         RefreshTokenInvalid: the session is over.
@@ -523,6 +544,7 @@ def _live_session_user(conn: Connection, session_id: str, now: datetime) -> _Sub
             identity_sessions.c.id == session_id,
             identity_sessions.c.revoked_at.is_(None),
             identity_sessions.c.not_after > now,
+            _active(identity_sessions.c.id, now, idle_timeout),
         )
     ).first()
     if row is None:

@@ -48,6 +48,7 @@ def build_identity(settings: Settings, database: Database) -> Identity:
         verifier=verifier,
         secret=app_secret(settings),
         session_ttl_seconds=settings.session_ttl_seconds,
+        idle_timeout_seconds=settings.session_idle_timeout_seconds,
         reuse_interval_seconds=settings.refresh_reuse_interval_seconds,
     )
     return Identity(provider=provider, signer=signer)

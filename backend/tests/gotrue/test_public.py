@@ -348,6 +348,18 @@ class TestUpdateUser:
         assert code(response) == "weak_password"
         assert response.json()["weak_password"]["reasons"] == ["length"]
 
+    async def test_common_password_is_weak_password_pwned(self, gotrue):
+        """A password of the common-password list, named as GoTrue names a breached one."""
+        session = await gotrue.session()
+
+        response = await gotrue.call(
+            "PUT", "/user", bearer=session["access_token"], json={"password": "password123"}
+        )
+
+        assert response.status_code == 422
+        assert code(response) == "weak_password"
+        assert response.json()["weak_password"]["reasons"] == ["pwned"]
+
     async def test_email_change_is_refused_since_no_mail_is_sent(self, gotrue):
         session = await gotrue.session()
 

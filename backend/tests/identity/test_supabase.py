@@ -117,6 +117,7 @@ class TestGoTrueDown:
     async def test_refresh_is_503_and_the_cookie_is_kept(self, make_settings, stub_gotrue):
         async with supabase_api(make_settings, stub_gotrue) as api:
             api.put_refresh_cookie("a-refresh-token-of-a-live-session")
+            await api.fetch_csrf()  # the CSRF cookie is bound to the refresh cookie it goes with
             response = await api.refresh()
 
         assert_error(response, 503, "provider_unavailable")

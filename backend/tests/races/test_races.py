@@ -107,6 +107,12 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def csrf_of(response: httpx.Response) -> Csrf:
+    """The CSRF pair a sign-in or refresh hands over; its cookie is bound to the new refresh
+    cookie, so a browser keeps both together, as this one must."""
+    return Csrf(nonce=set_cookies(response)[CSRF_COOKIE], token=response.json()["csrfToken"])
+
+
 async def fetch_csrf(client: httpx.AsyncClient, base_url: str) -> Csrf:
     response = await client.get(f"{base_url}/auth/csrf")
     assert response.status_code == 200, response.text
@@ -258,6 +264,7 @@ class TestRefreshPairs:
                         return
                     session.refresh_token = successor
                     session.access_token = responses[0].json()["accessToken"]
+                    session.csrf = csrf_of(responses[0])
 
             started = time.monotonic()
             await asyncio.gather(*(run_pairs(i, s) for i, s in enumerate(sessions)))
@@ -497,6 +504,7 @@ class LoadRun:
                 return
             session.refresh_token = set_cookies(rotated)[REFRESH_COOKIE]
             session.access_token = rotated.json()["accessToken"]
+            session.csrf = csrf_of(rotated)
 
 
 def is_success(result: str) -> bool:

@@ -208,6 +208,14 @@ def _weak_password(exc: WeakPassword) -> GoTrueError:
     if "too_long" in exc.details.get("reasons", []):
         maximum = exc.details.get("maxLength")
         return validation_failed(f"Password cannot be longer than {maximum} characters")
+    if "common" in exc.details.get("reasons", []):
+        # GoTrue's reason for a password found in a breach list (HaveIBeenPwned there).
+        return GoTrueError(
+            422,
+            GoTrueCode.WEAK_PASSWORD,
+            "Password is known to be weak and easy to guess, please choose a different one.",
+            weak_password_reasons=["pwned"],
+        )
     minimum = exc.details.get("minLength")
     return GoTrueError(
         422,
