@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import Any
 
@@ -9,7 +11,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from backend.app.identity.tokens import StaticKeys, TokenInvalid, TokenSigner, TokenVerifier
+from backend.app.identity.tokens import (
+    JwksKeys,
+    SigningKeysUnavailable,
+    StaticKeys,
+    TokenInvalid,
+    TokenSigner,
+    TokenVerifier,
+)
 
 ISSUER = "http://localhost:8000/auth/v1"
 
@@ -171,3 +180,84 @@ def _hs256_by_hand(claims: dict[str, Any], *, key: bytes, kid: str) -> str:
     )
     signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(signature)}"
+
+
+class JwksServer:
+    """A JWKS on loopback whose keys a test can rotate; counts the fetches it answers."""
+
+    def __init__(self, *signers: TokenSigner):
+        self.signers = list(signers)
+        self.fetches = 0
+
+    async def __aenter__(self) -> str:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            self.fetches += 1
+            keys = [key for signer in self.signers for key in signer.jwks()["keys"]]
+            body = json.dumps({"keys": keys}).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            writer.close()
+
+        self._server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/jwks.json"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def _signer() -> TokenSigner:
+    return TokenSigner(
+        private_key=ec.generate_private_key(ec.SECP256R1()), issuer=ISSUER, ttl_seconds=900
+    )
+
+
+class TestJwksKeys:
+    async def test_keys_are_fetched_once_and_kept(self, signer):
+        jwks = JwksServer(signer)
+        async with jwks as url:
+            verifier = TokenVerifier(keys=JwksKeys(url), issuer=ISSUER)
+            for _ in range(3):
+                token = signer.issue(user_id="u1", email="a@example.com", session_id="s1").token
+                await verifier.verify(token)
+
+        assert jwks.fetches == 1
+
+    async def test_an_unknown_kid_fetches_the_rotated_keys(self, signer):
+        """Key rotation: a token signed by a key published after the first fetch verifies."""
+        jwks = JwksServer(signer)
+        async with jwks as url:
+            verifier = TokenVerifier(keys=JwksKeys(url, refetch_seconds=0), issuer=ISSUER)
+            await verifier.verify(signer.issue(user_id="u", email="e", session_id="s").token)
+            rotated = _signer()
+            jwks.signers.append(rotated)
+            claims = await verifier.verify(
+                rotated.issue(user_id="u2", email="e", session_id="s").token
+            )
+
+        assert claims.user_id == "u2"
+        assert jwks.fetches == 2
+
+    async def test_unknown_kids_fetch_at_most_once_per_interval(self, signer):
+        """Tokens naming made-up kids cannot make this server hammer the provider's JWKS."""
+        jwks = JwksServer(signer)
+        async with jwks as url:
+            verifier = TokenVerifier(keys=JwksKeys(url, refetch_seconds=60), issuer=ISSUER)
+            for _ in range(5):
+                with pytest.raises(TokenInvalid):
+                    await verifier.verify(
+                        _signer().issue(user_id="u", email="e", session_id="s").token
+                    )
+
+        assert jwks.fetches == 1
+
+    async def test_an_unreachable_jwks_is_keys_unavailable_not_an_invalid_token(self, signer):
+        verifier = TokenVerifier(keys=JwksKeys("http://127.0.0.1:1/jwks.json"), issuer=ISSUER)
+
+        with pytest.raises(SigningKeysUnavailable):
+            await verifier.verify(signer.issue(user_id="u", email="e", session_id="s").token)
