@@ -9,8 +9,9 @@ import contextlib
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to PostgreSQL until `cut()`; then connections are refused."""
 
-    def __init__(self, target_port: int = 5432):
+    def __init__(self, target_port: int = 5432, *, port: int = 0):
         self._target_port = target_port
+        self._listen_port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
@@ -21,7 +22,7 @@ class CuttableProxy:
         return f"postgresql://postgres@127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self._listen_port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def freeze(self) -> None:

@@ -24,6 +24,7 @@ and nothing else does; callers never see a driver's exception for an outage.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "Database", "DatabaseUnavailable", "Work"]
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "POOLER_PORT", "Database", "DatabaseUnavailable", "Work"]
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
@@ -44,6 +45,17 @@ Work = Callable[[Connection], T]
 DEFAULT_TIMEOUT_SECONDS = 5.0
 # A read on the event loop that meets a lock gives up at once rather than stall every request.
 _SQLITE_READ_BUSY_TIMEOUT_MS = 50
+
+
+# Supabase's pooler (Supavisor) in transaction mode listens on 6543 and, like PgBouncer, gives each
+# transaction any server connection: a statement asyncpg prepared and cached on one is unknown on
+# the next. There, no statement cache, and a unique name for each prepared statement.
+POOLER_PORT = 6543
+_NO_PREPARED_STATEMENTS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+}
 
 
 class DatabaseUnavailable(Exception):
@@ -103,6 +115,7 @@ class Database:
         self._sqlite_writer: Engine | None = None
         self._write_lock = anyio.Lock()
         self._postgres: AsyncEngine | None = None
+        self.uses_prepared_statement_cache = url.port != POOLER_PORT
         self.sqlite_path: Path | None = None
         if self.is_sqlite:
             if url.database and url.database != ":memory:":
@@ -127,7 +140,11 @@ class Database:
                 pool_timeout=timeout_seconds,
                 hide_parameters=True,
                 # asyncpg's own client-side timeouts: for the connect, and for each statement.
-                connect_args={"timeout": timeout_seconds, "command_timeout": timeout_seconds},
+                connect_args={
+                    "timeout": timeout_seconds,
+                    "command_timeout": timeout_seconds,
+                    **({} if self.uses_prepared_statement_cache else _NO_PREPARED_STATEMENTS),
+                },
             )
         else:
             raise ValueError(f"DATABASE_URL must be sqlite or postgresql, not {backend!r}")

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from backend.app.db.engine import POOLER_PORT, Database
 from backend.app.main import create_app
 from backend.tests.helpers import PASSWORD, unique_email
 from backend.tests.live_server import live_server
+from backend.tests.outage import CuttableProxy
 
 # Long enough that a stalled loop could not go unnoticed, bounded so a failure ends.
 HOLD_LIMIT_SECONDS = 15
@@ -63,3 +66,26 @@ class TestSqliteWriteLockHeldElsewhere:
         assert {response.json()["code"] for response in write_responses} == {"database_unavailable"}
         assert all(int(response.headers["retry-after"]) >= 1 for response in write_responses)
         assert after.status_code == 201
+
+
+@pytest.mark.postgres
+class TestBehindSupabasesPooler:
+    async def test_on_the_pooler_port_statements_run_without_a_prepared_statement_cache(
+        self, postgres_url
+    ):
+        """Port 6543 (Supavisor's transaction mode): asyncpg takes the no-cache settings, and
+        the same statement runs again and again (here through a forwarder on that port)."""
+        proxy = CuttableProxy(port=POOLER_PORT)
+        await proxy.start()
+        database = Database(f"{proxy.database_url}/{postgres_url.rsplit('/', 1)[1]}")
+        try:
+            answers = [
+                await database.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+                for _ in range(3)
+            ]
+        finally:
+            await database.dispose()
+            await proxy.cut()
+
+        assert answers == [1, 1, 1]
+        assert database.uses_prepared_statement_cache is False
