@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +30,15 @@ SPA_ORIGIN = "http://localhost:5173"
 _APP_TABLES = "identity_users, identity_sessions, identity_refresh_tokens, user_profile, items"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database for this test session on the local server, dropped afterwards."""
-    name = f"myideas_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def scratch_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the local server (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture
-def fresh_postgres_url() -> Iterator[str]:
-    """An empty PostgreSQL database of the test's own: nothing migrated yet."""
-    name = f"myideas_fresh_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 async def _admin(statement: str) -> None:
@@ -54,6 +47,20 @@ async def _admin(statement: str) -> None:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database for this test session, shared by its tests (each empties the tables)."""
+    with scratch_postgres_database("myideas_test") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL database of the test's own: nothing migrated yet."""
+    with scratch_postgres_database("myideas_fresh") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -158,6 +158,9 @@ class Sessions:
     def __init__(self) -> None:
         self._live: Credentials | None = None
         self._handed_out: set[str] = set()
+        # Every CSRF value handed out, so that a replayed case gets the current ones.
+        self._csrf_tokens: set[str] = set()
+        self._csrf_cookies: set[str] = set()
         self.sign_ins = 0
         self.new_user()
 
@@ -206,16 +209,23 @@ class Sessions:
         headers, cookies = case.headers, case.cookies
         if headers.get("Authorization") == f"Bearer {PENDING_ACCESS_TOKEN}":
             headers["Authorization"] = f"Bearer {self.primary.access_token}"
-        if headers.get(CSRF_HEADER) == PENDING_CSRF_TOKEN:
-            headers[CSRF_HEADER] = self.primary.csrf_token
-        if cookies.get(CSRF_COOKIE) == PENDING_CSRF_COOKIE:
-            cookies[CSRF_COOKIE] = self.primary.csrf_cookie
         refresh = cookies.get(REFRESH_COOKIE)
-        if case.operation.label in SESSION_CONSUMING:
-            if refresh == PENDING_REFRESH_COOKIE or refresh in self._handed_out:
-                cookies[REFRESH_COOKIE] = self._live_session().refresh_cookie
-        elif refresh == PENDING_REFRESH_COOKIE:
-            cookies[REFRESH_COOKIE] = self.primary.refresh_cookie
+        consumed = refresh == PENDING_REFRESH_COOKIE or refresh in self._handed_out
+        # The CSRF cookie is bound to the refresh cookie it travels with: both come from one
+        # session, the live one for refresh and logout, the primary one elsewhere.
+        source = (
+            self._live_session()
+            if case.operation.label in SESSION_CONSUMING and consumed
+            else self.primary
+        )
+        if headers.get(CSRF_HEADER) in (PENDING_CSRF_TOKEN, *self._csrf_tokens):
+            headers[CSRF_HEADER] = source.csrf_token
+        if cookies.get(CSRF_COOKIE) in (PENDING_CSRF_COOKIE, *self._csrf_cookies):
+            cookies[CSRF_COOKIE] = source.csrf_cookie
+        if source is not self.primary or refresh == PENDING_REFRESH_COOKIE:
+            cookies[REFRESH_COOKIE] = source.refresh_cookie
+        self._csrf_tokens.add(source.csrf_token)
+        self._csrf_cookies.add(source.csrf_cookie)
 
     def observe(self, case: Case, response: schemathesis.Response) -> None:
         """After a call: follow what it did to the live disposable session."""
@@ -226,7 +236,11 @@ class Sessions:
         issued = _issued_cookies(response).get(REFRESH_COOKIE)
         if issued is None:  # refused before the cookie was read (CSRF): the session lives on
             return
-        self._live = replace(self._live, refresh_cookie=issued) if issued else None
+        # A refresh re-signs the CSRF cookie for the new refresh cookie (the token stays).
+        csrf_cookie = _issued_cookies(response).get(CSRF_COOKIE) or self._live.csrf_cookie
+        self._live = (
+            replace(self._live, refresh_cookie=issued, csrf_cookie=csrf_cookie) if issued else None
+        )
 
 
 @dataclass

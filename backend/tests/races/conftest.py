@@ -11,7 +11,6 @@ the pytest temporary directory and shown in pytest's terminal summary.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -24,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import asyncpg
 import httpx
 import pytest
 import redis
@@ -32,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from backend.app.core.settings import PROJECT_ROOT
+from backend.tests.conftest import scratch_postgres_database
 
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Redis database 12 is this suite's own: the rate limiter's keys (prefix `myideas`) land there, and
 # only those are deleted afterwards. The shared Redis is never flushed.
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -150,14 +148,6 @@ def _signing_key_pem() -> str:
     ).decode()
 
 
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def race_figures(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     figures = RaceFigures(tmp_path_factory.mktemp("races") / "figures.json")
@@ -168,10 +158,8 @@ def race_figures(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="module")
 def races_database_url() -> Iterator[str]:
     """A PostgreSQL database of this suite's own, so its whole-table checks see only its rows."""
-    name = f"myideas_races_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with scratch_postgres_database("myideas_races") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -47,8 +47,10 @@ def signer_of(app: Any) -> TokenSigner:
 
 
 def claims(app: Any, **overrides: Any) -> dict[str, Any]:
-    """Claims our verifier accepts; `None` removes one."""
+    """Claims our verifier accepts; `None` removes one; a function of now gives a time relative
+    to when the token is made (a time computed at collection is stale minutes later)."""
     now = int(time.time())
+    overrides = {k: v(now) if callable(v) else v for k, v in overrides.items()}
     base = {
         "sub": "11111111-1111-1111-1111-111111111111",
         "email": "mallory@example.com",
@@ -316,11 +318,11 @@ class TestClaims:
             {"aud": None},
             {"iss": "https://evil.example/auth/v1"},
             {"iss": None},
-            {"exp": int(time.time()) - 5},
+            {"exp": lambda now: now - 5},
             {"exp": None},
             {"exp": "never"},
-            {"nbf": int(time.time()) + 120},
-            {"iat": int(time.time()) + 120},
+            {"nbf": lambda now: now + 120},
+            {"iat": lambda now: now + 120},
             {"iat": None},
             {"sub": None},
             {"session_id": None},
