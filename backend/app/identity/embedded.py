@@ -290,18 +290,22 @@ class EmbeddedIdentityProvider:
             lambda conn: conn.execute(
                 sa.select(identity_users.c.id, identity_users.c.email_as_typed)
                 .select_from(identity_sessions.join(identity_users))
-                .where(
-                    identity_sessions.c.id == claims.session_id,
-                    identity_sessions.c.user_id == claims.user_id,
-                    identity_sessions.c.revoked_at.is_(None),
-                    identity_sessions.c.not_after > now,
-                    _active(identity_sessions.c.id, now, self._idle_timeout),
-                )
+                .where(self._live_session_of(claims, now))
             ).first()
         )
         if row is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
         return AuthUser(id=row.id, email=row.email_as_typed)
+
+    def _live_session_of(self, claims: AccessClaims, now: datetime) -> sa.ColumnElement[bool]:
+        """The claims' session, if it is still theirs, not revoked, and within both timeouts."""
+        return sa.and_(
+            identity_sessions.c.id == claims.session_id,
+            identity_sessions.c.user_id == claims.user_id,
+            identity_sessions.c.revoked_at.is_(None),
+            identity_sessions.c.not_after > now,
+            _active(identity_sessions.c.id, now, self._idle_timeout),
+        )
 
     async def close(self) -> None:
         """Nothing to release: the database belongs to the app."""
@@ -321,13 +325,7 @@ class EmbeddedIdentityProvider:
         now = utcnow()
         alive = await self._db.read(
             lambda conn: conn.execute(
-                sa.select(identity_sessions.c.id).where(
-                    identity_sessions.c.id == claims.session_id,
-                    identity_sessions.c.user_id == claims.user_id,
-                    identity_sessions.c.revoked_at.is_(None),
-                    identity_sessions.c.not_after > now,
-                    _active(identity_sessions.c.id, now, self._idle_timeout),
-                )
+                sa.select(identity_sessions.c.id).where(self._live_session_of(claims, now))
             ).first()
         )
         return SessionUser(user=user, session_alive=alive is not None)
