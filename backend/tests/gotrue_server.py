@@ -6,23 +6,17 @@ provider, supabase-py and supabase-js all talk to it over real HTTP.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from backend.app.core.settings import Settings
 from backend.app.main import create_app
+from backend.tests.helpers import free_port
 from backend.tests.live_server import live_server
 
 ANON_KEY = "test-anon-key"
 SERVICE_ROLE_KEY = "test-service-role-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -33,7 +27,7 @@ def gotrue_server(make_settings: Callable[..., Settings], **overrides: Any) -> I
     comes from loopback, so its own sign-in limits are out of the way; the app under test
     still applies its own.
     """
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = make_settings(
         gotrue_api_enabled=True,

@@ -11,7 +11,6 @@ import asyncio
 import http.server
 import json
 import logging
-import socket
 import sqlite3
 import threading
 import time
@@ -21,8 +20,6 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from backend.app.core.doctor import (
     ENV_FILE,
@@ -47,6 +44,7 @@ from backend.app.core.keys import app_secret, signing_key
 from backend.app.core.security import CookiePolicy
 from backend.app.core.settings import Settings
 from backend.app.db.migrate import upgrade_to_head
+from backend.tests.helpers import free_port, signing_key_pem
 
 SECRET = "s3cret-value-that-must-never-be-printed-0123456789"
 ANON_KEY = "anon-key-value-never-printed"
@@ -64,22 +62,6 @@ def worst(checks: list[Check]) -> Status:
 
 def text_of(checks: list[Check]) -> str:
     return "\n".join(f"{check.message} {check.fix}" for check in checks)
-
-
-def pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -376,7 +358,7 @@ class TestSecrets:
 
     def test_production_with_real_secrets_is_ok(self, settings):
         checks = check_secrets(
-            settings(environment="production", jwt_private_key=pem(), secret_key=SECRET)
+            settings(environment="production", jwt_private_key=signing_key_pem(), secret_key=SECRET)
         )
 
         assert statuses(checks) == [Status.OK]
@@ -416,7 +398,11 @@ class TestSecrets:
 
     def test_short_secret_key_in_production_is_a_warning(self, settings):
         checks = check_secrets(
-            settings(environment="production", jwt_private_key=pem(), secret_key="short-but-real")
+            settings(
+                environment="production",
+                jwt_private_key=signing_key_pem(),
+                secret_key="short-but-real",
+            )
         )
 
         assert statuses(checks) == [Status.WARN]
@@ -424,7 +410,9 @@ class TestSecrets:
 
 class TestLogging:
     def test_debug_in_production_is_red(self, settings):
-        production = settings(environment="production", jwt_private_key=pem(), secret_key=SECRET)
+        production = settings(
+            environment="production", jwt_private_key=signing_key_pem(), secret_key=SECRET
+        )
 
         checks = check_logging(production, level=logging.DEBUG, source="the root logger")
 
@@ -433,7 +421,9 @@ class TestLogging:
     @pytest.mark.parametrize("environment", ["development", "production"])
     def test_info_is_ok_and_debug_is_ok_in_development(self, settings, environment):
         level = logging.INFO if environment == "production" else logging.DEBUG
-        configured = settings(environment=environment, jwt_private_key=pem(), secret_key=SECRET)
+        configured = settings(
+            environment=environment, jwt_private_key=signing_key_pem(), secret_key=SECRET
+        )
 
         assert statuses(check_logging(configured, level=level, source="x")) == [Status.OK]
 
@@ -763,7 +753,7 @@ class TestStartup:
 
         production = settings(
             environment="production",
-            jwt_private_key=pem(),
+            jwt_private_key=signing_key_pem(),
             secret_key=SECRET,
             database_url=f"sqlite:///{tmp_path / 'prod.db'}",
         )

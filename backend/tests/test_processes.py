@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,12 @@ import httpx
 import pytest
 
 from backend.app.core.settings import PROJECT_ROOT
-from backend.tests.helpers import PASSWORD, unique_email
+from backend.tests.helpers import PASSWORD, free_port, unique_email
 
 README_COMMAND = [sys.executable, "-m", "uvicorn", "backend.app.main:app"]
 MYIDEAS_SERVE = [sys.executable, "-c", "from backend.app.cli import main; main()", "serve"]
 # Variables of the outer environment that would change what these processes do.
 _OWN_SETTINGS = ("JWT_PRIVATE_KEY", "SECRET_KEY", "REDIS_URL", "FORWARDED_ALLOW_IPS")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -42,7 +35,7 @@ def app_processes(
     """
     environment = {k: v for k, v in os.environ.items() if k not in _OWN_SETTINGS}
     environment |= {"DATABASE_URL": database_url, "DATA_DIR": str(data_dir), **env}
-    ports = [_free_port() for _ in range(count)]
+    ports = [free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(  # noqa: S603 -- our own interpreter and app
             [*command, "--port", str(port), *(["--spa-port", "0"] if "serve" in command else [])],

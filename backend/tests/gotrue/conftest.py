@@ -3,7 +3,6 @@ the clients do (`apikey` on every call, `X-Supabase-Api-Version: 2024-01-01` unl
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ import pytest
 from backend.app.core.settings import Settings
 from backend.app.main import create_app
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
-from backend.tests.helpers import PASSWORD, unique_email
+from backend.tests.helpers import PASSWORD, free_port, unique_email
 from backend.tests.live_server import live_server
 
 JWT_SECRET = "legacy-jwt-secret-of-at-least-32-characters"
@@ -119,12 +118,6 @@ async def gotrue(make_gotrue: Callable[..., Any]) -> GoTrue:
     return driver
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def serve(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
     """Factory: `with serve(**setting_overrides) as url:` this app with GoTrue's API on loopback,
@@ -133,7 +126,7 @@ def serve(make_settings: Callable[..., Settings]) -> Callable[..., Any]:
 
     @contextmanager
     def run(**overrides: Any) -> Iterator[str]:
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         settings = {
             "gotrue_api_enabled": True,

@@ -26,11 +26,10 @@ from typing import IO, Any
 import httpx
 import pytest
 import redis
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from backend.app.core.settings import PROJECT_ROOT
 from backend.tests.conftest import scratch_postgres_database
+from backend.tests.helpers import signing_key_pem
 
 # Redis database 12 is this suite's own: the rate limiter's keys (prefix `myideas`) land there, and
 # only those are deleted afterwards. The shared Redis is never flushed.
@@ -139,15 +138,6 @@ class RaceFigures:
 _FIGURES = pytest.StashKey[RaceFigures]()
 
 
-def _signing_key_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 @pytest.fixture(scope="session")
 def race_figures(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     figures = RaceFigures(tmp_path_factory.mktemp("races") / "figures.json")
@@ -174,7 +164,7 @@ def races_environment(
         "DATA_DIR": str(tmp_path_factory.mktemp("races-data")),
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": f"races-{uuid.uuid4().hex}",
-        "JWT_PRIVATE_KEY": _signing_key_pem(),
+        "JWT_PRIVATE_KEY": signing_key_pem(),
         # Every request of this suite comes from 127.0.0.1 and many sign-ins use one account:
         # the default limits (5/minute per account, 30/minute per address) would answer 429 to
         # the load itself. Rate limiting is not under test here.
