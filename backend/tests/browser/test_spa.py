@@ -413,7 +413,9 @@ class TestTabs:
 
             expect(first.get_by_text("From the first tab")).to_be_visible()
             expect(second.get_by_text("From the second tab")).to_be_visible()
-            assert len(responses) == 2  # one each: no tab hands its token to the other
+            # At least one each (no tab hands its token to the other); a sign-in or refresh
+            # notice arriving while a tab's own refresh is due can add one more, never a reuse.
+            assert len(responses) >= 2
             assert all(status == 200 for status, _ in responses)
             assert not any("refresh_token_reused" in body for _, body in responses)
             for tab in (first, second):
