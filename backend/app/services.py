@@ -39,7 +39,11 @@ async def start_services(settings: Settings) -> Services:
     # One log line per configuration check; in production a failed one stops the start.
     log_startup_checks(settings)
     await upgrade_to_head(settings.database_url)
-    database = Database(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
+    database = Database(
+        settings.database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        pool_size=settings.database_pool_size,
+    )
     identity = build_identity(settings, database)
     if settings.gotrue_api_enabled and identity.signer is None:
         # GoTrue's API is the embedded provider's own; another provider has its own GoTrue.

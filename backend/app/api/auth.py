@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request, Response, status
 from backend.app.api.deps import (
     ClientAddress,
     CsrfDep,
-    CurrentUser,
     RefreshCookie,
     ServicesDep,
     UserScopedDep,
@@ -178,11 +177,12 @@ async def logout(
 
 
 @router.get("/me", response_model=MeOut, responses={401: _ERRORS[401]})
-async def me(claims: CurrentUser, scoped: UserScopedDep, services: ServicesDep) -> MeOut:
+async def me(scoped: UserScopedDep, services: ServicesDep) -> MeOut:
     """The signed-in user and profile. The provider is asked for the user, so a signed-out
     session or a deleted user is refused at once; the profile is read through the user-scoped
     client."""
-    user = await services.identity.get_user(claims)
+    # The caller's claims come with the user-scoped client: a dependency fewer to resolve.
+    user = await services.identity.get_user(scoped.claims)
     profile = await scoped.get_profile()
     return MeOut(
         user=MeUserOut(

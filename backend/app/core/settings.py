@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     # How long a request waits for the database (connect, pool, lock, statement) before a 503.
     database_timeout_seconds: float = Field(default=5.0, gt=0)
+    database_pool_size: int = Field(default=10, ge=1, le=100)
     redis_url: str | None = None
     # Request bodies above this many bytes are refused with 413 before they are read.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)

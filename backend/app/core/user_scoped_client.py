@@ -17,16 +17,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from backend.app.core.claims import AccessClaims
-from backend.app.db.engine import Database, Work
+from backend.app.db.engine import Database, Query, Work
 from backend.app.db.tables import items, user_profile, utcnow
 
 __all__ = ["UserScopedClient"]
 
 T = TypeVar("T")
 
-_SET_AUTHENTICATED = sa.text(
-    "SELECT set_config('role', 'authenticated', true), "
-    "set_config('request.jwt.claims', :claims, true)"
+# Run first in each transaction on PostgreSQL: the role and the claims, for that transaction only.
+_AS_AUTHENTICATED = Query(
+    sa.select(
+        sa.func.set_config("role", "authenticated", True),
+        sa.func.set_config("request.jwt.claims", sa.bindparam("claims", type_=sa.String), True),
+    )
+)
+# Read on every `/auth/me`: built and compiled once.
+_PROFILE = Query(
+    sa.select(user_profile.c.display_name).where(user_profile.c.id == sa.bindparam("user_id"))
 )
 _ITEM_COLUMNS = (
     items.c.id,
@@ -51,25 +58,30 @@ class UserScopedClient:
     def __init__(self, database: Database, claims: AccessClaims):
         self._db = database
         self.user_id = claims.user_id
-        self._claims = claims
+        self.claims = claims
 
     async def run(self, work: Work[T], *, write: bool = False) -> T:
         """Run `work` as this user: under RLS on PostgreSQL. Its queries must still filter."""
 
         def as_user(conn: Connection) -> T:
             if not self._db.is_sqlite:
-                conn.execute(_SET_AUTHENTICATED, {"claims": json.dumps(self._claims.raw)})
+                conn.execute(_AS_AUTHENTICATED.statement, {"claims": json.dumps(self.claims.raw)})
             return work(conn)
 
         return await (self._db.write(as_user) if write else self._db.read(as_user))
 
+    async def fetch_one(self, query: Query, values: dict[str, Any]) -> tuple[Any, ...] | None:
+        """`Database.fetch_one` as this user; `values` must bind `:user_id` to `self.user_id`."""
+        if values.get("user_id") != self.user_id:
+            raise ValueError("a user-scoped query binds :user_id to its own user")
+        if self._db.is_sqlite:
+            return await self._db.fetch_one(query, values)
+        setup = (_AS_AUTHENTICATED, {"claims": json.dumps(self.claims.raw)})
+        return await self._db.fetch_one(query, values, setup=[setup])
+
     async def get_profile(self) -> dict[str, Any] | None:
-        row = await self.run(
-            lambda conn: conn.execute(
-                sa.select(user_profile.c.display_name).where(user_profile.c.id == self.user_id)
-            ).first()
-        )
-        return None if row is None else {"display_name": row.display_name}
+        row = await self.fetch_one(_PROFILE, {"user_id": self.user_id})
+        return None if row is None else {"display_name": row[0]}
 
     async def list_items(self) -> list[dict[str, Any]]:
         return await self.run(

@@ -8,13 +8,20 @@ is still safe (figures from `make bench` on this 2-vCPU machine, one uvicorn wor
   thread (~800 req/s through aiosqlite or a worker thread against ~3,100 req/s inline). Reads never
   overlap (each runs to the end before the loop moves on), so the read pool is never empty; should
   a read ever meet a lock, its busy timeout is a few milliseconds, so the loop cannot freeze.
-- **SQLite writes run one at a time, each in a worker thread**, with the standard `sqlite3`
-  driver. SQLite has one writer anyway; queueing the writers of this process on an async lock
-  (instead of letting each take a pooled connection and sleep in SQLite's busy handler) keeps the
-  loop and the read pool free while another process holds the write lock. `BEGIN IMMEDIATE` takes
-  the lock up front: a transaction that read first and wrote later could be refused instead of
-  waiting.
+- **SQLite writes run one transaction at a time, in a worker thread**, with the standard
+  `sqlite3` driver. SQLite has one writer anyway; queueing the writers of this process on an async
+  lock (instead of letting each take a pooled connection and sleep in SQLite's busy handler) keeps
+  the loop and the read pool free while another process holds the write lock. The writes queued
+  while one transaction runs are committed together by the next (group commit, each in its own
+  savepoint: `_commit_together`). `BEGIN IMMEDIATE` takes the lock up front: a transaction that
+  read first and wrote later could be refused instead of waiting.
 - **PostgreSQL**: asyncpg on the event loop, the same function run through `run_sync`.
+- **The point reads every request makes** (the session check, the profile) are `Query` objects:
+  written once with SQLAlchemy Core and compiled once per dialect. `fetch_one` runs them on SQLite
+  straight on the driver, with SQLAlchemy's own bind and result conversions: its execution
+  machinery costs ~80 µs a statement on this machine (pool checkout, execution context, result
+  set-up) against ~8 µs for the statement itself, and on a route that costs ~0.25 ms in all that
+  difference is most of the route.
 
 **The failure policy lives here.** A database that cannot be reached, refuses a connection, or does
 not answer within `timeout_seconds` (connect, pool, lock or statement) raises `DatabaseUnavailable`,
@@ -23,26 +30,40 @@ and nothing else does; callers never see a driver's exception for an outage.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.to_thread
+import asyncpg
+import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "POOLER_PORT", "Database", "DatabaseUnavailable", "Work"]
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "POOLER_PORT",
+    "Database",
+    "DatabaseUnavailable",
+    "Query",
+    "Work",
+]
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
+DEFAULT_POOL_SIZE = 10
 # A read on the event loop that meets a lock gives up at once rather than stall every request.
 _SQLITE_READ_BUSY_TIMEOUT_MS = 50
 
@@ -56,6 +77,9 @@ _NO_PREPARED_STATEMENTS: dict[str, Any] = {
     "prepared_statement_cache_size": 0,
     "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
 }
+
+
+_NO_STATEMENT_CACHE = {"statement_cache_size": 0}  # the same, for asyncpg's own pool
 
 
 class DatabaseUnavailable(Exception):
@@ -75,7 +99,17 @@ def _is_outage(exc: BaseException) -> bool:
         return True
     return isinstance(
         exc,
-        sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        # `fetch_one` on the driver: SQLite locked or unreadable; PostgreSQL's connection
+        # failures, shutdowns and cancellations (classes 08, 57), too many connections (53).
+        | sqlite3.OperationalError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.OperatorInterventionError
+        | asyncpg.InsufficientResourcesError
+        | OSError,
     )
 
 
@@ -93,6 +127,90 @@ def _outages_as_unavailable(retry_after_seconds: int) -> Iterator[None]:
         raise
 
 
+class Query:
+    """A read of one statement, built once with SQLAlchemy Core (bound values as `bindparam`s)
+    and compiled once per dialect; run it with `Database.fetch_one`."""
+
+    __slots__ = ("_compiled", "statement")
+
+    def __init__(self, statement: sa.Select[Any]):
+        self.statement = statement
+        self._compiled: dict[str, _CompiledQuery] = {}
+
+    def compiled_for(self, dialect: sa.Dialect) -> _CompiledQuery:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _CompiledQuery.of(self.statement, dialect)
+        return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledQuery:
+    """The driver's SQL and positional parameters (after SQLAlchemy's conversion of each), and
+    the conversion of each result column: what SQLAlchemy itself would apply."""
+
+    compiled: sa.engine.Compiled
+    sql: str
+    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    columns: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, statement: sa.Select[Any], dialect: sa.Dialect) -> _CompiledQuery:
+        compiled = statement.compile(dialect=dialect)
+        return cls(
+            compiled=compiled,
+            sql=compiled.string,
+            parameters=tuple(
+                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in compiled.positiontup or ()
+            ),
+            columns=tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in statement.selected_columns
+            ),
+        )
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        """The positional arguments: `values` for the `bindparam`s, and the literals."""
+        given = self.compiled.construct_params(values) or {}
+        return [
+            convert(given[name]) if convert is not None else given[name]
+            for name, convert in self.parameters
+        ]
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            convert(value) if convert is not None else value
+            for convert, value in zip(self.columns, raw, strict=True)
+        )
+
+
+class _QueuedWrite(Generic[T]):
+    """A SQLite write waiting for its turn, then its outcome (see `Database._write_sqlite`)."""
+
+    def __init__(self, work: Work[T]):
+        self.work = work
+        self.taken = False  # picked up by a transaction
+        self.done = anyio.Event()
+        self._result: T | None = None
+        self._error: BaseException | None = RuntimeError("the write did not run")
+
+    def run_in_savepoint(self, conn: Connection) -> None:
+        try:
+            with conn.begin_nested():
+                self._result, self._error = self.work(conn), None
+        except Exception as exc:
+            self._error = exc
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = exc
+
+    def outcome(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]  # set when there was no error
+
+
 class Database:
     """Owns the engines; runs read and write transactions.
 
@@ -100,12 +218,21 @@ class Database:
         database_url: `sqlite:///path` or `postgresql://…`; the driver is chosen here.
         timeout_seconds: the longest a transaction waits for a connection, a lock or an answer
             before `DatabaseUnavailable`.
+        pool_size: PostgreSQL connections kept open. A fixed number: connections opened for a
+            burst and closed after it cost a server process each (a fork and a login, several
+            milliseconds), and under steady load SQLAlchemy's overflow did exactly that.
 
     Statement parameters are hidden from SQLAlchemy's logs and exception messages: they include
     password hashes and refresh-token hashes, which have no business in a log line.
     """
 
-    def __init__(self, database_url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ):
         url = make_url(database_url)
         backend = url.get_backend_name()
         self.is_sqlite = backend == "sqlite"
@@ -113,7 +240,14 @@ class Database:
         self._retry_after = max(1, math.ceil(timeout_seconds))
         self._sqlite_reader: Engine | None = None
         self._sqlite_writer: Engine | None = None
+        self._sqlite_query_connection: Any = None  # the driver's connection `fetch_one` uses
+        self._sqlite_write_connection: Connection | None = None  # see `_write_sqlite`
+        self._asyncpg: asyncpg.Pool | None = None  # the pool `fetch_one` uses (PostgreSQL)
+        self._asyncpg_opening = anyio.Lock()
+        self._pool_size = pool_size
+        self._postgres_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._write_lock = anyio.Lock()
+        self._queued_writes: list[_QueuedWrite[Any]] = []
         self._postgres: AsyncEngine | None = None
         self.uses_prepared_statement_cache = url.port != POOLER_PORT
         self.sqlite_path: Path | None = None
@@ -123,7 +257,7 @@ class Database:
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             sqlite_url = url.set(drivername="sqlite+pysqlite")
             self._sqlite_reader = create_engine(
-                sqlite_url, hide_parameters=True, pool_size=1, max_overflow=4, pool_timeout=0.1
+                sqlite_url, hide_parameters=True, pool_size=2, max_overflow=4, pool_timeout=0.1
             )
             _configure_sqlite(self._sqlite_reader, busy_timeout_ms=_SQLITE_READ_BUSY_TIMEOUT_MS)
             # One connection: writes of this process are serialized by `_write_lock` anyway.
@@ -136,6 +270,8 @@ class Database:
         elif backend == "postgresql":
             self._postgres = create_async_engine(
                 url.set(drivername="postgresql+asyncpg"),
+                pool_size=pool_size,
+                max_overflow=0,
                 pool_pre_ping=True,
                 pool_timeout=timeout_seconds,
                 hide_parameters=True,
@@ -162,6 +298,86 @@ class Database:
                     return work(conn)
             return await self._run_postgres(work)
 
+    async def fetch_one(
+        self,
+        query: Query,
+        values: Mapping[str, Any],
+        *,
+        setup: Sequence[tuple[Query, Mapping[str, Any]]] = (),
+    ) -> tuple[Any, ...] | None:
+        """The first row of `query` with its `bindparam`s set from `values`, or None; after the
+        `setup` statements, in the same transaction. Runs on the driver, on the event loop.
+
+        Raises:
+            DatabaseUnavailable: see the module docstring.
+        """
+        statements = [*setup, (query, values)]
+        with _outages_as_unavailable(self._retry_after):
+            if self._sqlite_reader is not None:
+                return self._fetch_sqlite(statements)
+            return await self._fetch_postgres(statements)
+
+    def _fetch_sqlite(
+        self, statements: list[tuple[Query, Mapping[str, Any]]]
+    ) -> tuple[Any, ...] | None:
+        assert self._sqlite_reader is not None  # noqa: S101 -- the caller checked
+        if self._sqlite_query_connection is None:
+            # Held for the app's life: reads never overlap on the event loop.
+            self._sqlite_query_connection = self._sqlite_reader.raw_connection()
+        driver = self._sqlite_query_connection.driver_connection
+        dialect = self._sqlite_reader.dialect
+        if len(statements) > 1:
+            driver.execute("BEGIN")
+        try:
+            for query, values in statements:
+                compiled = query.compiled_for(dialect)
+                raw = driver.execute(compiled.sql, compiled.arguments(values)).fetchone()
+        finally:
+            if len(statements) > 1:
+                driver.execute("COMMIT")
+        return None if raw is None else compiled.row(raw)
+
+    async def _fetch_postgres(
+        self, statements: list[tuple[Query, Mapping[str, Any]]]
+    ) -> tuple[Any, ...] | None:
+        assert self._postgres is not None  # noqa: S101 -- one of the two backends is always set
+        pool = await self._asyncpg_pool()
+        dialect = self._postgres.dialect
+        async with pool.acquire(timeout=self.timeout_seconds) as conn:
+            # One statement is a transaction of its own; more get one around them.
+            transaction = conn.transaction() if len(statements) > 1 else contextlib.nullcontext()
+            async with transaction:
+                for query, values in statements:
+                    compiled = query.compiled_for(dialect)
+                    raw = await conn.fetchrow(
+                        compiled.sql, *compiled.arguments(values), timeout=self.timeout_seconds
+                    )
+        return None if raw is None else compiled.row(raw)
+
+    async def _asyncpg_pool(self) -> asyncpg.Pool:
+        """asyncpg's own pool for `fetch_one`, opened on first use.
+
+        Not SQLAlchemy's: its checkout pings the server first (a round trip), and its
+        transactions take two more; a point read here takes one. Connections are not reset on
+        release (asyncpg's default `RESET ALL` is another round trip): a connection is returned
+        with no transaction open (asyncpg rolls one back), and this app sets session state only
+        with `set_config(..., true)`, which ends with the transaction.
+        """
+        if self._asyncpg is None:
+            async with self._asyncpg_opening:
+                if self._asyncpg is None:
+                    self._asyncpg = await asyncpg.create_pool(
+                        self._postgres_dsn,
+                        min_size=0,
+                        max_size=self._pool_size,
+                        timeout=self.timeout_seconds,
+                        command_timeout=self.timeout_seconds,
+                        init=_decode_json_as_sqlalchemy_does,
+                        reset=_keep_connection_as_is,
+                        **({} if self.uses_prepared_statement_cache else _NO_STATEMENT_CACHE),
+                    )
+        return self._asyncpg
+
     async def write(self, work: Work[T]) -> T:
         """Run `work` in a write transaction; it commits when `work` returns, else rolls back.
 
@@ -175,21 +391,61 @@ class Database:
             return await self._run_postgres(work)
 
     async def _write_sqlite(self, engine: Engine, work: Work[T]) -> T:
-        immediate = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-
-        def in_one_thread() -> T:
-            with immediate.begin() as conn:
-                return work(conn)
-
-        with anyio.move_on_after(self.timeout_seconds) as waiting:
-            await self._write_lock.acquire()
-        if waiting.cancelled_caught:
+        """Queue `work`; whoever holds the write lock runs every write queued so far, in one
+        transaction (see `_commit_together`)."""
+        write = _QueuedWrite(work)
+        self._queued_writes.append(write)
+        try:
+            with anyio.move_on_after(self.timeout_seconds) as waiting:
+                async with self._write_lock:
+                    if not write.taken:
+                        await self._run_queued_writes(engine)
+        finally:
+            if not write.taken:  # timed out or cancelled while queued: it must never run
+                self._queued_writes.remove(write)
+        if not write.taken:
             raise DatabaseUnavailable("write queue", retry_after_seconds=self._retry_after)
+        if waiting.cancelled_caught:
+            with anyio.CancelScope(shield=True):
+                await write.done.wait()  # another caller's transaction is running it
+        return write.outcome()
+
+    async def _run_queued_writes(self, engine: Engine) -> None:
+        batch, self._queued_writes = self._queued_writes, []
+        for queued in batch:
+            queued.taken = True
         try:
             # Not abandoned on cancellation: a transaction that started also finishes.
-            return await anyio.to_thread.run_sync(in_one_thread)
+            await anyio.to_thread.run_sync(self._commit_together, engine, batch)
         finally:
-            self._write_lock.release()
+            for queued in batch:
+                queued.done.set()
+
+    def _commit_together(self, engine: Engine, batch: list[_QueuedWrite[Any]]) -> None:
+        """Run the works of `batch` in order in one transaction, each in a savepoint of its own,
+        and commit once.
+
+        Group commit: SQLite writes one transaction at a time and a durable commit waits for
+        the disk (fsync), so under concurrent writes the commit, not the statements, set the
+        pace. One commit for all the writes queued meanwhile keeps every write durable before its
+        caller hears of it, and a work that raises rolls back its own savepoint only: to each
+        caller it is as if its write ran alone, after the ones before it.
+        """
+        try:
+            # One connection, held: the write lock lets one thread at a time use it, and a pool
+            # checkout per write cost more than most writes.
+            conn = self._sqlite_write_connection
+            if conn is None or conn.invalidated or conn.closed:
+                if conn is not None:
+                    conn.close()  # gives its place in the one-connection pool back
+                immediate = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                conn = self._sqlite_write_connection = immediate.connect()
+            with conn.begin():
+                for write in batch:
+                    write.run_in_savepoint(conn)
+        except Exception as exc:  # no connection, or BEGIN or COMMIT failed: nothing was written
+            for write in batch:
+                write.fail(exc)
 
     async def _run_postgres(self, work: Work[T]) -> T:
         assert self._postgres is not None  # noqa: S101 -- one of the two backends is always set
@@ -197,11 +453,38 @@ class Database:
             return await conn.run_sync(work)
 
     async def dispose(self) -> None:
+        if self._sqlite_query_connection is not None:
+            self._sqlite_query_connection.close()
+            self._sqlite_query_connection = None
+        if self._sqlite_write_connection is not None:
+            async with self._write_lock:  # not while a write uses it
+                self._sqlite_write_connection.close()
+                self._sqlite_write_connection = None
+        if self._asyncpg is not None:
+            pool, self._asyncpg = self._asyncpg, None
+            try:
+                with anyio.fail_after(self.timeout_seconds):
+                    await pool.close()
+            except Exception:  # a server that does not answer cannot say goodbye either
+                pool.terminate()
         for engine in (self._sqlite_reader, self._sqlite_writer):
             if engine is not None:
                 engine.dispose()
         if self._postgres is not None:
             await self._postgres.dispose()
+
+
+async def _decode_json_as_sqlalchemy_does(connection: asyncpg.Connection) -> None:
+    """JSON columns come back decoded, as through SQLAlchemy (its asyncpg dialect sets the same
+    codecs on its own connections)."""
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def _keep_connection_as_is(_connection: asyncpg.Connection) -> None:
+    """asyncpg's `reset` hook: nothing to undo (see `Database._asyncpg_pool`)."""
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, wal: bool = False) -> None:

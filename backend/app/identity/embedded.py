@@ -41,7 +41,7 @@ from backend.app.core.errors import (
     SamePassword,
     Unauthorized,
 )
-from backend.app.db.engine import Database, DatabaseUnavailable
+from backend.app.db.engine import Database, DatabaseUnavailable, Query
 from backend.app.db.tables import identity_refresh_tokens, identity_sessions, identity_users, utcnow
 from backend.app.identity.admin_client import (
     EMAIL_PROVIDER_METADATA,
@@ -90,6 +90,32 @@ def _provider_call(
     return wrapper
 
 
+# The statements of each sign-in and refresh, built once.
+_USER_BY_EMAIL = Query(
+    sa.select(
+        identity_users.c.id,
+        identity_users.c.email_as_typed,
+        identity_users.c.password_hash,
+        identity_users.c.email_confirmed_at,
+        identity_users.c.user_metadata,
+        identity_users.c.app_metadata,
+    ).where(identity_users.c.email == sa.bindparam("email"))
+)
+_ROTATE = (
+    identity_refresh_tokens.update()
+    .where(
+        # Not named after a column: those names are reserved for the SET clause.
+        identity_refresh_tokens.c.token_hash == sa.bindparam("presented_hash"),
+        identity_refresh_tokens.c.revoked_at.is_(None),
+    )
+    .values(revoked_at=sa.bindparam("now", type_=identity_refresh_tokens.c.revoked_at.type))
+    .returning(identity_refresh_tokens.c.session_id)
+)
+_SPENT = sa.select(
+    identity_refresh_tokens.c.session_id, identity_refresh_tokens.c.revoked_at
+).where(identity_refresh_tokens.c.token_hash == sa.bindparam("token_hash"))
+
+
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -118,6 +144,14 @@ class EmbeddedIdentityProvider:
         self._idle_timeout = (
             timedelta(seconds=idle_timeout_seconds) if idle_timeout_seconds is not None else None
         )
+        # Asked on every `/auth/me`: built and compiled once.
+        idle = self._idle_timeout is not None
+        self._session_user_query = Query(
+            sa.select(identity_users.c.id, identity_users.c.email_as_typed)
+            .select_from(identity_sessions.join(identity_users))
+            .where(_live_session(of_user=True, with_idle_timeout=idle))
+        )
+        self._session_subject = _session_subject(with_idle_timeout=idle)
 
     @_provider_call
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
@@ -161,31 +195,20 @@ class EmbeddedIdentityProvider:
 
     @_provider_call
     async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
-        key = email_key(email)
-        row = await self._db.read(
-            lambda conn: conn.execute(
-                sa.select(
-                    identity_users.c.id,
-                    identity_users.c.email_as_typed,
-                    identity_users.c.password_hash,
-                    identity_users.c.email_confirmed_at,
-                    identity_users.c.user_metadata,
-                    identity_users.c.app_metadata,
-                ).where(identity_users.c.email == key)
-            ).first()
-        )
+        row = await self._db.fetch_one(_USER_BY_EMAIL, {"email": email_key(email)})
         if row is None:
             await verify_unknown_user(password=password)
             raise InvalidCredentials()
-        check = await verify_password(password_hash=row.password_hash, password=password)
+        user_id, email_as_typed, password_hash, confirmed_at, user_metadata, app_metadata = row
+        check = await verify_password(password_hash=password_hash, password=password)
         if not check.matches:
             raise InvalidCredentials()
-        if row.email_confirmed_at is None:  # only after the password, as GoTrue
+        if confirmed_at is None:  # only after the password, as GoTrue
             raise EmailNotConfirmed()
         subject = _Subject(
-            AuthUser(id=row.id, email=row.email_as_typed),
-            user_metadata=row.user_metadata or {},
-            app_metadata=row.app_metadata or {},
+            AuthUser(id=user_id, email=email_as_typed),
+            user_metadata=user_metadata or {},
+            app_metadata=app_metadata or {},
         )
         user_changes: dict[str, Any] = {}
         if check.new_hash is not None:
@@ -237,29 +260,17 @@ class EmbeddedIdentityProvider:
         now = utcnow()
         # The conditional UPDATE is the arbiter: of any number of concurrent refreshes with one
         # token, across processes, exactly one sees a row come back.
-        rotated = conn.execute(
-            identity_refresh_tokens.update()
-            .where(
-                identity_refresh_tokens.c.token_hash == token_hash,
-                identity_refresh_tokens.c.revoked_at.is_(None),
-            )
-            .values(revoked_at=now)
-            .returning(identity_refresh_tokens.c.session_id)
-        ).first()
+        rotated = conn.execute(_ROTATE, {"presented_hash": token_hash, "now": now}).first()
         if rotated is not None:
-            subject = _live_session_user(conn, rotated.session_id, now, self._idle_timeout)
+            subject = self._live_session_user(conn, rotated.session_id, now)
             successor = self._successor(refresh_token)
             _store_refresh_token(conn, successor, session_id=rotated.session_id, now=now)
             return _Rotated(subject, rotated.session_id, successor)
 
-        spent = conn.execute(
-            sa.select(
-                identity_refresh_tokens.c.session_id, identity_refresh_tokens.c.revoked_at
-            ).where(identity_refresh_tokens.c.token_hash == token_hash)
-        ).first()
+        spent = conn.execute(_SPENT, {"token_hash": token_hash}).first()
         if spent is None:
             raise RefreshTokenInvalid()
-        subject = _live_session_user(conn, spent.session_id, now, self._idle_timeout)
+        subject = self._live_session_user(conn, spent.session_id, now)
         if presented_at - spent.revoked_at <= self._reuse_interval:
             current = self._current_successor(conn, refresh_token)
             return _Rotated(subject, spent.session_id, current)
@@ -285,26 +296,34 @@ class EmbeddedIdentityProvider:
 
     @_provider_call
     async def get_user(self, claims: AccessClaims) -> AuthUser:
-        now = utcnow()
-        row = await self._db.read(
-            lambda conn: conn.execute(
-                sa.select(identity_users.c.id, identity_users.c.email_as_typed)
-                .select_from(identity_sessions.join(identity_users))
-                .where(self._live_session_of(claims, now))
-            ).first()
-        )
+        row = await self._db.fetch_one(self._session_user_query, self._live_session_values(claims))
         if row is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
-        return AuthUser(id=row.id, email=row.email_as_typed)
+        user_id, email = row
+        return AuthUser(id=user_id, email=email)
 
-    def _live_session_of(self, claims: AccessClaims, now: datetime) -> sa.ColumnElement[bool]:
-        """The claims' session, if it is still theirs, not revoked, and within both timeouts."""
-        return sa.and_(
-            identity_sessions.c.id == claims.session_id,
-            identity_sessions.c.user_id == claims.user_id,
-            identity_sessions.c.revoked_at.is_(None),
-            identity_sessions.c.not_after > now,
-            _active(identity_sessions.c.id, now, self._idle_timeout),
+    def _live_session_values(self, claims: AccessClaims) -> dict[str, Any]:
+        """The values of `_live_session` for the claims' session, now."""
+        return {"user_id": claims.user_id, **self._session_values(claims.session_id, utcnow())}
+
+    def _session_values(self, session_id: str, now: datetime) -> dict[str, Any]:
+        idle_since = now - self._idle_timeout if self._idle_timeout is not None else None
+        return {"session_id": session_id, "now": now, "used_since": idle_since}
+
+    def _live_session_user(self, conn: Connection, session_id: str, now: datetime) -> _Subject:
+        """The user of a session that is still live (`_live_session`).
+
+        Raises:
+            RefreshTokenInvalid: the session is over.
+        """
+        row = conn.execute(self._session_subject, self._session_values(session_id, now)).first()
+        if row is None:
+            raise RefreshTokenInvalid()
+        return _Subject(
+            AuthUser(id=row.id, email=row.email_as_typed),
+            user_metadata=row.user_metadata or {},
+            app_metadata=row.app_metadata or {},
+            signed_in_at=int(row.created_at.timestamp()),
         )
 
     async def close(self) -> None:
@@ -322,12 +341,8 @@ class EmbeddedIdentityProvider:
         user = await self._admin.get_user(claims.user_id)
         if user is None:
             return SessionUser(user=None, session_alive=False)
-        now = utcnow()
-        alive = await self._db.read(
-            lambda conn: conn.execute(
-                sa.select(identity_sessions.c.id).where(self._live_session_of(claims, now))
-            ).first()
-        )
+        values = self._live_session_values(claims)
+        alive = await self._db.fetch_one(self._session_user_query, values)
         return SessionUser(user=user, session_alive=alive is not None)
 
     @_provider_call
@@ -509,27 +524,31 @@ def _display_name(user_metadata: dict[str, Any]) -> str | None:
     return name
 
 
-def _active(session_id: Any, now: datetime, idle_timeout: timedelta | None) -> Any:
-    """True while the session was refreshed (or started) within `idle_timeout`: its newest
-    refresh token is the time of its last use that the server sees (ASVS V7.3.1)."""
-    if idle_timeout is None:
-        return sa.true()
-    return sa.exists().where(
-        identity_refresh_tokens.c.session_id == session_id,
-        identity_refresh_tokens.c.created_at > now - idle_timeout,
-    )
+def _live_session(*, of_user: bool, with_idle_timeout: bool) -> sa.ColumnElement[bool]:
+    """The session `:session_id` if it is not revoked, not past its lifetime at `:now`, with
+    `of_user` still `:user_id`'s and, with an idle timeout, refreshed (or started) since
+    `:used_since`: its newest refresh token is the time of its last use that the server sees
+    (ASVS V7.3.1)."""
+    clauses = [
+        identity_sessions.c.id == sa.bindparam("session_id"),
+        identity_sessions.c.revoked_at.is_(None),
+        identity_sessions.c.not_after > sa.bindparam("now"),
+    ]
+    if of_user:
+        clauses.append(identity_sessions.c.user_id == sa.bindparam("user_id"))
+    if with_idle_timeout:
+        clauses.append(
+            sa.exists().where(
+                identity_refresh_tokens.c.session_id == identity_sessions.c.id,
+                identity_refresh_tokens.c.created_at > sa.bindparam("used_since"),
+            )
+        )
+    return sa.and_(*clauses)
 
 
-def _live_session_user(
-    conn: Connection, session_id: str, now: datetime, idle_timeout: timedelta | None
-) -> _Subject:
-    """The session's user, if the session is neither revoked, past its lifetime nor idle for
-    longer than `idle_timeout`.
-
-    Raises:
-        RefreshTokenInvalid: the session is over.
-    """
-    row = conn.execute(
+def _session_subject(with_idle_timeout: bool) -> sa.Select[Any]:
+    """Whom the live session `:session_id` belongs to (`_live_session`), for a new token."""
+    return (
         sa.select(
             identity_users.c.id,
             identity_users.c.email_as_typed,
@@ -538,18 +557,5 @@ def _live_session_user(
             identity_sessions.c.created_at,
         )
         .select_from(identity_sessions.join(identity_users))
-        .where(
-            identity_sessions.c.id == session_id,
-            identity_sessions.c.revoked_at.is_(None),
-            identity_sessions.c.not_after > now,
-            _active(identity_sessions.c.id, now, idle_timeout),
-        )
-    ).first()
-    if row is None:
-        raise RefreshTokenInvalid()
-    return _Subject(
-        AuthUser(id=row.id, email=row.email_as_typed),
-        user_metadata=row.user_metadata or {},
-        app_metadata=row.app_metadata or {},
-        signed_in_at=int(row.created_at.timestamp()),
+        .where(_live_session(of_user=False, with_idle_timeout=with_idle_timeout))
     )
