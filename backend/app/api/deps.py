@@ -73,8 +73,10 @@ bearer_auth = _BearerAuth(
 CurrentUser = Annotated[AccessClaims, Depends(bearer_auth)]
 
 
-async def get_user_scoped_client(services: ServicesDep, user: CurrentUser) -> UserScopedClient:
-    return UserScopedClient(services.database, user)
+async def get_user_scoped_client(request: Request, user: CurrentUser) -> UserScopedClient:
+    # The request, not `ServicesDep`: FastAPI resolves each dependency on every request, and
+    # this one is on every data route.
+    return UserScopedClient(_services(request).database, user)
 
 
 UserScopedDep = Annotated[UserScopedClient, Depends(get_user_scoped_client)]

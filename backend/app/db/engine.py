@@ -8,13 +8,16 @@ is still safe (figures from `make bench` on this 2-vCPU machine, one uvicorn wor
   thread (~800 req/s through aiosqlite or a worker thread against ~3,100 req/s inline). Reads never
   overlap (each runs to the end before the loop moves on), so the read pool is never empty; should
   a read ever meet a lock, its busy timeout is a few milliseconds, so the loop cannot freeze.
-- **SQLite writes run one transaction at a time, in a worker thread**, with the standard
-  `sqlite3` driver. SQLite has one writer anyway; queueing the writers of this process on an async
-  lock (instead of letting each take a pooled connection and sleep in SQLite's busy handler) keeps
-  the loop and the read pool free while another process holds the write lock. The writes queued
-  while one transaction runs are committed together by the next (group commit, each in its own
-  savepoint: `_commit_together`). `BEGIN IMMEDIATE` takes the lock up front: a transaction that
-  read first and wrote later could be refused instead of waiting.
+- **SQLite writes run one transaction at a time, on the event loop too**, on one held
+  connection. SQLite has one writer anyway; the writers of this process queue on an async lock,
+  and the writes queued while one transaction runs are committed together by the next (group
+  commit, each in its own savepoint: `_commit_together`). `BEGIN IMMEDIATE` takes SQLite's lock up
+  front (a transaction that read first and wrote later could be refused instead of waiting); while
+  another process holds it, the write waits on the loop (`_begin_immediate`), never in SQLite's
+  busy handler, so reads keep answering. Only the commit (the wait for the disk) goes to a
+  worker thread: whole transactions there took turns with the loop on the GIL, and a thread that
+  asks for it waits up to the 5 ms switch interval each time (each statement releases it), which
+  capped refresh at ~600/s with a 50 ms median.
 - **PostgreSQL**: asyncpg on the event loop, the same function run through `run_sync`.
 - **The point reads every request makes** (the session check, the profile) are `Query` objects:
   written once with SQLAlchemy Core and compiled once per dialect. `fetch_one` runs them on SQLite
@@ -66,6 +69,9 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 DEFAULT_POOL_SIZE = 10
 # A read on the event loop that meets a lock gives up at once rather than stall every request.
 _SQLITE_READ_BUSY_TIMEOUT_MS = 50
+# A write that finds SQLite's write lock taken by another process tries again this often.
+_SQLITE_LOCK_RETRY_SECONDS = 0.005
+_SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 
 # Supabase's pooler (Supavisor) in transaction mode listens on 6543 and, like PgBouncer, gives each
@@ -144,26 +150,32 @@ class Query:
         return compiled
 
 
+_REQUIRED = object()  # a `bindparam` that `values` must set
+
+
 @dataclass(frozen=True, slots=True)
 class _CompiledQuery:
     """The driver's SQL and positional parameters (after SQLAlchemy's conversion of each), and
     the conversion of each result column: what SQLAlchemy itself would apply."""
 
-    compiled: sa.engine.Compiled
     sql: str
-    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    # Each positional parameter: its `bindparam` name, its value if written into the statement
+    # (else `_REQUIRED`), and SQLAlchemy's conversion.
+    parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
     columns: tuple[Callable[[Any], Any] | None, ...]
 
     @classmethod
     def of(cls, statement: sa.Select[Any], dialect: sa.Dialect) -> _CompiledQuery:
         compiled = statement.compile(dialect=dialect)
+        parameters = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            literal = _REQUIRED if bind.required else bind.effective_value
+            parameters.append((name, literal, convert))
         return cls(
-            compiled=compiled,
             sql=compiled.string,
-            parameters=tuple(
-                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-                for name in compiled.positiontup or ()
-            ),
+            parameters=tuple(parameters),
             columns=tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in statement.selected_columns
@@ -172,11 +184,13 @@ class _CompiledQuery:
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         """The positional arguments: `values` for the `bindparam`s, and the literals."""
-        given = self.compiled.construct_params(values) or {}
-        return [
-            convert(given[name]) if convert is not None else given[name]
-            for name, convert in self.parameters
-        ]
+        arguments = []
+        for name, literal, convert in self.parameters:
+            value = values.get(name, literal)
+            if value is _REQUIRED:
+                raise ValueError(f"no value for the parameter {name!r}")
+            arguments.append(convert(value) if convert is not None else value)
+        return arguments
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(
@@ -191,16 +205,21 @@ class _QueuedWrite(Generic[T]):
     def __init__(self, work: Work[T]):
         self.work = work
         self.taken = False  # picked up by a transaction
-        self.done = anyio.Event()
         self._result: T | None = None
         self._error: BaseException | None = RuntimeError("the write did not run")
 
     def run_in_savepoint(self, conn: Connection) -> None:
+        # The savepoint straight on the driver: SQLAlchemy's nested transaction costs more than
+        # most writes, and the root transaction (SQLAlchemy's) is all it needs to know about.
+        driver = conn.connection.driver_connection
+        assert driver is not None  # noqa: S101 -- a connection in a transaction has one
+        driver.execute("SAVEPOINT queued_write")
         try:
-            with conn.begin_nested():
-                self._result, self._error = self.work(conn), None
+            self._result, self._error = self.work(conn), None
         except Exception as exc:
             self._error = exc
+            driver.execute("ROLLBACK TO queued_write")
+        driver.execute("RELEASE queued_write")
 
     def fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -260,13 +279,11 @@ class Database:
                 sqlite_url, hide_parameters=True, pool_size=2, max_overflow=4, pool_timeout=0.1
             )
             _configure_sqlite(self._sqlite_reader, busy_timeout_ms=_SQLITE_READ_BUSY_TIMEOUT_MS)
-            # One connection: writes of this process are serialized by `_write_lock` anyway.
+            # One connection (`_begin_immediate` holds it): writes queue on `_write_lock` anyway.
             self._sqlite_writer = create_engine(
                 sqlite_url, hide_parameters=True, pool_size=1, max_overflow=0
             )
-            _configure_sqlite(
-                self._sqlite_writer, busy_timeout_ms=int(timeout_seconds * 1000), wal=True
-            )
+            _configure_sqlite(self._sqlite_writer, busy_timeout_ms=0, wal=True)
         elif backend == "postgresql":
             self._postgres = create_async_engine(
                 url.set(drivername="postgresql+asyncpg"),
@@ -343,15 +360,18 @@ class Database:
         assert self._postgres is not None  # noqa: S101 -- one of the two backends is always set
         pool = await self._asyncpg_pool()
         dialect = self._postgres.dialect
-        async with pool.acquire(timeout=self.timeout_seconds) as conn:
-            # One statement is a transaction of its own; more get one around them.
-            transaction = conn.transaction() if len(statements) > 1 else contextlib.nullcontext()
-            async with transaction:
-                for query, values in statements:
-                    compiled = query.compiled_for(dialect)
-                    raw = await conn.fetchrow(
-                        compiled.sql, *compiled.arguments(values), timeout=self.timeout_seconds
-                    )
+        # One deadline for the wait for a connection and every statement (a timeout per call
+        # costs a timer task each: a tenth of this route's time).
+        with anyio.fail_after(self.timeout_seconds):
+            async with pool.acquire() as conn:
+                # One statement is a transaction of its own; more get one around them.
+                transaction = (
+                    conn.transaction() if len(statements) > 1 else contextlib.nullcontext()
+                )
+                async with transaction:
+                    for query, values in statements:
+                        compiled = query.compiled_for(dialect)
+                        raw = await conn.fetchrow(compiled.sql, *compiled.arguments(values))
         return None if raw is None else compiled.row(raw)
 
     async def _asyncpg_pool(self) -> asyncpg.Pool:
@@ -396,56 +416,63 @@ class Database:
         write = _QueuedWrite(work)
         self._queued_writes.append(write)
         try:
-            with anyio.move_on_after(self.timeout_seconds) as waiting:
+            with anyio.move_on_after(self.timeout_seconds):
                 async with self._write_lock:
                     if not write.taken:
-                        await self._run_queued_writes(engine)
+                        conn = await self._begin_immediate(engine)
+                        await self._commit_together(conn)
         finally:
             if not write.taken:  # timed out or cancelled while queued: it must never run
                 self._queued_writes.remove(write)
         if not write.taken:
             raise DatabaseUnavailable("write queue", retry_after_seconds=self._retry_after)
-        if waiting.cancelled_caught:
-            with anyio.CancelScope(shield=True):
-                await write.done.wait()  # another caller's transaction is running it
         return write.outcome()
 
-    async def _run_queued_writes(self, engine: Engine) -> None:
-        batch, self._queued_writes = self._queued_writes, []
-        for queued in batch:
-            queued.taken = True
-        try:
-            # Not abandoned on cancellation: a transaction that started also finishes.
-            await anyio.to_thread.run_sync(self._commit_together, engine, batch)
-        finally:
-            for queued in batch:
-                queued.done.set()
+    async def _begin_immediate(self, engine: Engine) -> Connection:
+        """The write connection, in a transaction that holds SQLite's write lock.
 
-    def _commit_together(self, engine: Engine, batch: list[_QueuedWrite[Any]]) -> None:
-        """Run the works of `batch` in order in one transaction, each in a savepoint of its own,
-        and commit once.
+        While another process holds the lock, SQLite refuses at once (busy timeout 0) and this
+        waits on the event loop, never in SQLite's busy handler, which would freeze the loop.
+        """
+        while True:
+            try:
+                # One connection, held: the write lock lets one caller at a time use it.
+                conn = self._sqlite_write_connection
+                if conn is None or conn.invalidated or conn.closed:
+                    if conn is not None:
+                        conn.close()  # gives its place in the one-connection pool back
+                    immediate = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                    conn = self._sqlite_write_connection = immediate.connect()
+                conn.begin()
+                return conn
+            except sa_exc.OperationalError as exc:
+                if getattr(exc.orig, "sqlite_errorname", None) not in _SQLITE_BUSY:
+                    raise
+            await anyio.sleep(_SQLITE_LOCK_RETRY_SECONDS)
+
+    async def _commit_together(self, conn: Connection) -> None:
+        """Run every queued write in order in the open transaction, each in a savepoint of its
+        own, and commit once, in a worker thread: the loop takes more requests (and queues their
+        writes for the next transaction) while the disk syncs. Nothing cancels it half-way.
 
         Group commit: SQLite writes one transaction at a time and a durable commit waits for
-        the disk (fsync), so under concurrent writes the commit, not the statements, set the
+        the disk (fsync), so under concurrent writes the commit, not the statements, sets the
         pace. One commit for all the writes queued meanwhile keeps every write durable before its
         caller hears of it, and a work that raises rolls back its own savepoint only: to each
         caller it is as if its write ran alone, after the ones before it.
         """
+        batch, self._queued_writes = self._queued_writes, []
+        for write in batch:
+            write.taken = True
         try:
-            # One connection, held: the write lock lets one thread at a time use it, and a pool
-            # checkout per write cost more than most writes.
-            conn = self._sqlite_write_connection
-            if conn is None or conn.invalidated or conn.closed:
-                if conn is not None:
-                    conn.close()  # gives its place in the one-connection pool back
-                immediate = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-                conn = self._sqlite_write_connection = immediate.connect()
-            with conn.begin():
-                for write in batch:
-                    write.run_in_savepoint(conn)
-        except Exception as exc:  # no connection, or BEGIN or COMMIT failed: nothing was written
+            for write in batch:
+                write.run_in_savepoint(conn)
+            await anyio.to_thread.run_sync(conn.commit)  # shielded: a commit that starts ends
+        except Exception as exc:  # the commit failed: nothing was written
             for write in batch:
                 write.fail(exc)
+            with contextlib.suppress(Exception):
+                conn.rollback()
 
     async def _run_postgres(self, work: Work[T]) -> T:
         assert self._postgres is not None  # noqa: S101 -- one of the two backends is always set

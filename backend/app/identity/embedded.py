@@ -111,9 +111,10 @@ _ROTATE = (
     .values(revoked_at=sa.bindparam("now", type_=identity_refresh_tokens.c.revoked_at.type))
     .returning(identity_refresh_tokens.c.session_id)
 )
+_STORE_TOKEN = identity_refresh_tokens.insert()
 _SPENT = sa.select(
     identity_refresh_tokens.c.session_id, identity_refresh_tokens.c.revoked_at
-).where(identity_refresh_tokens.c.token_hash == sa.bindparam("token_hash"))
+).where(identity_refresh_tokens.c.token_hash == sa.bindparam("presented_hash"))
 
 
 def _hash_token(token: str) -> str:
@@ -267,7 +268,7 @@ class EmbeddedIdentityProvider:
             _store_refresh_token(conn, successor, session_id=rotated.session_id, now=now)
             return _Rotated(subject, rotated.session_id, successor)
 
-        spent = conn.execute(_SPENT, {"token_hash": token_hash}).first()
+        spent = conn.execute(_SPENT, {"presented_hash": token_hash}).first()
         if spent is None:
             raise RefreshTokenInvalid()
         subject = self._live_session_user(conn, spent.session_id, now)
@@ -503,9 +504,8 @@ class _Reused:
 
 def _store_refresh_token(conn: Connection, token: str, *, session_id: str, now: datetime) -> None:
     conn.execute(
-        identity_refresh_tokens.insert().values(
-            token_hash=_hash_token(token), session_id=session_id, created_at=now
-        )
+        _STORE_TOKEN,
+        {"token_hash": _hash_token(token), "session_id": session_id, "created_at": now},
     )
 
 

@@ -78,8 +78,10 @@ def check_password_policy(password: str) -> None:
     Raises:
         WeakPassword: with the reason in `details`; the password itself is never included.
     """
-    password = normalize_password(password)
-    if len(password) < MIN_PASSWORD_LENGTH:
+    typed, password = password, normalize_password(password)
+    # Both forms: NFKC can lengthen a password ("¼" is three characters), and the published
+    # schema's `minLength` counts the characters as sent.
+    if min(len(typed), len(password)) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(
             f"The password must have at least {MIN_PASSWORD_LENGTH} characters",
             details={"reasons": ["too_short"], "minLength": MIN_PASSWORD_LENGTH},

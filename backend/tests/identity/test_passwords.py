@@ -46,6 +46,14 @@ class TestPasswords:
         with pytest.raises(WeakPassword):
             check_password_policy(password)
 
+    def test_policy_counts_the_characters_as_sent_too(self):
+        """Seven characters whose NFKC form has nine ("¼" is "1⁄4"): too short, as the published
+        schema's `minLength` says (found by the fuzz suite)."""
+        with pytest.raises(WeakPassword) as refused:
+            check_password_policy("<WJI¼ê¸")
+
+        assert refused.value.details["reasons"] == ["too_short"]
+
     @pytest.mark.parametrize("password", ["80517362", "x" * 1024, "correct horse battery"])
     def test_policy_accepts_any_composition_between_8_and_1024(self, password):
         check_password_policy(password)
