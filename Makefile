@@ -44,6 +44,11 @@ test: $(STAMP) system-deps services frontend/node_modules/.package-lock.json \
 	node --test frontend/tests/
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) services
+# The benchmark's extra (matplotlib); the peers' venv is made by bench.run itself.
+$(VENV)/.bench-installed: $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed services
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

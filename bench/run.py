@@ -1,255 +1,286 @@
-"""Benchmarks, each against its baseline in the same run; prints and publishes ratios.
+"""Benchmarks of issue 9: each scenario against its baseline, in the same run, alternating.
 
-1. Requests/s of `GET /auth/me` (bearer + profile read) and `GET /items` against a bare FastAPI
-   JSON route, on the same uvicorn worker, measured by wrk on loopback, interleaved rounds.
-2. Mean time of one sign-in (the whole embedded provider path) against one bare argon2id hash
-   with the same parameters, in one process.
-3. Mean time of a sign-in with an unknown email against one with a wrong password (the
-   anti-enumeration dummy hash should make them alike), and both latency distributions
-   (deciles), which should overlap.
+For each database (SQLite, then PostgreSQL in a scratch database), our app is served with 64
+seeded users; each scenario then starts what it compares with (a bare FastAPI app, fastapi-users,
+AuthX, servers with 10³ and 10⁶ users), measures both sides in alternating rounds with wrk, and
+reports the median ratio and its spread. Results: `bench/results/latest.{md,json,png}`.
 
-Usage: `make bench` (or `.venv/bin/python -m bench.run [--seconds 10] [--rounds 3]`).
+Usage: `make bench`, or `.venv/bin/python -m bench.run [--seconds 5] [--rounds 3]
+[--only bare,fastapi-users,protected,refresh,signin,scale] [--databases sqlite,postgres]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import json
+import dataclasses
+import functools
 import os
-import platform
-import re
-import shutil
-import socket
+import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
+from bench import report, scenarios, seed, wrk
+from bench.measure import RowResult, summarize
+from bench.peers.environment import ensure_peers, installed_versions
+from bench.scenarios import POSTGRES, SQLITE, Context, Measured
+from bench.server import RAISED_LIMITS
+from bench.servers import UVICORN_OPTIONS, postgres_database, postgres_version, work_dir
 
-RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
-PASSWORD = "correct horse battery staple"
+DATABASES = {"sqlite": SQLITE, "postgres": POSTGRES}
+_MAIN_VERSIONS = (
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "uvicorn",
+    "sqlalchemy",
+    "asyncpg",
+    "pyjwt",
+    "argon2-cffi",
+)
+_PEER_VERSIONS = (
+    "fastapi-users",
+    "fastapi-users-db-sqlalchemy",
+    "authx",
+    "sqlalchemy",
+    "aiosqlite",
+)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _names(text: str, allowed: tuple[str, ...] | list[str]) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown: {', '.join(unknown)}; choose from {allowed}")
+    return names
 
 
-def _post(
-    url: str, body: dict[str, Any] | None, headers: dict[str, str]
-) -> tuple[dict[str, Any], list[str]]:
-    data = json.dumps(body).encode() if body is not None else b""
-    request = urllib.request.Request(  # noqa: S310 -- loopback URL built here
-        url, data=data, headers={"Content-Type": "application/json", **headers}, method="POST"
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per side per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c (except -c1 rows)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: _names(text, scenarios.SCENARIOS),
+        default=list(scenarios.SCENARIOS),
+        help=f"comma-separated scenarios: {','.join(scenarios.SCENARIOS)} (default: all)",
     )
-    with urllib.request.urlopen(request) as response:  # noqa: S310 -- loopback only
-        return json.loads(response.read() or b"{}"), response.headers.get_all("Set-Cookie") or []
-
-
-def _sign_in(base: str) -> str:
-    """Sign up and in over HTTP like a browser; returns an access token."""
-    with urllib.request.urlopen(f"{base}/auth/csrf") as response:  # noqa: S310 -- loopback
-        csrf = json.loads(response.read())["csrfToken"]
-        cookie = response.headers["Set-Cookie"].split(";")[0]
-    headers = {"X-CSRF-Token": csrf, "Cookie": cookie}
-    email = f"bench-{time.time_ns()}@example.com"
-    _post(
-        f"{base}/auth/signup",
-        {"email": email, "password": PASSWORD, "profile": {"displayName": "Bench"}},
-        headers,
+    parser.add_argument(
+        "--databases",
+        type=lambda text: _names(text, list(DATABASES)),
+        default=list(DATABASES),
+        help="comma-separated: sqlite,postgres (default: both)",
     )
-    body, _ = _post(f"{base}/auth/signin", {"email": email, "password": PASSWORD}, headers)
-    token = body["accessToken"]
-    for title in ("one", "two", "three"):
-        _post(f"{base}/items", {"title": title}, {"Authorization": f"Bearer {token}"})
-    return str(token)
-
-
-def _wrk(url: str, seconds: int, headers: dict[str, str]) -> float:
-    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if non_2xx:
-        raise RuntimeError(f"{url}: {non_2xx.group(1)} failed responses")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if match is None:
-        raise RuntimeError(f"wrk printed no rate:\n{output}")
-    return float(match.group(1))
-
-
-def bench_routes(seconds: int, rounds: int, database_url: str | None) -> dict[str, list[float]]:
-    """One server on `database_url` (default: a new SQLite file); wrk on each route in turn."""
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as data_dir:
-        environment = {**os.environ, "DATABASE_URL": database_url or f"sqlite:///{data_dir}/b.db"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.server", str(port), data_dir], env=environment
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"{base}/health")  # noqa: S310 -- loopback
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            token = _sign_in(base)
-            auth = {"Authorization": f"Bearer {token}"}
-            routes = {
-                "bare": ("/bench/bare", {}),
-                "me": ("/auth/me", auth),
-                "items": ("/items", auth),
-            }
-            _wrk(f"{base}/bench/bare", 2, {})  # warm-up
-            rates: dict[str, list[float]] = {name: [] for name in routes}
-            for _ in range(rounds):  # interleaved, so drift hits every route alike
-                for name, (path, headers) in routes.items():
-                    rates[name].append(_wrk(base + path, seconds, headers))
-            return rates
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-
-
-async def bench_sign_in(samples: int) -> dict[str, float]:
-    from backend.app.core.errors import InvalidCredentials
-    from backend.app.core.settings import Settings
-    from backend.app.services import start_services
-
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(_env_file=None, data_dir=Path(data_dir))
-        services = await start_services(settings)
-        try:
-            identity = services.identity
-            email = f"bench-{time.time_ns()}@example.com"
-            await identity.sign_up(email=email, password=PASSWORD, display_name=None)
-            hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-            timings: dict[str, list[float]] = {"hash": [], "signin": [], "unknown": [], "wrong": []}
-            for _ in range(samples):  # interleaved again
-                start = time.perf_counter()
-                hasher.hash(PASSWORD)
-                timings["hash"].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                await identity.sign_in_with_password(email=email, password=PASSWORD)
-                timings["signin"].append(time.perf_counter() - start)
-                for name, login in (("unknown", f"x{email}"), ("wrong", email)):
-                    start = time.perf_counter()
-                    with contextlib.suppress(InvalidCredentials):
-                        await identity.sign_in_with_password(email=login, password="wrong pw!")
-                    timings[name].append(time.perf_counter() - start)
-            means = {name: statistics.mean(values) for name, values in timings.items()}
-            # The deciles of both failure paths: an attacker compares distributions, not means.
-            deciles = {
-                f"{name}_p{10 * (i + 1)}": value
-                for name in ("wrong", "unknown")
-                for i, value in enumerate(statistics.quantiles(timings[name], n=10))
-            }
-            return means | deciles
-        finally:
-            await services.close()
+    parser.add_argument(
+        "--scale-users", type=int, default=1_000_000, help="users of the large scale database"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=report.RESULTS, help="where latest.{md,json,png} go"
+    )
+    return parser.parse_args(argv)
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A scratch database on the machine's PostgreSQL, dropped afterwards."""
-    import asyncpg
-
-    name = f"myideas_bench_{time.time_ns()}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+def _sqlite_database(work: Path, label: str) -> Iterator[str]:
+    """A new SQLite file in the run's directory, deleted on exit (10⁶ users take 600 MB)."""
+    path = work / f"{label}.db"
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield f"sqlite:///{path}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per route")
-    parser.add_argument("--samples", type=int, default=30, help="sign-ins timed")
-    args = parser.parse_args()
+def _new_database(kind: str, work: Path, label: str) -> contextlib.AbstractContextManager[str]:
+    return _sqlite_database(work, label) if kind == "sqlite" else postgres_database(label)
 
-    rates = {"SQLite": bench_routes(args.seconds, args.rounds, None)}
-    with postgres_database() as url:
-        rates["PostgreSQL"] = bench_routes(args.seconds, args.rounds, url)
-    median = {
-        db: {name: statistics.median(values) for name, values in routes.items()}
-        for db, routes in rates.items()
-    }
-    times = asyncio.run(bench_sign_in(args.samples))
 
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, one uvicorn worker, wrk -t1 -c32 on loopback; "
-        f"{args.rounds} interleaved rounds of {args.seconds} s (median shown).",
-        "Command: `make bench`.",
-        "",
-        "| route (same server, same run) | SQLite req/s | share of bare "
-        "| PostgreSQL req/s | share of bare |",
-        "|---|---|---|---|---|",
+def _groups(only: list[str]) -> list[tuple[str, Callable[[Context], Measured]]]:
+    """The selected scenarios as groups of sides measured together."""
+    groups: list[tuple[str, Callable[[Context], Measured]]] = []
+    if "bare" in only or "fastapi-users" in only:
+        groups.append(
+            (
+                "me",
+                lambda ctx: scenarios.me_scenarios(
+                    ctx, bare="bare" in only, fastapi_users="fastapi-users" in only
+                ),
+            )
+        )
+    if "protected" in only:
+        groups.append(("protected", lambda ctx: scenarios.protected_scenarios(ctx, authx=True)))
+    if "refresh" in only:
+        groups.append(("refresh", scenarios.refresh_scenarios))
+    if "signin" in only:
+        groups.append(("signin", scenarios.signin_scenarios))
+    if "scale" in only:
+        groups.append(("scale", scenarios.scale_scenarios))
+    return groups
+
+
+def _foreign_cpu_note(rounds: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """How much of the machine other processes took while sides were measured."""
+    seen = [
+        (float(sample["foreign_cores"]), f"{database} {group}, {side}")
+        for database, groups in rounds.items()
+        for group, measured in groups.items()
+        for one in measured
+        for side, sample in one.items()
     ]
-    labels = {
-        "bare": "bare FastAPI JSON route (baseline)",
-        "me": "`GET /auth/me` (bearer + ES256 check + profile read)",
-        "items": "`GET /items` (bearer + 3 items read)",
-    }
-    for name, label in labels.items():
-        cells = [
-            f"{median[db][name]:,.0f} | {median[db][name] / median[db]['bare']:.2f}"
-            for db in ("SQLite", "PostgreSQL")
-        ]
-        lines.append(f"| {label} | {' | '.join(cells)} |")
-    lines += [
-        "",
-        "| operation (same process, interleaved) | mean | ratio |",
-        "|---|---|---|",
-        f"| one argon2id hash, m=19 MiB t=2 p=1 (baseline) | {times['hash'] * 1000:.1f} ms "
-        "| 1.00 |",
-        f"| one successful sign-in (embedded provider) | {times['signin'] * 1000:.1f} ms | "
-        f"{times['signin'] / times['hash']:.2f} |",
-        f"| sign-in, wrong password (baseline for the next row) | {times['wrong'] * 1000:.1f} ms "
-        f"| 1.00 |",
-        f"| sign-in, unknown email | {times['unknown'] * 1000:.1f} ms | "
-        f"{times['unknown'] / times['wrong']:.2f} |",
-        "",
-        "| sign-in failure latency | p10 | p30 | p50 | p70 | p90 |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {label} | "
-            + " | ".join(f"{times[f'{name}_p{p}'] * 1000:.1f} ms" for p in (10, 30, 50, 70, 90))
-            + " |"
-            for name, label in (("wrong", "wrong password"), ("unknown", "unknown email"))
-        ),
-        "",
-        "Raw requests/s per round: " + json.dumps(rates),
-        "",
+    if not seen:
+        return "No side was measured."
+    worst = max(seen)
+    return (
+        f"Other processes (not this run's servers, wrk, runner or PostgreSQL) used a median of "
+        f"{statistics.median(v for v, _ in seen):.2f} cores of {os.cpu_count()} while a side was "
+        f"measured, at most {worst[0]:.2f} ({worst[1]}); per side in `latest.json` "
+        "(`foreign_cores`)."
+    )
+
+
+def _notes(
+    versions: dict[str, str], rounds: dict[str, dict[str, list[dict[str, Any]]]]
+) -> list[str]:
+    notes = [
+        _foreign_cpu_note(rounds),
+        "Our server is `bench/server.py`: the app's own `create_app`, every rate limit raised, "
+        "`/bench/protected` and `/bench/public` added after the app's routes, and refresh answers "
+        "repeating their Set-Cookie values in `X-Bench-Cookies` (wrk's Lua sees one value per "
+        "header name); every other request passes that wrapper with one comparison.",
+        "The -c32 sign-in and the refresh sides leave work queued in the server when wrk stops; "
+        "before every side the runner waits until each server's CPU time stops growing.",
     ]
-    text = "\n".join(lines)
-    RESULTS.write_text(text)
-    print(text)
+    peers_sqlalchemy = versions.get("sqlalchemy (peers)")
+    if peers_sqlalchemy and peers_sqlalchemy != versions.get("sqlalchemy"):
+        notes.append(
+            f"fastapi-users runs on SQLAlchemy {peers_sqlalchemy} (what its adapter supports), "
+            f"ours on {versions.get('sqlalchemy')}; the framework (FastAPI, Starlette, pydantic, "
+            "uvicorn) is the same version on both sides."
+        )
+    return notes
+
+
+def _print_rows(results: list[RowResult]) -> None:
+    for result in results:
+        median, spread = result.median, result.spread
+        ratio = "invalid"
+        if median is not None and spread is not None:
+            ratio = f"{median:.2f} [{spread[0]:.2f}{report.DASH}{spread[1]:.2f}]"
+        target = f"target {result.row.target}" if result.row.target else "no target"
+        print(f"    {result.row.scenario}: {ratio} ({target}), errors {result.errors}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    wrk.require_wrk()
+    postgres = None
+    if "postgres" in args.databases:
+        try:
+            postgres = postgres_version()
+        except OSError as exc:
+            raise SystemExit(
+                f"PostgreSQL does not answer on 127.0.0.1:5432 ({exc}): `make bench` starts it; "
+                "or run with --databases sqlite"
+            ) from exc
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    needs_peers = "fastapi-users" in args.only or "protected" in args.only
+    peers_python = ensure_peers() if needs_peers else None
+    hashed = seed.password_hash()
+    python = Path(sys.executable)
+    results: list[RowResult] = []
+    rounds: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    failures: list[str] = []
+    with work_dir() as work:
+        for kind in args.databases:
+            database = DATABASES[kind]
+
+            new_database = functools.partial(_new_database, kind, work)
+
+            with (
+                new_database("ours") as url,
+                scenarios.start_ours(
+                    f"ours-{kind}", url, scenarios.ROTATED_USERS, hashed, python=python, work=work
+                ) as ours,
+            ):
+                ctx = Context(
+                    database=database,
+                    rounds=args.rounds,
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    scale_users=args.scale_users,
+                    work=work,
+                    hashed=hashed,
+                    ours=ours,
+                    new_database=new_database,
+                    python=python,
+                    peers_python=peers_python,
+                )
+                for name, group in _groups(args.only):
+                    print(f"[{time.monotonic() - clock:5.0f} s] {database}: {name}", flush=True)
+                    try:
+                        measured = group(ctx)
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                        # One scenario that cannot run (a peer that does not start, a route
+                        # that fails its first request) must not cost the others' results.
+                        failures.append(f"{database} {name} did not run: {exc}")
+                        print(f"    did not run: {exc}", flush=True)
+                        continue
+                    done = [summarize(row, database, measured.rounds) for row in measured.rows]
+                    _print_rows(done)
+                    results += done
+                    rounds.setdefault(database, {})[name] = [
+                        {side: dataclasses.asdict(sample) for side, sample in one.items()}
+                        for one in measured.rounds
+                    ]
+    versions = installed_versions(python, _MAIN_VERSIONS)
+    if peers_python is not None:
+        peer = installed_versions(peers_python, _PEER_VERSIONS)
+        versions |= {
+            "fastapi-users": peer["fastapi-users"],
+            "fastapi-users-db-sqlalchemy": peer["fastapi-users-db-sqlalchemy"],
+            "authx": peer["authx"],
+            "sqlalchemy (peers)": peer["sqlalchemy"],
+            "aiosqlite (peers)": peer["aiosqlite"],
+        }
+    if postgres is not None:
+        versions["PostgreSQL server"] = postgres
+    versions["wrk"] = wrk.wrk_version()
+    run = report.Run(
+        started=started.isoformat(timespec="seconds"),
+        wall_seconds=time.monotonic() - clock,
+        command=shlex.join(["python", "-m", "bench.run", *(argv or sys.argv[1:])]),
+        machine=report.machine(),
+        versions=versions,
+        settings={
+            "rounds": args.rounds,
+            "seconds": args.seconds,
+            "verify_seconds": min(args.seconds, scenarios.VERIFY_SECONDS),
+            "connections": args.connections,
+            "wrk_timeout": wrk.TIMEOUT,
+            "uvicorn_options": list(UVICORN_OPTIONS),
+            "raised_limits": RAISED_LIMITS,
+            "rotated_users": scenarios.ROTATED_USERS,
+            "refresh_pool": scenarios.REFRESH_POOL,
+            "scale_small": scenarios.SCALE_SMALL,
+            "scale_users": args.scale_users,
+            "scenarios": args.only,
+            "databases": [DATABASES[kind] for kind in args.databases],
+        },
+        notes=failures + _notes(versions, rounds),
+        rounds=rounds,
+    )
+    report.write(results, run, args.results)
+    print(
+        f"Wrote {args.results}/latest.md, latest.json, latest.png ({run.wall_seconds / 60:.1f} min)"
+    )
 
 
 if __name__ == "__main__":
