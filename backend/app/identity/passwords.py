@@ -79,8 +79,8 @@ def check_password_policy(password: str) -> None:
         WeakPassword: with the reason in `details`; the password itself is never included.
     """
     typed, password = password, normalize_password(password)
-    # Both forms: NFKC can lengthen a password ("¼" is three characters), and the published
-    # schema's `minLength` counts the characters as sent.
+    # Both forms: NFKC can lengthen a password (U+00BC, a fraction, becomes three characters),
+    # and the published schema's `minLength` counts the characters as sent.
     if min(len(typed), len(password)) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(
             f"The password must have at least {MIN_PASSWORD_LENGTH} characters",
