@@ -25,6 +25,11 @@ class CuttableProxy:
         self._server = await asyncio.start_server(self._forward, "127.0.0.1", self._listen_port)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def restore(self) -> None:
+        """Listen again on the same port after `cut()`, as a restarted server would."""
+        self._listen_port = self.port
+        await self.start()
+
     def freeze(self) -> None:
         """Keep every connection open but pass nothing on, as a hung server or network would."""
         self.frozen = True

@@ -114,6 +114,10 @@ class TestProviderUnavailable:
         assert "set-cookie" not in response.headers
 
 
+# A route on the embedded provider's session read (asyncpg's own pool) and one on SQLAlchemy's.
+PATHS = ("/auth/me", "/items")
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 class TestDatabaseCut:
@@ -156,6 +160,20 @@ class TestDatabaseCut:
             response = await client.get(path, headers=user.auth)
 
         assert_error(response, 503, "database_unavailable")
+
+    async def test_database_back_after_a_restart_every_route_answers_at_once(
+        self, make_settings, postgres_url
+    ):
+        """The pooled connections died with the old server: the first requests after it is back
+        must not be the ones that find out (no 503 left over once the database answers)."""
+        async with app_behind_cuttable_proxy(make_settings, postgres_url) as (client, proxy):
+            user = await AuthApi(client).signed_in_user()
+            before = [(await client.get(path, headers=user.auth)).status_code for path in PATHS]
+            await proxy.cut()
+            await proxy.restore()
+            after = [(await client.get(path, headers=user.auth)).status_code for path in PATHS]
+
+        assert before == after == [200, 200]
 
     async def test_me_while_database_is_down_is_503_provider_unavailable(
         self, make_settings, postgres_url
