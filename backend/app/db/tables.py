@@ -102,10 +102,11 @@ identity_refresh_tokens = sa.Table(
         sa.Uuid(as_uuid=False),
         sa.ForeignKey("identity_sessions.id", ondelete="CASCADE"),
         nullable=False,
-        index=True,
     ),
     sa.Column("revoked_at", UtcDateTime),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # "Used since?" is one probe (migration 0004); it serves every lookup by session too.
+    sa.Index("ix_identity_refresh_tokens_session_id_created_at", "session_id", "created_at"),
 )
 
 user_profile = sa.Table(

@@ -6,9 +6,11 @@ import asyncio
 import multiprocessing
 
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from backend.app.db.engine import Database
-from backend.app.db.migrate import upgrade_to_head
+from backend.app.db.migrate import MIGRATIONS, upgrade_to_head
 
 PROCESSES = 4
 
@@ -41,7 +43,7 @@ class TestConcurrentMigrations:
         errors = [failures.get() for _ in range(failures.qsize())]
         assert errors == []
         assert [process.exitcode for process in processes] == [0] * PROCESSES
-        assert asyncio.run(_revision(empty_database_url)) == "0003"
+        assert asyncio.run(_revision(empty_database_url)) == _head_revision()
 
 
 async def _revision(database_url: str) -> str:
@@ -55,3 +57,11 @@ async def _revision(database_url: str) -> str:
     finally:
         await database.dispose()
     return revision
+
+
+def _head_revision() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

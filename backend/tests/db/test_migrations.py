@@ -9,9 +9,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from backend.app.core.settings import Settings
 from backend.app.db.engine import Database
 from backend.app.db.migrate import MIGRATIONS, upgrade_to_head
 from backend.app.db.tables import identity_users
+from backend.app.identity.embedded import EmbeddedIdentityProvider
+from backend.app.services import start_services
 
 FULL_WIDTH_ADA = "".join(chr(0xFF41 + ord(letter) - ord("a")) for letter in "ada")
 
@@ -129,3 +132,26 @@ class TestGoTrueUserFieldsMigration:
         assert migrated[named][:2] == ({"display_name": "Ada"}, email_provider)
         assert migrated[anonymous][:2] == ({}, email_provider)
         assert abs(migrated[named][2] - created) < timedelta(seconds=1)
+
+
+class TestRefreshTokenUseIndex:
+    async def test_the_idle_check_of_every_request_is_one_index_probe(self, tmp_path):
+        """Migration 0004: "was this session used since?" (asked by every `/auth/me`) searches
+        (session_id, created_at), not every token of the session oldest first."""
+        services = await start_services(Settings(_env_file=None, data_dir=tmp_path))
+        assert isinstance(services.identity, EmbeddedIdentityProvider)
+        statement = services.identity._session_user_query.statement
+
+        def explain(conn: sa.Connection) -> list[str]:
+            compiled = statement.compile(dialect=conn.dialect)
+            parameters = (None,) * len(compiled.positiontup or ())  # the plan needs no values
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled.string}", parameters)
+            return [row[-1] for row in rows]
+
+        try:
+            plan = await services.database.read(explain)
+        finally:
+            await services.close()
+
+        probe = "ix_identity_refresh_tokens_session_id_created_at (session_id=? AND created_at>?)"
+        assert any(probe in step for step in plan), plan
