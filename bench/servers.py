@@ -23,10 +23,10 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from backend.tests.scratch_postgres import postgres_admin, scratch_postgres_database
 from bench.cpu import process_seconds
 
 __all__ = [
-    "POSTGRES_ADMIN_URL",
     "REPO",
     "UVICORN_OPTIONS",
     "postgres_database",
@@ -39,7 +39,6 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[1]
 UVICORN_OPTIONS = ("--no-access-log", "--log-level", "warning")
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 _START_TIMEOUT_SECONDS = 60.0
 # The servers now running (name → process), for `settle`.
 _RUNNING: dict[str, subprocess.Popen[bytes]] = {}
@@ -138,29 +137,13 @@ def settle() -> None:
         before = now
 
 
-async def _admin(statement: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        return str(await conn.fetchval(statement))
-    finally:
-        await conn.close()
-
-
 def postgres_version() -> str:
-    return asyncio.run(_admin("SHOW server_version"))
+    return asyncio.run(postgres_admin("SHOW server_version"))
 
 
-@contextlib.contextmanager
-def postgres_database(label: str) -> Iterator[str]:
-    """A scratch database (`bench_<label>_<time>`), dropped on exit; yields its URL."""
-    name = f"bench_{label}_{time.time_ns()}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+def postgres_database(label: str) -> contextlib.AbstractContextManager[str]:
+    """A scratch database (`bench_<label>_…`), dropped on exit; yields its URL."""
+    return scratch_postgres_database(f"bench_{label}")
 
 
 @contextlib.contextmanager

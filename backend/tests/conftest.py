@@ -6,14 +6,11 @@ because the two backends differ exactly where it matters: locking and row-level 
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -24,29 +21,10 @@ from backend.app.main import create_app
 from backend.app.services import Services
 from backend.tests.gotrue_server import gotrue_server, supabase_settings
 from backend.tests.helpers import ApiUser, AuthApi
+from backend.tests.scratch_postgres import scratch_postgres_database
 
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SPA_ORIGIN = "http://localhost:5173"
 _APP_TABLES = "identity_users, identity_sessions, identity_refresh_tokens, user_profile, items"
-
-
-@contextmanager
-def scratch_postgres_database(prefix: str) -> Iterator[str]:
-    """A new, empty database on the local server (its URL), dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
-
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -156,14 +156,11 @@ class EmbeddedIdentityProvider:
 
     @_provider_call
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
-        check_password_policy(password)
-        password_hash = await hash_password(password)
-        user_id = await self._admin.create_user(
-            email=email_key(email),
-            email_as_typed=email,
-            password_hash=password_hash,
+        # One user store with GoTrue's API: there, the name is user metadata.
+        user_id = await self._create_user(
+            email,
+            password,
             display_name=display_name,
-            # One user store with GoTrue's API: there, the name is user metadata.
             user_metadata={"display_name": display_name} if display_name else {},
         )
         return AuthUser(id=user_id, email=email)
@@ -178,14 +175,8 @@ class EmbeddedIdentityProvider:
         Raises:
             WeakPassword, UserAlreadyExists: as `sign_up`.
         """
-        check_password_policy(password)
-        password_hash = await hash_password(password)
-        user_id = await self._admin.create_user(
-            email=email_key(email),
-            email_as_typed=email,
-            password_hash=password_hash,
-            display_name=_display_name(user_metadata),
-            user_metadata=user_metadata,
+        user_id = await self._create_user(
+            email, password, display_name=_display_name(user_metadata), user_metadata=user_metadata
         )
         subject = _Subject(
             AuthUser(id=user_id, email=email),
@@ -193,6 +184,28 @@ class EmbeddedIdentityProvider:
             app_metadata=EMAIL_PROVIDER_METADATA,
         )
         return await self._open_session(subject, user_changes={})
+
+    async def _create_user(
+        self,
+        email: str,
+        password: str,
+        *,
+        display_name: str | None,
+        user_metadata: dict[str, Any],
+    ) -> str:
+        """A confirmed user with its profile, after the password policy; its id.
+
+        Raises:
+            WeakPassword, UserAlreadyExists: as `sign_up`.
+        """
+        check_password_policy(password)
+        return await self._admin.create_user(
+            email=email_key(email),
+            email_as_typed=email,
+            password_hash=await hash_password(password),
+            display_name=display_name,
+            user_metadata=user_metadata,
+        )
 
     @_provider_call
     async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:

@@ -129,9 +129,20 @@ class TestSqliteGroupCommit:
     """Writes queued while a transaction runs are committed together, each in its own savepoint:
     to each caller, as if its write had run alone."""
 
-    async def test_a_refused_write_undoes_only_itself_among_concurrent_ones(self, tmp_path):
+    async def test_a_refused_write_undoes_only_itself_among_concurrent_ones(
+        self, tmp_path, monkeypatch
+    ):
         database = await _sqlite_with_table(tmp_path)
         outcomes: dict[int, object] = {}
+        transactions = 0
+        commit_together = Database._commit_together
+
+        async def counted(self: Database, conn: sa.Connection) -> None:
+            nonlocal transactions
+            transactions += 1
+            await commit_together(self, conn)
+
+        monkeypatch.setattr(Database, "_commit_together", counted)
 
         async def write(n: int) -> None:
             try:
@@ -148,6 +159,7 @@ class TestSqliteGroupCommit:
             await database.dispose()
 
         assert stored == [n for n in range(1, 31) if n % 3]
+        assert transactions < 30  # committed together, not one transaction per write
         assert all(isinstance(outcomes[n], _Refused) for n in range(3, 31, 3))
         assert all(outcomes[n] == n for n in range(1, 31) if n % 3)
 

@@ -28,8 +28,8 @@ import pytest
 import redis
 
 from backend.app.core.settings import PROJECT_ROOT
-from backend.tests.conftest import scratch_postgres_database
 from backend.tests.helpers import signing_key_pem
+from backend.tests.scratch_postgres import scratch_postgres_database
 
 # Redis database 12 is this suite's own: the rate limiter's keys (prefix `myideas`) land there, and
 # only those are deleted afterwards. The shared Redis is never flushed.
