@@ -1,6 +1,6 @@
 """Users put straight into the tables: 10⁶ of them in seconds, where sign-up would take hours.
 
-Every row is what the app's own sign-up writes (`AdminClient.create_user`): the user with its
+Every row is what the app's own sign-up writes (`IdentityStore.create_user`): the user with its
 normalized email key (`email_key`, the app's function) and the address as typed, GoTrue's
 metadata, confirmed; and its `user_profile` row. The values go through SQLAlchemy's type
 processors for the database's dialect (UUIDs, UTC datetimes, JSON stored exactly as the app
@@ -26,8 +26,8 @@ from sqlalchemy.engine import Dialect
 
 from backend.app.db.migrate import upgrade_to_head
 from backend.app.db.tables import identity_users, user_profile, utcnow
-from backend.app.identity.admin_client import EMAIL_PROVIDER_METADATA
 from backend.app.identity.emails import email_key
+from backend.app.identity.embedded import EMAIL_PROVIDER_METADATA
 from backend.app.identity.passwords import hash_password
 
 __all__ = ["PASSWORD", "email_of", "password_hash", "seed", "spread"]

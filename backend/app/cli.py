@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from backend.app.core.doctor import TIMEOUT_SECONDS, Check, Serving, Status, diagnose
 from backend.app.core.logging import configure_logging
 from backend.app.core.settings import PROJECT_ROOT, get_settings
 from backend.app.db.migrate import upgrade_to_head
+from backend.app.doctor import TIMEOUT_SECONDS, Check, Serving, Status, diagnose
 
 __all__ = ["main", "serve_frontend"]
 

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from backend.app.api import auth, gotrue, health, items
+from backend.app.api.errors import install_error_handlers
 from backend.app.core.cors import PrefixCORSMiddleware, cors_options
-from backend.app.core.errors import install_error_handlers
 from backend.app.core.logging import install_redaction
 from backend.app.core.request_limits import RequestLimitsMiddleware
 from backend.app.core.settings import Settings, get_settings

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.app.core.doctor import log_startup_checks
-from backend.app.core.keys import app_secret
 from backend.app.core.rate_limit import SignInRateLimiter
 from backend.app.core.security import CookiePolicy, CsrfProtector
+from backend.app.core.server_secrets import app_secret
 from backend.app.core.settings import Settings
 from backend.app.db.engine import Database
 from backend.app.db.migrate import upgrade_to_head
+from backend.app.doctor import log_startup_checks
 from backend.app.identity.base import IdentityProvider
+from backend.app.identity.embedded import EmbeddedGoTrue
 from backend.app.identity.factory import build_identity
+from backend.app.identity.sessions import SessionService
 from backend.app.identity.tokens import TokenSigner
 
 __all__ = ["Services", "start_services"]
@@ -23,8 +25,12 @@ class Services:
     settings: Settings
     database: Database
     identity: IdentityProvider
+    # The rules of every sign-up, sign-in, refresh and sign-out, for both APIs.
+    sessions: SessionService
     # The embedded provider's signer, whose JWKS this app serves; None with another provider.
     signer: TokenSigner | None
+    # What GoTrue's API needs beyond the protocol; None unless GOTRUE_API_ENABLED.
+    gotrue: EmbeddedGoTrue | None
     cookies: CookiePolicy
     csrf: CsrfProtector
     rate_limiter: SignInRateLimiter
@@ -45,7 +51,7 @@ async def start_services(settings: Settings) -> Services:
         pool_size=settings.database_pool_size,
     )
     identity = build_identity(settings, database)
-    if settings.gotrue_api_enabled and identity.signer is None:
+    if settings.gotrue_api_enabled and identity.gotrue is None:
         # GoTrue's API is the embedded provider's own; another provider has its own GoTrue.
         raise RuntimeError("GOTRUE_API_ENABLED=true needs the embedded provider")
     # Secure is forced in production; on http://localhost in development a Secure cookie would
@@ -53,11 +59,20 @@ async def start_services(settings: Settings) -> Services:
     cookies = CookiePolicy(
         secure=settings.is_production, session_ttl_seconds=settings.session_ttl_seconds
     )
+    rate_limiter = SignInRateLimiter(
+        per_account=settings.rate_limit_signin_per_account,
+        per_address=settings.rate_limit_signin_per_address,
+        refresh_per_address=settings.rate_limit_refresh_per_address,
+        redis_url=settings.redis_url,
+    )
+    gotrue = identity.gotrue if settings.gotrue_api_enabled else None
     return Services(
         settings=settings,
         database=database,
         identity=identity.provider,
+        sessions=SessionService(identity=identity.provider, gotrue=gotrue, limiter=rate_limiter),
         signer=identity.signer,
+        gotrue=gotrue,
         cookies=cookies,
         csrf=CsrfProtector(
             secret=app_secret(settings),
@@ -65,9 +80,5 @@ async def start_services(settings: Settings) -> Services:
             cookies=cookies,
             trusts_proxies=bool(settings.forwarded_allow_ips),
         ),
-        rate_limiter=SignInRateLimiter(
-            per_account=settings.rate_limit_signin_per_account,
-            per_address=settings.rate_limit_signin_per_address,
-            redis_url=settings.redis_url,
-        ),
+        rate_limiter=rate_limiter,
     )

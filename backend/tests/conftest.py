@@ -84,6 +84,7 @@ def make_settings(
             "cors_origins": [SPA_ORIGIN],
             "rate_limit_signin_per_account": "1000/minute",
             "rate_limit_signin_per_address": "1000/minute",
+            "rate_limit_refresh_per_address": "1000/minute",
             "redis_url": None,
         }
         return Settings(_env_file=None, **(values | overrides))

@@ -21,7 +21,11 @@ from typing import Any
 import jwt
 import pytest
 
-from backend.app.core.doctor import (
+from backend.app.core.security import CookiePolicy
+from backend.app.core.server_secrets import app_secret, signing_key
+from backend.app.core.settings import Settings
+from backend.app.db.migrate import upgrade_to_head
+from backend.app.doctor import (
     ENV_FILE,
     FRONTEND_CONFIG,
     Check,
@@ -40,10 +44,6 @@ from backend.app.core.doctor import (
     log_startup_checks,
     read_api_base_url,
 )
-from backend.app.core.keys import app_secret, signing_key
-from backend.app.core.security import CookiePolicy
-from backend.app.core.settings import Settings
-from backend.app.db.migrate import upgrade_to_head
 from backend.tests.helpers import free_port, signing_key_pem
 
 SECRET = "s3cret-value-that-must-never-be-printed-0123456789"

@@ -358,6 +358,7 @@ def fuzz(
             redis_url=None,
             rate_limit_signin_per_account="100000/minute",
             rate_limit_signin_per_address="100000/minute",
+            rate_limit_refresh_per_address="100000/minute",
             access_token_ttl_seconds=3600,
         )
     )

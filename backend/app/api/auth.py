@@ -7,7 +7,6 @@ cannot read, so an XSS bug cannot carry a long-lived credential away.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -17,8 +16,10 @@ from backend.app.api.deps import (
     CsrfDep,
     RefreshCookie,
     ServicesDep,
+    SessionsDep,
     UserScopedDep,
 )
+from backend.app.api.errors import error_response
 from backend.app.api.models import (
     CsrfOut,
     MeOut,
@@ -31,21 +32,11 @@ from backend.app.api.models import (
     SignUpOut,
     UserOut,
 )
-from backend.app.core.errors import (
-    InvalidCredentials,
-    RateLimited,
-    RefreshTokenError,
-    RefreshTokenMissing,
-    RefreshTokenReused,
-    error_response,
-)
-from backend.app.core.logging import account_fingerprint, log_security_event
+from backend.app.core.errors import RefreshTokenError, RefreshTokenMissing
 from backend.app.identity.base import AuthSession
-from backend.app.identity.emails import email_key
 
 __all__ = ["router"]
 
-logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -80,20 +71,15 @@ async def get_csrf_token(request: Request, response: Response, services: Service
     responses={409: {"description": "`user_already_exists`"}, **_ERRORS},
 )
 async def sign_up(
-    body: SignUpIn, _csrf: CsrfDep, services: ServicesDep, address: ClientAddress
+    body: SignUpIn, _csrf: CsrfDep, sessions: SessionsDep, address: ClientAddress
 ) -> SignUpOut:
     """Create an account and its profile. Does not sign in."""
-    try:
-        await services.rate_limiter.hit_sign_up(address=address)
-    except RateLimited:
-        log_security_event("rate_limited", reason="signup", address=address)
-        raise
-    user = await services.identity.sign_up(
+    user = await sessions.sign_up(
         email=str(body.email),
         password=body.password,
         display_name=body.profile.display_name if body.profile else None,
+        address=address,
     )
-    logger.info("user signed up", extra={"user_id": user.id})
     return SignUpOut(user=UserOut(id=user.id, email=user.email))
 
 
@@ -103,29 +89,13 @@ async def sign_in(
     response: Response,
     _csrf: CsrfDep,
     services: ServicesDep,
+    sessions: SessionsDep,
     address: ClientAddress,
 ) -> SessionOut:
     """Sign in with email and password: the access token in the body, the refresh token in the
     `sb_refresh_token` cookie, and a fresh CSRF token (rotated at every sign-in)."""
-    key = email_key(str(body.email))
-    try:
-        await services.rate_limiter.hit_sign_in(email_key=key, address=address)
-    except RateLimited:
-        log_security_event(
-            "rate_limited", reason="signin", account=account_fingerprint(key), address=address
-        )
-        raise
-    try:
-        session = await services.identity.sign_in_with_password(
-            email=str(body.email), password=body.password
-        )
-    except InvalidCredentials as exc:
-        log_security_event(
-            "signin_failed", reason=exc.code, account=account_fingerprint(key), address=address
-        )
-        raise
+    session = await sessions.sign_in(email=str(body.email), password=body.password, address=address)
     services.cookies.set_refresh_token(response, session.refresh_token)
-    logger.info("user signed in", extra={"user_id": session.user.id})
     # A new CSRF nonce, and a token bound to the new session: a pair planted before sign-in
     # stops working here.
     return _session_body(
@@ -140,6 +110,7 @@ async def refresh(
     _csrf: CsrfDep,
     refresh_token: RefreshCookie,
     services: ServicesDep,
+    sessions: SessionsDep,
     address: ClientAddress,
 ) -> SessionOut | Response:
     """Rotate the refresh cookie and return a new access token: the SPA's boot call after a page
@@ -147,15 +118,10 @@ async def refresh(
     try:
         if refresh_token is None:
             raise RefreshTokenMissing()
-        session = await services.identity.refresh(refresh_token=refresh_token)
+        session = await sessions.refresh(refresh_token=refresh_token, address=address)
     except RefreshTokenError as exc:
         # A dead refresh token is removed from the browser so it stops being sent. Other errors
-        # (503 provider_unavailable) keep it: the session may be fine once the provider is back.
-        if exc.code == RefreshTokenReused.code:
-            # Two parties held one session; it is revoked now. Worth an operator's look.
-            log_security_event("refresh_token_reused", reason=exc.code, address=address)
-        elif exc.code != RefreshTokenMissing.code:
-            logger.info("refresh refused", extra={"reason": exc.code})
+        # (503 provider_unavailable, 429) keep it: the session may be fine in a moment.
         failure = error_response(exc)
         services.cookies.clear_refresh_token(failure)
         return failure
@@ -167,11 +133,15 @@ async def refresh(
 
 @router.post("/logout", response_model=OkOut, responses=_ERRORS)
 async def logout(
-    response: Response, _csrf: CsrfDep, refresh_token: RefreshCookie, services: ServicesDep
+    response: Response,
+    _csrf: CsrfDep,
+    refresh_token: RefreshCookie,
+    services: ServicesDep,
+    sessions: SessionsDep,
 ) -> OkOut:
     """Revoke the session server-side and clear the refresh cookie."""
     if refresh_token is not None:
-        await services.identity.sign_out(refresh_token=refresh_token)
+        await sessions.sign_out(refresh_token=refresh_token)
     services.cookies.clear_refresh_token(response)
     return OkOut()
 

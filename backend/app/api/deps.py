@@ -22,6 +22,7 @@ from backend.app.core.security import (
     extract_bearer_token,
 )
 from backend.app.core.user_scoped_client import UserScopedClient
+from backend.app.identity.sessions import SessionService
 from backend.app.identity.tokens import SigningKeysUnavailable, TokenInvalid
 from backend.app.services import Services
 
@@ -31,7 +32,9 @@ __all__ = [
     "CurrentUser",
     "RefreshCookie",
     "ServicesDep",
+    "SessionsDep",
     "UserScopedDep",
+    "services_of",
 ]
 
 
@@ -39,23 +42,31 @@ __all__ = [
 # dependency in a worker thread, which costs a thread hop per dependency per request.
 
 
-def _services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The app's services, for a dependency that has the request but not `ServicesDep`."""
     services: Services = request.app.state.services
     return services
 
 
 async def get_services(request: Request) -> Services:
-    return _services(request)
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_sessions(request: Request) -> SessionService:
+    return services_of(request).sessions
+
+
+SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 
 
 class _BearerAuth(HTTPBearer):
     async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
         token = extract_bearer_token(request)
         try:
-            return await _services(request).identity.verify_access_token(token)
+            return await services_of(request).identity.verify_access_token(token)
         except TokenInvalid as exc:
             raise Unauthorized(token_was_sent=True) from exc
         except SigningKeysUnavailable as exc:
@@ -76,7 +87,7 @@ CurrentUser = Annotated[AccessClaims, Depends(bearer_auth)]
 async def get_user_scoped_client(request: Request, user: CurrentUser) -> UserScopedClient:
     # The request, not `ServicesDep`: FastAPI resolves each dependency on every request, and
     # this one is on every data route.
-    return UserScopedClient(_services(request).database, user)
+    return UserScopedClient(services_of(request).database, user)
 
 
 UserScopedDep = Annotated[UserScopedClient, Depends(get_user_scoped_client)]
@@ -84,7 +95,7 @@ UserScopedDep = Annotated[UserScopedClient, Depends(get_user_scoped_client)]
 
 class _CsrfHeader(APIKeyHeader):
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
-        _services(request).csrf.verify(request)
+        services_of(request).csrf.verify(request)
 
 
 csrf_header = _CsrfHeader(
@@ -110,7 +121,7 @@ RefreshCookie = Annotated[str | None, Depends(refresh_cookie)]
 
 
 async def get_client_address(request: Request) -> str:
-    trusts_proxies = bool(_services(request).settings.forwarded_allow_ips)
+    trusts_proxies = bool(services_of(request).settings.forwarded_allow_ips)
     return client_address(request, trusts_proxies=trusts_proxies)
 
 

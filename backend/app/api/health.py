@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from backend.app.api.deps import ServicesDep
+from backend.app.api.errors import database_unavailable_response
 from backend.app.api.models import HealthOut
-from backend.app.core.errors import database_unavailable_response
 from backend.app.db.engine import DatabaseUnavailable
 
 __all__ = ["router"]

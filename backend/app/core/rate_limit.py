@@ -1,4 +1,5 @@
-"""Sign-in and sign-up rate limits, per account and per client address.
+"""The rate limits of credential grants: sign-in per account and per client address, sign-up per
+address, and refresh per address.
 
 In one process the counters live in memory; with `REDIS_URL` they live in Redis, so several app
 instances behind a load balancer count the same attempts (DESIGN.md §7).
@@ -35,9 +36,17 @@ _Limit = tuple[RateLimitItem, str, str]
 
 
 class SignInRateLimiter:
-    def __init__(self, *, per_account: str, per_address: str, redis_url: str | None):
+    def __init__(
+        self,
+        *,
+        per_account: str,
+        per_address: str,
+        refresh_per_address: str,
+        redis_url: str | None,
+    ):
         self._per_account: RateLimitItem = parse(per_account)
         self._per_address: RateLimitItem = parse(per_address)
+        self._refresh_per_address: RateLimitItem = parse(refresh_per_address)
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._shared: MovingWindowRateLimiter | None = None
         # Our own pool, so that `close()` can release its connections at shutdown, with
@@ -94,6 +103,15 @@ class SignInRateLimiter:
     async def hit_sign_up(self, *, address: str) -> None:
         """Count one sign-up attempt against the per-address limit. Raises RateLimited."""
         await self._hit([(self._per_address, "auth-address", address)])
+
+    async def hit_refresh(self, *, address: str) -> None:
+        """Count one refresh-token grant from a client address. Raises RateLimited.
+
+        Its own budget, as GoTrue's `RATE_LIMIT_TOKEN_REFRESH`: a signed-in browser refreshes on
+        every reload and in every tab, which must not eat into the sign-in budget; guessing
+        tokens (each guess a write transaction) must still stop.
+        """
+        await self._hit([(self._refresh_per_address, "refresh-address", address)])
 
     async def _hit(self, limits: list[_Limit]) -> None:
         limiter = self._limiter()

@@ -16,7 +16,14 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["PROJECT_ROOT", "AuthProvider", "Environment", "Settings", "get_settings"]
+__all__ = [
+    "PROJECT_ROOT",
+    "AuthProvider",
+    "Environment",
+    "Settings",
+    "get_settings",
+    "is_placeholder_secret",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -66,6 +73,8 @@ class Settings(BaseSettings):
     refresh_reuse_interval_seconds: int = Field(default=10, ge=0)
     rate_limit_signin_per_account: str = "5/minute"
     rate_limit_signin_per_address: str = "30/minute"
+    # GoTrue's default for its token endpoint: 150 per 5 minutes per client address.
+    rate_limit_refresh_per_address: str = "150/5minutes"
     jwt_issuer: str = "http://localhost:8000/auth/v1"
     # PEM of the EC P-256 key that signs access tokens; generated into data_dir in development.
     jwt_private_key: SecretStr | None = None
@@ -112,13 +121,18 @@ class Settings(BaseSettings):
         if self.environment is Environment.PRODUCTION:
             for name in ("jwt_private_key", "secret_key"):
                 secret = getattr(self, name)
-                if secret is None or secret.get_secret_value().strip().lower() in _PLACEHOLDERS:
+                if is_placeholder_secret(secret):
                     raise ValueError(f"{name.upper()} must be set to a real secret in production")
         return self
 
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+
+def is_placeholder_secret(secret: SecretStr | None) -> bool:
+    """Missing, or a value from an example file: what production refuses (and the doctor names)."""
+    return secret is None or secret.get_secret_value().strip().lower() in _PLACEHOLDERS
 
 
 @lru_cache

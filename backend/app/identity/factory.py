@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from backend.app.core.keys import app_secret, signing_key
+from backend.app.core.server_secrets import app_secret, signing_key
 from backend.app.core.settings import AuthProvider, Settings
 from backend.app.db.engine import Database
-from backend.app.identity.admin_client import AdminClient
 from backend.app.identity.base import IdentityProvider
-from backend.app.identity.embedded import EmbeddedIdentityProvider
+from backend.app.identity.embedded import EmbeddedGoTrue, EmbeddedIdentityProvider, IdentityStore
 from backend.app.identity.supabase import SupabaseIdentityProvider
 from backend.app.identity.tokens import JwksKeys, StaticKeys, TokenSigner, TokenVerifier
 
@@ -21,6 +21,8 @@ class Identity:
     provider: IdentityProvider
     # The embedded provider's signer (its JWKS is served); None when another service signs.
     signer: TokenSigner | None
+    # The embedded provider's GoTrue operations, for GoTrue's API; None with another provider.
+    gotrue: EmbeddedGoTrue | None
 
 
 def _legacy_secret(settings: Settings) -> str | None:
@@ -30,7 +32,7 @@ def _legacy_secret(settings: Settings) -> str | None:
 
 def build_identity(settings: Settings, database: Database) -> Identity:
     if settings.auth_provider is AuthProvider.SUPABASE:
-        return Identity(provider=_supabase(settings, database), signer=None)
+        return Identity(provider=_supabase(settings, database), signer=None, gotrue=None)
     signer = TokenSigner(
         private_key=signing_key(settings),
         issuer=settings.jwt_issuer,
@@ -41,17 +43,16 @@ def build_identity(settings: Settings, database: Database) -> Identity:
         issuer=signer.issuer,
         legacy_hs256_secret=_legacy_secret(settings),
     )
+    idle = settings.session_idle_timeout_seconds
     provider = EmbeddedIdentityProvider(
-        database=database,
-        admin=AdminClient(database),
+        store=IdentityStore(database, idle_timeout=timedelta(seconds=idle) if idle else None),
         signer=signer,
         verifier=verifier,
         secret=app_secret(settings),
         session_ttl_seconds=settings.session_ttl_seconds,
-        idle_timeout_seconds=settings.session_idle_timeout_seconds,
         reuse_interval_seconds=settings.refresh_reuse_interval_seconds,
     )
-    return Identity(provider=provider, signer=signer)
+    return Identity(provider=provider, signer=signer, gotrue=EmbeddedGoTrue(provider))
 
 
 def _supabase(settings: Settings, database: Database) -> SupabaseIdentityProvider:

@@ -17,7 +17,25 @@ from sqlalchemy.exc import IntegrityError
 from backend.app.db.engine import Database
 from backend.app.db.tables import user_profile, utcnow
 
-__all__ = ["delete_profile", "ensure_profile"]
+__all__ = ["DISPLAY_NAME_MAX_LENGTH", "clean_display_name", "delete_profile", "ensure_profile"]
+
+# The profile column's width.
+DISPLAY_NAME_MAX_LENGTH = 100
+
+
+def clean_display_name(name: object) -> str | None:
+    """A display name from outside (user metadata, a provider) when it fits the profile's
+    column, stripped; else no name."""
+    if not isinstance(name, str):
+        return None
+    name = name.strip()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if not name or len(name) > DISPLAY_NAME_MAX_LENGTH or "\x00" in name:
+        return None
+    return name
 
 
 async def ensure_profile(database: Database, *, user_id: str, display_name: str | None) -> None:

@@ -140,7 +140,7 @@ class TestRefreshTokenUseIndex:
         (session_id, created_at), not every token of the session oldest first."""
         services = await start_services(Settings(_env_file=None, data_dir=tmp_path))
         assert isinstance(services.identity, EmbeddedIdentityProvider)
-        statement = services.identity._session_user_query.statement
+        statement = services.identity.store._live_user.statement
 
         def explain(conn: sa.Connection) -> list[str]:
             compiled = statement.compile(dialect=conn.dialect)

@@ -170,6 +170,7 @@ def races_environment(
         # the load itself. Rate limiting is not under test here.
         "RATE_LIMIT_SIGNIN_PER_ACCOUNT": "100000/minute",
         "RATE_LIMIT_SIGNIN_PER_ADDRESS": "100000/minute",
+        "RATE_LIMIT_REFRESH_PER_ADDRESS": "100000/minute",
     }
     yield environment
     client = redis.Redis.from_url(REDIS_URL)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from backend.app.core.keys import app_secret
+from backend.app.core.server_secrets import app_secret
 from backend.app.main import create_app
 from backend.tests.helpers import AuthApi
 from backend.tests.live_server import live_server

@@ -31,8 +31,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-import backend.app.identity.embedded as embedded
 from backend.app.db.tables import identity_refresh_tokens, identity_sessions
+from backend.app.identity.embedded import provider, store
 from backend.app.main import create_app
 from backend.tests.helpers import PASSWORD, unique_email
 
@@ -63,7 +63,8 @@ class Clock:
 
 def run_machine(make_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    monkeypatch.setattr(embedded, "utcnow", clock)
+    for module in (provider, store):  # the provider and its store tell the time
+        monkeypatch.setattr(module, "utcnow", clock)
     runner = asyncio.Runner()
     app = create_app(make_settings(refresh_reuse_interval_seconds=REUSE_INTERVAL))
     lifespan = app.router.lifespan_context(app)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-import backend.app.identity.embedded as embedded
 from backend.app.core.settings import Settings
+from backend.app.identity.embedded import EmbeddedGoTrue, provider, store
 from backend.tests.helpers import AuthApi
 
 IDLE = 600
@@ -30,7 +30,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(embedded, "utcnow", fake)
+    for module in (provider, store):  # the provider and its store tell the time
+        monkeypatch.setattr(module, "utcnow", fake)
     return fake
 
 
@@ -111,7 +112,7 @@ class TestTermination:
         assert me.status_code == 401
 
     async def test_a_deleted_users_refresh_fails(self, app, api: AuthApi, user):
-        await app.state.services.identity.admin_delete_user(user.id)
+        await app.state.services.identity.store.delete_user(user.id)
 
         refresh = await api.refresh()
         me = await api.client.get("/auth/me", headers=user.auth)
@@ -130,7 +131,7 @@ class TestTermination:
         identity = app.state.services.identity
         claims = await identity.verify_access_token(user.access_token)
 
-        await identity.update_user(claims, password="a brand new passphrase")
+        await EmbeddedGoTrue(identity).update_user(claims, password="a brand new passphrase")
         other_refresh = await other.refresh()
         own_refresh = await api.refresh()
         await other.client.aclose()

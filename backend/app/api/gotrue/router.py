@@ -16,11 +16,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from backend.app.api.deps import ClientAddress, ServicesDep
+from backend.app.api.deps import ClientAddress, SessionsDep
 from backend.app.identity.base import SignOutScope
 from backend.app.identity.emails import email_key
+from backend.app.identity.embedded import GoTrueSession
 from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
+from .callers import Admin, ApiKey, GoTrueDep, SignedIn
 from .errors import (
     GoTrueCode,
     GoTrueError,
@@ -30,7 +32,6 @@ from .errors import (
     translate_app_errors,
     validation_failed,
 )
-from .keys import Admin, ApiKey, GoTrueProvider, SignedIn
 from .schemas import (
     AdminCreateBody,
     AdminDeleteBody,
@@ -92,8 +93,7 @@ def _phone_disabled(action: str) -> GoTrueError:
 async def sign_up(
     request: Request,
     _key: ApiKey,
-    provider: GoTrueProvider,
-    services: ServicesDep,
+    sessions: SessionsDep,
     address: ClientAddress,
 ) -> dict[str, Any]:
     """GoTrue `signup.go`: 200 with a session (autoconfirm), `data` becomes `user_metadata`."""
@@ -104,59 +104,52 @@ async def sign_up(
         raise validation_failed("Signup requires a valid password")
     email = checked_email(body.email)
     with translate_app_errors():
-        await services.rate_limiter.hit_sign_up(address=address)
-        session = await provider.sign_up_and_sign_in(
-            email=email, password=body.password, user_metadata=body.data or {}
+        answer = await sessions.gotrue_sign_up(
+            email=email, password=body.password, user_metadata=body.data or {}, address=address
         )
-        user = await provider.admin_get_user(session.user.id)
-    if user is None:
-        raise GoTrueError(404, GoTrueCode.USER_NOT_FOUND, "User not found")
-    return session_json(session, user)
+    return session_json(answer.session, answer.user)
 
 
 @router.post("/token", openapi_extra=_body(PasswordGrantBody))
 async def token(
     request: Request,
     _key: ApiKey,
-    provider: GoTrueProvider,
-    services: ServicesDep,
+    sessions: SessionsDep,
     address: ClientAddress,
 ) -> dict[str, Any]:
-    """GoTrue `token.go`: `grant_type=password` or `refresh_token` (query parameter)."""
+    """GoTrue `token.go`: `grant_type=password` or `refresh_token` (query parameter). Both
+    grants keep `/auth`'s rules: the same rate limits and security events (`SessionService`)."""
     grant_type = request.query_params.get("grant_type", "")
     with translate_app_errors():
         if grant_type == "password":
-            session = await _password_grant(request, provider, services, address)
+            answer = await _password_grant(request, sessions, address)
         elif grant_type == "refresh_token":
             body = await read_body(request, RefreshGrantBody)
             if not body.refresh_token:
                 raise GoTrueOAuthError("refresh_token required")
             if len(body.refresh_token) < _MIN_REFRESH_TOKEN_LENGTH:
                 raise validation_failed("Refresh token is not valid")
-            session = await provider.refresh(refresh_token=body.refresh_token)
+            answer = await sessions.gotrue_refresh(
+                refresh_token=body.refresh_token, address=address
+            )
         else:
             raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "unsupported_grant_type")
-        user = await provider.admin_get_user(session.user.id)
-    if user is None:
-        raise GoTrueError(404, GoTrueCode.USER_NOT_FOUND, "User not found")
-    return session_json(session, user)
+    return session_json(answer.session, answer.user)
 
 
-async def _password_grant(
-    request: Request, provider: GoTrueProvider, services: ServicesDep, address: str
-) -> Any:
+async def _password_grant(request: Request, sessions: SessionsDep, address: str) -> GoTrueSession:
     body = await read_body(request, PasswordGrantBody)
     if not body.email:
         if body.phone:
             raise _phone_disabled("logins")
         raise validation_failed("missing email or phone")
-    # Counted before the password is checked, exactly as POST /auth/signin counts.
-    await services.rate_limiter.hit_sign_in(email_key=email_key(body.email), address=address)
     password = body.password or ""
     if len(password) > MAX_PASSWORD_LENGTH:
-        # No account has such a password; argon2 is not made to hash a quarter megabyte.
-        raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "Invalid login credentials")
-    return await provider.sign_in_with_password(email=body.email, password=password)
+        # No account has such a password, and argon2 is not made to hash a quarter megabyte: it
+        # is checked as the empty one, which no account has either, so it still counts as an
+        # attempt and fails as a wrong password does.
+        password = ""
+    return await sessions.gotrue_sign_in(email=body.email, password=password, address=address)
 
 
 @router.get("/user")
@@ -166,9 +159,7 @@ async def get_user(caller: SignedIn) -> dict[str, Any]:
 
 
 @router.put("/user", openapi_extra=_body(UserUpdateBody))
-async def update_user(
-    request: Request, caller: SignedIn, provider: GoTrueProvider
-) -> dict[str, Any]:
+async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> dict[str, Any]:
     """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
     `data` merged into `user_metadata` (null deletes a key)."""
     body = await read_body(request, UserUpdateBody)
@@ -178,7 +169,7 @@ async def update_user(
     if body.phone:
         raise _phone_disabled("logins")
     with translate_app_errors(user_exists=email_exists):
-        user = await provider.update_user(
+        user = await gotrue.update_user(
             caller.claims, password=body.password, user_metadata=body.data
         )
     if user is None:
@@ -189,14 +180,14 @@ async def update_user(
 
 
 @router.post("/logout", status_code=204, response_class=Response)
-async def logout(request: Request, caller: SignedIn, provider: GoTrueProvider) -> Response:
+async def logout(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> Response:
     """GoTrue `logout.go`: 204; `scope` global (default), local or others."""
     requested = request.query_params.get("scope", "")
     scope = _LOGOUT_SCOPES.get(requested)
     if scope is None:
         raise validation_failed(f"Unsupported logout scope {json.dumps(requested)}")
     with translate_app_errors():
-        await provider.end_sessions(caller.claims, scope)
+        await gotrue.end_sessions(caller.claims, scope)
     return Response(status_code=204)
 
 
@@ -227,9 +218,7 @@ async def health(_key: ApiKey) -> dict[str, str]:
 
 
 @router.post("/admin/users", openapi_extra=_body(AdminCreateBody))
-async def admin_create_user(
-    request: Request, _admin: Admin, provider: GoTrueProvider
-) -> dict[str, Any]:
+async def admin_create_user(request: Request, _admin: Admin, gotrue: GoTrueDep) -> dict[str, Any]:
     """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none."""
     body = await read_body(request, AdminCreateBody)
     if not body.email:
@@ -238,7 +227,7 @@ async def admin_create_user(
         raise validation_failed("Cannot create a user without either an email or phone")
     email = checked_email(body.email)
     with translate_app_errors(user_exists=email_exists):
-        user = await provider.admin_create_user(
+        user = await gotrue.admin_create_user(
             email=email,
             password=body.password,
             email_confirm=body.email_confirm,
@@ -272,15 +261,13 @@ def _link_header(request: Request, *, page: int, total_pages: int) -> str:
 
 
 @router.get("/admin/users")
-async def admin_list_users(
-    request: Request, _admin: Admin, provider: GoTrueProvider
-) -> JSONResponse:
+async def admin_list_users(request: Request, _admin: Admin, gotrue: GoTrueDep) -> JSONResponse:
     """GoTrue `admin.go` `adminUsers`: newest first, `X-Total-Count` and `Link` headers."""
     page = max(1, _page_number(request, "page", 1))
     per_page = _page_number(request, "per_page", _DEFAULT_PER_PAGE) or _ORM_DEFAULT_PER_PAGE
     per_page = min(per_page, _MAX_PER_PAGE)
     with translate_app_errors():
-        users, total = await provider.admin_list_users(page=page, per_page=per_page)
+        users, total = await gotrue.admin_list_users(page=page, per_page=per_page)
     total_pages = -(-total // per_page)
     return JSONResponse(
         {"users": [user_json(user) for user in users], "aud": "authenticated"},
@@ -303,10 +290,10 @@ def _user_not_found() -> GoTrueError:
 
 
 @router.get("/admin/users/{user_id}")
-async def admin_get_user(user_id: str, _admin: Admin, provider: GoTrueProvider) -> dict[str, Any]:
+async def admin_get_user(user_id: str, _admin: Admin, gotrue: GoTrueDep) -> dict[str, Any]:
     """GoTrue `admin.go` `adminUserGet`."""
     with translate_app_errors():
-        user = await provider.admin_get_user(_user_id(user_id))
+        user = await gotrue.admin_get_user(_user_id(user_id))
     if user is None:
         raise _user_not_found()
     return user_json(user)
@@ -314,7 +301,7 @@ async def admin_get_user(user_id: str, _admin: Admin, provider: GoTrueProvider) 
 
 @router.delete("/admin/users/{user_id}", openapi_extra=_body(AdminDeleteBody))
 async def admin_delete_user(
-    request: Request, user_id: str, _admin: Admin, provider: GoTrueProvider
+    request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
     """GoTrue `admin.go` `adminUserDelete`: a hard delete, 200 `{}`. The user's sessions, profile
     and items go with it."""
@@ -323,7 +310,7 @@ async def admin_delete_user(
     if body.should_soft_delete:
         raise validation_failed("Soft deletion is not supported here")
     with translate_app_errors():
-        deleted = await provider.admin_delete_user(checked_id)
+        deleted = await gotrue.admin_delete_user(checked_id)
     if not deleted:
         raise _user_not_found()
     return {}

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Imported for its effect too: it lets email-validator accept special-use domains, as /auth does.
 from backend.app.api import models as _app_models  # noqa: F401
-from backend.app.identity.admin_client import UserRecord
 from backend.app.identity.base import AuthSession
+from backend.app.identity.embedded import UserRecord
 
 from .errors import GoTrueCode, bad_request, validation_failed
 

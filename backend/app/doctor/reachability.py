@@ -18,11 +18,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
 
-from backend.app.core.doctor.browser import split_url
-from backend.app.core.doctor.checks import Check, Status
 from backend.app.core.settings import AuthProvider, Settings
 from backend.app.db.engine import Database
 from backend.app.db.migrate import MIGRATIONS
+from backend.app.doctor.browser import split_url
+from backend.app.doctor.checks import Check, Status
 
 __all__ = ["TIMEOUT_SECONDS", "check_database", "check_redis", "check_supabase"]
 

@@ -16,13 +16,9 @@ from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 from pydantic import SecretStr, ValidationError
 
-from backend.app.core.doctor.checks import Check, Status
-from backend.app.core.keys import signing_key
-from backend.app.core.settings import (
-    _PLACEHOLDERS,  # the same list Settings refuses, so the two never disagree
-    PROJECT_ROOT,
-    Settings,
-)
+from backend.app.core.server_secrets import signing_key
+from backend.app.core.settings import PROJECT_ROOT, Settings, is_placeholder_secret
+from backend.app.doctor.checks import Check, Status
 
 __all__ = ["ENV_FILE", "check_dotenv", "check_logging", "check_secrets", "load_settings"]
 
@@ -181,10 +177,6 @@ def check_dotenv(
     return checks
 
 
-def _is_placeholder(secret: SecretStr | None) -> bool:
-    return secret is None or secret.get_secret_value().strip().lower() in _PLACEHOLDERS
-
-
 def _same_as_file(secret: SecretStr | None, path: Path) -> bool:
     try:
         return secret is not None and path.read_text().strip() == (
@@ -197,7 +189,7 @@ def _same_as_file(secret: SecretStr | None, path: Path) -> bool:
 def check_secrets(settings: Settings) -> list[Check]:
     """Production: real secrets, not the development keys; everywhere: a usable signing key."""
     checks: list[Check] = []
-    if settings.jwt_private_key is not None and not _is_placeholder(settings.jwt_private_key):
+    if settings.jwt_private_key is not None and not is_placeholder_secret(settings.jwt_private_key):
         try:
             signing_key(settings)
         except Exception:
@@ -230,7 +222,7 @@ def check_secrets(settings: Settings) -> list[Check]:
         '(python -c "import secrets; print(secrets.token_urlsafe(48))").',
     }
     for name, (secret, dev_file) in generated.items():
-        if _is_placeholder(secret):
+        if is_placeholder_secret(secret):
             state = "missing" if secret is None else "a placeholder"
             checks.append(
                 Check(
@@ -253,7 +245,7 @@ def check_secrets(settings: Settings) -> list[Check]:
     secret_key = settings.secret_key
     if (
         secret_key is not None
-        and not _is_placeholder(secret_key)
+        and not is_placeholder_secret(secret_key)
         and len(secret_key.get_secret_value()) < 32
     ):
         checks.append(

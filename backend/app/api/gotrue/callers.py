@@ -24,16 +24,15 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
-from backend.app.api.deps import ServicesDep
+from backend.app.api.deps import services_of
 from backend.app.core.claims import AccessClaims
-from backend.app.identity.admin_client import UserRecord
-from backend.app.identity.embedded import EmbeddedIdentityProvider
+from backend.app.identity.embedded import EmbeddedGoTrue, UserRecord
 from backend.app.identity.tokens import SigningKeysUnavailable, TokenInvalid
 from backend.app.services import Services
 
 from .errors import GoTrueCode, GoTrueError, invalid_api_key, no_api_key, translate_app_errors
 
-__all__ = ["Admin", "ApiKey", "GoTrueProvider", "SignedIn", "SignedInUser"]
+__all__ = ["Admin", "ApiKey", "GoTrueDep", "SignedIn", "SignedInUser"]
 
 # GoTrue's JWT_ADMIN_ROLES default.
 ADMIN_ROLES = frozenset({"service_role", "supabase_admin"})
@@ -56,17 +55,12 @@ def _keys(services: Services) -> tuple[str | None, str | None]:
     )
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 class _ApiKeyHeader(APIKeyHeader):
     async def __call__(self, request: Request) -> KeyRole:  # type: ignore[override]
         given = request.headers.get("apikey")
         if not given:
             raise no_api_key()
-        anon, service = _keys(_services(request))
+        anon, service = _keys(services_of(request))
         if _same(given, service):
             return "service_role"
         if _same(given, anon):
@@ -82,13 +76,17 @@ api_key_header = _ApiKeyHeader(
 ApiKey = Annotated[KeyRole, Depends(api_key_header)]
 
 
-async def get_provider(services: ServicesDep) -> EmbeddedIdentityProvider:
-    if not isinstance(services.identity, EmbeddedIdentityProvider):  # refused at start-up
+def _gotrue(services: Services) -> EmbeddedGoTrue:
+    if services.gotrue is None:  # the routes are only mounted when it is there
         raise RuntimeError("GOTRUE_API_ENABLED needs AUTH_PROVIDER=embedded")
-    return services.identity
+    return services.gotrue
 
 
-GoTrueProvider = Annotated[EmbeddedIdentityProvider, Depends(get_provider)]
+async def get_gotrue(request: Request) -> EmbeddedGoTrue:
+    return _gotrue(services_of(request))
+
+
+GoTrueDep = Annotated[EmbeddedGoTrue, Depends(get_gotrue)]
 
 
 def _bearer(request: Request) -> str:
@@ -114,17 +112,17 @@ class SignedInUser:
     user: UserRecord
 
 
-async def _verified(provider: EmbeddedIdentityProvider, token: str) -> AccessClaims:
+async def _verified(gotrue: EmbeddedGoTrue, token: str) -> AccessClaims:
     try:
-        return await provider.verify_access_token(token)
+        return await gotrue.verify_access_token(token)
     except (TokenInvalid, SigningKeysUnavailable) as exc:
         raise _bad_jwt(str(exc) or "token is invalid") from exc
 
 
-async def _live(provider: EmbeddedIdentityProvider, claims: AccessClaims) -> UserRecord:
+async def _live(gotrue: EmbeddedGoTrue, claims: AccessClaims) -> UserRecord:
     """GoTrue's `maybeLoadUserOrSession`: the user, then the session, must still exist."""
     with translate_app_errors():
-        state = await provider.session_user(claims)
+        state = await gotrue.session_user(claims)
     if state.user is None:
         raise GoTrueError(
             403, GoTrueCode.USER_NOT_FOUND, "User from sub claim in JWT does not exist"
@@ -140,9 +138,9 @@ async def _live(provider: EmbeddedIdentityProvider, claims: AccessClaims) -> Use
 
 class _UserBearer(HTTPBearer):
     async def __call__(self, request: Request) -> SignedInUser:  # type: ignore[override]
-        provider = await get_provider(_services(request))
-        claims = await _verified(provider, _bearer(request))
-        return SignedInUser(claims=claims, user=await _live(provider, claims))
+        gotrue = _gotrue(services_of(request))
+        claims = await _verified(gotrue, _bearer(request))
+        return SignedInUser(claims=claims, user=await _live(gotrue, claims))
 
 
 user_bearer = _UserBearer(
@@ -163,7 +161,7 @@ SignedIn = Annotated[SignedInUser, Depends(_signed_in)]
 
 class _AdminBearer(HTTPBearer):
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
-        services = _services(request)
+        services = services_of(request)
         token = _bearer(request)
         anon, service = _keys(services)
         if _same(token, service):
@@ -190,9 +188,9 @@ class _AdminBearer(HTTPBearer):
             return
         # Anything else must be a token of ours: a user's, whose session is checked first
         # (GoTrue `requireAdminCredentials`), and which is never an admin's.
-        provider = await get_provider(services)
-        user_claims = await _verified(provider, token)
-        await _live(provider, user_claims)
+        gotrue = _gotrue(services)
+        user_claims = await _verified(gotrue, token)
+        await _live(gotrue, user_claims)
         if user_claims.raw.get("role") not in ADMIN_ROLES:
             raise _not_admin()
 

@@ -27,7 +27,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.app.core.doctor.browser import (
+from backend.app.core.settings import Settings
+from backend.app.doctor.browser import (
     FRONTEND_CONFIG,
     check_api_base_url,
     check_cookies,
@@ -35,21 +36,20 @@ from backend.app.core.doctor.browser import (
     cookie_policy,
     read_api_base_url,
 )
-from backend.app.core.doctor.checks import Check, Status
-from backend.app.core.doctor.configuration import (
+from backend.app.doctor.checks import Check, Status
+from backend.app.doctor.configuration import (
     ENV_FILE,
     check_dotenv,
     check_logging,
     check_secrets,
     load_settings,
 )
-from backend.app.core.doctor.reachability import (
+from backend.app.doctor.reachability import (
     TIMEOUT_SECONDS,
     check_database,
     check_redis,
     check_supabase,
 )
-from backend.app.core.settings import Settings
 
 __all__ = [
     "ENV_FILE",

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
-from backend.app.core.doctor.checks import Check, Status
 from backend.app.core.security import CookiePolicy
 from backend.app.core.settings import PROJECT_ROOT, Settings
+from backend.app.doctor.checks import Check, Status
 
 __all__ = [
     "FRONTEND_CONFIG",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from backend.app.core.keys import app_secret, signing_key
+from backend.app.core.server_secrets import app_secret, signing_key
 from backend.app.core.settings import Settings
 
 PROCESSES = 6

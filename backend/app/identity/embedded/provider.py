@@ -1,0 +1,229 @@
+"""The embedded identity provider: the `IdentityProvider` protocol on the app's own database.
+
+It mirrors Supabase Auth's semantics so the app behaves the same with either provider:
+
+- A session starts at sign-in and ends at sign-out, at `SESSION_TTL_SECONDS`, or on token reuse.
+- Refresh tokens are opaque and single use. Only their SHA-256 is stored. The first one of a
+  session is random; each successor is `HMAC(secret, predecessor)`. That lets a token presented
+  again within the reuse interval be answered with the successor already issued (two tabs that
+  refresh at once both stay signed in) without storing any token in clear.
+- A rotated token presented after the reuse interval means two parties hold the same session: the
+  whole session is revoked (`refresh_token_reused`), as GoTrue does.
+
+The statements are the store's (`store.py`); GoTrue's own operations are `gotrue.py`'s.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from backend.app.core.claims import AccessClaims
+from backend.app.core.errors import (
+    EmailNotConfirmed,
+    InvalidCredentials,
+    ProviderUnavailable,
+    RefreshTokenReused,
+    Unauthorized,
+)
+from backend.app.db.engine import DatabaseUnavailable
+from backend.app.db.tables import utcnow
+from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
+from backend.app.identity.emails import email_key
+from backend.app.identity.passwords import (
+    check_password_policy,
+    hash_password,
+    verify_password,
+    verify_unknown_user,
+)
+from backend.app.identity.tokens import TokenSigner, TokenVerifier
+
+from .store import Grant, IdentityStore, Reused, UserRecord
+
+__all__ = ["EmbeddedIdentityProvider", "provider_call"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def provider_call(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Report an unreachable database as 503 `provider_unavailable`, like an unreachable GoTrue.
+
+    For refresh this matters most: a 503 keeps the refresh cookie, where a 401 would clear it and
+    sign the user out over a passing outage.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except DatabaseUnavailable as exc:
+            raise ProviderUnavailable(retry_after_seconds=exc.retry_after_seconds) from exc
+
+    return wrapper
+
+
+class EmbeddedIdentityProvider:
+    def __init__(
+        self,
+        *,
+        store: IdentityStore,
+        signer: TokenSigner,
+        verifier: TokenVerifier,
+        secret: bytes,
+        session_ttl_seconds: int,
+        reuse_interval_seconds: int,
+    ):
+        self.store = store
+        self.signer = signer
+        self._verifier = verifier
+        self._secret = secret
+        self._session_ttl = timedelta(seconds=session_ttl_seconds)
+        self._reuse_interval = timedelta(seconds=reuse_interval_seconds)
+
+    @provider_call
+    async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
+        # One user store with GoTrue's API: there, the name is user metadata.
+        user = await self.create_user(
+            email,
+            password,
+            display_name=display_name,
+            user_metadata={"display_name": display_name} if display_name else {},
+        )
+        return AuthUser(id=user.id, email=email)
+
+    async def create_user(
+        self,
+        email: str,
+        password: str,
+        *,
+        display_name: str | None,
+        user_metadata: dict[str, Any],
+        app_metadata: dict[str, Any] | None = None,
+        email_confirmed: bool = True,
+    ) -> UserRecord:
+        """A user with its profile, after the password policy.
+
+        Raises:
+            WeakPassword, UserAlreadyExists: as `sign_up`.
+        """
+        check_password_policy(password)
+        return await self.store.create_user(
+            email=email_key(email),
+            email_as_typed=email,
+            password_hash=await hash_password(password),
+            display_name=display_name,
+            user_metadata=user_metadata,
+            app_metadata=app_metadata,
+            email_confirmed=email_confirmed,
+        )
+
+    @provider_call
+    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
+        return self.session(await self.sign_in(email=email, password=password))
+
+    async def sign_in(self, *, email: str, password: str) -> Grant:
+        """Check the password (a dummy verify for an unknown address) and open a session.
+
+        Raises:
+            InvalidCredentials: unknown address or wrong password, alike.
+            EmailNotConfirmed: the right password of an unconfirmed address.
+        """
+        found = await self.store.credentials(email_key=email_key(email))
+        if found is None:
+            await verify_unknown_user(password=password)
+            raise InvalidCredentials()
+        check = await verify_password(password_hash=found.password_hash, password=password)
+        if not check.matches:
+            raise InvalidCredentials()
+        if found.user.email_confirmed_at is None:  # only after the password, as GoTrue
+            raise EmailNotConfirmed()
+        if check.new_hash is not None:
+            return await self.open_session(
+                found.user, password_hash=check.new_hash, updated_at=utcnow()
+            )
+        return await self.open_session(found.user)
+
+    async def open_session(self, user: UserRecord, **user_changes: Any) -> Grant:
+        """A new session of `user` (a password checked, or a user just created with GoTrue's
+        autoconfirm), stamping `user_changes` on the user in the same transaction."""
+        return await self.store.open_session(
+            user,
+            refresh_token=secrets.token_urlsafe(32),
+            lifetime=self._session_ttl,
+            user_changes=user_changes,
+        )
+
+    @provider_call
+    async def refresh(self, *, refresh_token: str) -> AuthSession:
+        return self.session(await self.rotate(refresh_token))
+
+    async def rotate(self, refresh_token: str) -> Grant:
+        """Rotate a refresh token (see the module docstring).
+
+        Raises:
+            RefreshTokenInvalid, RefreshTokenReused: as `refresh`.
+        """
+        # The reuse interval counts from when the token was presented, not from when its turn for
+        # the database came: under load, a twin request that arrived with it may wait longer.
+        outcome = await self.store.rotate(
+            refresh_token,
+            presented_at=utcnow(),
+            reuse_interval=self._reuse_interval,
+            successor=self._successor,
+        )
+        if isinstance(outcome, Reused):
+            raise RefreshTokenReused()
+        return outcome
+
+    @provider_call
+    async def sign_out(
+        self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
+    ) -> None:
+        session = await self.store.session_of(refresh_token)
+        if session is not None:
+            session_id, user_id = session
+            await self.store.revoke_sessions(user_id=user_id, session_id=session_id, scope=scope)
+
+    @provider_call
+    async def get_user(self, claims: AccessClaims) -> AuthUser:
+        live = await self.store.live_user(claims)
+        if live is None:
+            raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
+        user_id, email = live
+        return AuthUser(id=user_id, email=email)
+
+    async def close(self) -> None:
+        """Nothing to release: the database belongs to the app."""
+
+    async def verify_access_token(self, access_token: str) -> AccessClaims:
+        return await self._verifier.verify(access_token)
+
+    def session(self, grant: Grant) -> AuthSession:
+        """The grant with a new access token for it."""
+        user = grant.user
+        access_token = self.signer.issue(
+            user_id=user.id,
+            email=user.email,
+            session_id=grant.session_id,
+            user_metadata=user.user_metadata,
+            app_metadata=user.app_metadata,
+            signed_in_at=int(grant.signed_in_at.timestamp()),
+        )
+        return AuthSession(
+            user=AuthUser(id=user.id, email=user.email),
+            access_token=access_token,
+            refresh_token=grant.refresh_token,
+        )
+
+    def _successor(self, refresh_token: str) -> str:
+        digest = hmac.new(self._secret, b"refresh:" + refresh_token.encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")

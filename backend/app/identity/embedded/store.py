@@ -1,0 +1,555 @@
+"""The embedded provider's store: every statement on its users, sessions and refresh tokens.
+
+It runs as the service role: nothing here is filtered by row-level security, and nothing here is
+reachable from a route's input but through the provider (routes hold a `UserScopedClient`).
+Keeping the privileged path this small is what makes the RLS policies worth having.
+
+Refresh tokens are stored only as SHA-256. Rotation is one conditional `UPDATE` (`rotate`): of any
+number of concurrent refreshes with one token, across processes, exactly one sees a row come back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from backend.app.core.claims import AccessClaims
+from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
+from backend.app.db.engine import Database, Query
+from backend.app.db.tables import (
+    identity_refresh_tokens,
+    identity_sessions,
+    identity_users,
+    items,
+    user_profile,
+    utcnow,
+)
+from backend.app.identity.base import SignOutScope
+
+__all__ = [
+    "EMAIL_PROVIDER_METADATA",
+    "Credentials",
+    "Grant",
+    "IdentityStore",
+    "Reused",
+    "UserRecord",
+    "merge_metadata",
+]
+
+# GoTrue's `app_metadata` of a user who signs in with an email and a password.
+EMAIL_PROVIDER_METADATA: dict[str, Any] = {"provider": "email", "providers": ["email"]}
+# How far a reused token may be followed along its successors inside the reuse interval.
+_MAX_SUCCESSOR_WALK = 32
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as GoTrue shows it (no secret in it)."""
+
+    id: str
+    email: str
+    user_metadata: dict[str, Any]
+    app_metadata: dict[str, Any]
+    email_confirmed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    last_sign_in_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a password sign-in checks: the user and its password hash."""
+
+    user: UserRecord
+    password_hash: str = ""
+
+    def __repr__(self) -> str:  # the hash stays out of any log line or traceback
+        return f"Credentials(user={self.user!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A live session's current refresh token and whom it belongs to; `signed_in_at` is when the
+    session started (the `amr` of its access tokens)."""
+
+    user: UserRecord
+    session_id: str
+    refresh_token: str
+    signed_in_at: datetime
+
+    def __repr__(self) -> str:  # keep the token out of any log line or traceback
+        return f"Grant(user={self.user!r}, session_id={self.session_id!r})"
+
+
+class Reused:
+    """A rotated token came back after the reuse interval; its session is now revoked."""
+
+
+_RECORD_COLUMNS = (
+    identity_users.c.id,
+    identity_users.c.email_as_typed,
+    identity_users.c.user_metadata,
+    identity_users.c.app_metadata,
+    identity_users.c.email_confirmed_at,
+    identity_users.c.created_at,
+    identity_users.c.updated_at,
+    identity_users.c.last_sign_in_at,
+)
+
+
+def _record(row: Any) -> UserRecord:  # a row that has _RECORD_COLUMNS
+    return UserRecord(
+        id=row.id,
+        email=row.email_as_typed,
+        user_metadata=dict(row.user_metadata or {}),
+        app_metadata=dict(row.app_metadata or {}),
+        email_confirmed_at=row.email_confirmed_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_sign_in_at=row.last_sign_in_at,
+    )
+
+
+def merge_metadata(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """GoTrue's merge: each key of `changes` replaces its value; a null value deletes the key."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# The statements of each sign-in and refresh, built once.
+_CREDENTIALS = Query(
+    sa.select(*_RECORD_COLUMNS, identity_users.c.password_hash).where(
+        identity_users.c.email == sa.bindparam("email")
+    )
+)
+_ROTATE = (
+    identity_refresh_tokens.update()
+    .where(
+        # Not named after a column: those names are reserved for the SET clause.
+        identity_refresh_tokens.c.token_hash == sa.bindparam("presented_hash"),
+        identity_refresh_tokens.c.revoked_at.is_(None),
+    )
+    .values(revoked_at=sa.bindparam("now", type_=identity_refresh_tokens.c.revoked_at.type))
+    .returning(identity_refresh_tokens.c.session_id)
+)
+_STORE_TOKEN = identity_refresh_tokens.insert()
+_SPENT = sa.select(
+    identity_refresh_tokens.c.session_id, identity_refresh_tokens.c.revoked_at
+).where(identity_refresh_tokens.c.token_hash == sa.bindparam("presented_hash"))
+
+
+def _live_session(*, of_user: bool, with_idle_timeout: bool) -> sa.ColumnElement[bool]:
+    """The session `:session_id` if it is not revoked, not past its lifetime at `:now`, with
+    `of_user` still `:user_id`'s and, with an idle timeout, refreshed (or started) since
+    `:used_since`: its newest refresh token is the time of its last use that the server sees
+    (ASVS V7.3.1)."""
+    clauses = [
+        identity_sessions.c.id == sa.bindparam("session_id"),
+        identity_sessions.c.revoked_at.is_(None),
+        identity_sessions.c.not_after > sa.bindparam("now"),
+    ]
+    if of_user:
+        clauses.append(identity_sessions.c.user_id == sa.bindparam("user_id"))
+    if with_idle_timeout:
+        clauses.append(
+            sa.exists().where(
+                identity_refresh_tokens.c.session_id == identity_sessions.c.id,
+                identity_refresh_tokens.c.created_at > sa.bindparam("used_since"),
+            )
+        )
+    return sa.and_(*clauses)
+
+
+class IdentityStore:
+    """Users, sessions and refresh tokens in the app's database.
+
+    Args:
+        idle_timeout: a session with no refresh for this long is over; None for no idle limit
+            (only the absolute one, `not_after`).
+    """
+
+    def __init__(self, database: Database, *, idle_timeout: timedelta | None):
+        self._db = database
+        self._idle_timeout = idle_timeout
+        idle = idle_timeout is not None
+        # Asked on every `/auth/me`: built and compiled once.
+        self._live_user = Query(
+            sa.select(identity_users.c.id, identity_users.c.email_as_typed)
+            .select_from(identity_sessions.join(identity_users))
+            .where(_live_session(of_user=True, with_idle_timeout=idle))
+        )
+        self._session_owner = (
+            sa.select(*_RECORD_COLUMNS, identity_sessions.c.created_at.label("session_created_at"))
+            .select_from(identity_sessions.join(identity_users))
+            .where(_live_session(of_user=False, with_idle_timeout=idle))
+        )
+
+    # Users.
+
+    async def create_user(
+        self,
+        *,
+        email: str,
+        email_as_typed: str,
+        password_hash: str,
+        display_name: str | None,
+        user_metadata: dict[str, Any] | None = None,
+        app_metadata: dict[str, Any] | None = None,
+        email_confirmed: bool = True,
+    ) -> UserRecord:
+        """Insert the user and its profile in one transaction; returns the new user.
+
+        Args:
+            email: the normalized address (unique); `email_as_typed` is kept for display.
+            user_metadata: GoTrue's `user_metadata`; `app_metadata` is merged over the email
+                provider's.
+            email_confirmed: this server sends no mail, so users are confirmed at sign-up; only
+                an admin may create an unconfirmed one.
+
+        Raises:
+            UserAlreadyExists: the email is taken (the unique index decides, not a prior read,
+                so two concurrent sign-ups cannot both pass).
+        """
+        now = utcnow()
+        user = UserRecord(
+            id=str(uuid.uuid4()),
+            email=email_as_typed,
+            user_metadata=user_metadata or {},
+            app_metadata=merge_metadata(EMAIL_PROVIDER_METADATA, app_metadata or {}),
+            email_confirmed_at=now if email_confirmed else None,
+            created_at=now,
+            updated_at=now,
+            last_sign_in_at=None,
+        )
+
+        def insert(conn: Connection) -> None:
+            conn.execute(
+                identity_users.insert().values(
+                    id=user.id,
+                    email=email,
+                    email_as_typed=email_as_typed,
+                    password_hash=password_hash,
+                    user_metadata=user.user_metadata,
+                    app_metadata=user.app_metadata,
+                    email_confirmed_at=user.email_confirmed_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                user_profile.insert().values(
+                    id=user.id, display_name=display_name, created_at=now, updated_at=now
+                )
+            )
+
+        try:
+            await self._db.write(insert)
+        except IntegrityError as exc:
+            if "email" in str(exc.orig).lower():
+                raise UserAlreadyExists() from exc
+            raise
+        return user
+
+    async def credentials(self, *, email_key: str) -> Credentials | None:
+        """The user with this normalized address and its password hash, in one point read."""
+        row = await self._db.fetch_one(_CREDENTIALS, {"email": email_key})
+        if row is None:
+            return None
+        user_id, email, user_metadata, app_metadata, confirmed, created, updated, last, hashed = row
+        user = UserRecord(
+            id=user_id,
+            email=email,
+            user_metadata=dict(user_metadata or {}),
+            app_metadata=dict(app_metadata or {}),
+            email_confirmed_at=confirmed,
+            created_at=created,
+            updated_at=updated,
+            last_sign_in_at=last,
+        )
+        return Credentials(user=user, password_hash=hashed)
+
+    async def password_hash(self, user_id: str) -> str | None:
+        return await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_users.c.password_hash).where(identity_users.c.id == user_id)
+            ).scalar()
+        )
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
+            ).first()
+        )
+        return None if row is None else _record(row)
+
+    async def users_page(self, *, page: int, per_page: int) -> tuple[list[UserRecord], int]:
+        """One page of users, newest first (GoTrue's order), and the number of all users."""
+
+        def read(conn: Connection) -> tuple[list[UserRecord], int]:
+            total = conn.execute(sa.select(sa.func.count()).select_from(identity_users)).scalar()
+            rows = conn.execute(
+                sa.select(*_RECORD_COLUMNS)
+                .order_by(identity_users.c.created_at.desc(), identity_users.c.id.desc())
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            ).all()
+            return [_record(row) for row in rows], int(total or 0)
+
+        return await self._db.read(read)
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        user_metadata: dict[str, Any] | None = None,
+        password_hash: str | None = None,
+        keep_session_id: str | None = None,
+    ) -> UserRecord | None:
+        """Merge `user_metadata` (see `merge_metadata`) and/or set a new password hash, in one
+        transaction. A new password ends every session of the user but `keep_session_id`, as
+        GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password.
+
+        Returns:
+            The updated user, or None when the user no longer exists.
+        """
+
+        def update(conn: Connection) -> UserRecord | None:
+            current = conn.execute(
+                sa.select(identity_users.c.user_metadata)
+                .where(identity_users.c.id == user_id)
+                .with_for_update()
+            ).first()
+            if current is None:
+                return None
+            changes: dict[str, Any] = {"updated_at": utcnow()}
+            if user_metadata is not None:
+                changes["user_metadata"] = merge_metadata(
+                    dict(current.user_metadata or {}), user_metadata
+                )
+            if password_hash is not None:
+                changes["password_hash"] = password_hash
+                others = identity_sessions.c.user_id == user_id
+                if keep_session_id is not None:
+                    others = sa.and_(others, identity_sessions.c.id != keep_session_id)
+                _revoke(conn, others)
+            conn.execute(
+                identity_users.update().where(identity_users.c.id == user_id).values(**changes)
+            )
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
+            ).one()
+            return _record(row)
+
+        return await self._db.write(update)
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Delete the user for good, with its profile and items, in one transaction; its
+        sessions and refresh tokens go with it (foreign keys cascade). False if there was none.
+
+        GoTrue leaves an app's tables to their own foreign keys; `items` has none to the user (it
+        must also run on Supabase, where users live in another schema), so the app's rows are
+        deleted here rather than left behind without an owner.
+        """
+
+        def delete(conn: Connection) -> bool:
+            deleted = conn.execute(
+                identity_users.delete()
+                .where(identity_users.c.id == user_id)
+                .returning(identity_users.c.id)
+            ).first()
+            if deleted is None:
+                return False
+            conn.execute(items.delete().where(items.c.user_id == user_id))
+            conn.execute(user_profile.delete().where(user_profile.c.id == user_id))
+            return True
+
+        return await self._db.write(delete)
+
+    # Sessions and refresh tokens.
+
+    async def open_session(
+        self,
+        user: UserRecord,
+        *,
+        refresh_token: str,
+        lifetime: timedelta,
+        user_changes: dict[str, Any],
+    ) -> Grant:
+        """Start a session of `user` with its first refresh token, and stamp the user's
+        `last_sign_in_at` (with `user_changes`, a rehashed password say) in the same transaction."""
+        session_id = str(uuid.uuid4())
+        now = utcnow()
+        changes = {"last_sign_in_at": now, **user_changes}
+
+        def start_session(conn: Connection) -> None:
+            conn.execute(
+                identity_users.update().where(identity_users.c.id == user.id).values(**changes)
+            )
+            conn.execute(
+                identity_sessions.insert().values(
+                    id=session_id, user_id=user.id, created_at=now, not_after=now + lifetime
+                )
+            )
+            _store_refresh_token(conn, refresh_token, session_id=session_id, now=now)
+
+        await self._db.write(start_session)
+        signed_in = replace(
+            user, last_sign_in_at=now, updated_at=changes.get("updated_at", user.updated_at)
+        )
+        return Grant(signed_in, session_id, refresh_token, signed_in_at=now)
+
+    async def rotate(
+        self,
+        refresh_token: str,
+        *,
+        presented_at: datetime,
+        reuse_interval: timedelta,
+        successor: Callable[[str], str],
+    ) -> Grant | Reused:
+        """One transaction: rotate the token to `successor(token)`; or, for a token already
+        rotated, answer the current successor within `reuse_interval` of its rotation and revoke
+        the whole session after it (committed with this transaction: the caller reports it).
+
+        Raises:
+            RefreshTokenInvalid: unknown token, or its session is over.
+        """
+
+        def rotate(conn: Connection) -> Grant | Reused:
+            token_hash = hash_token(refresh_token)
+            now = utcnow()
+            rotated = conn.execute(_ROTATE, {"presented_hash": token_hash, "now": now}).first()
+            if rotated is not None:
+                owner = self._live_owner(conn, rotated.session_id, now)
+                following = successor(refresh_token)
+                _store_refresh_token(conn, following, session_id=rotated.session_id, now=now)
+                return _grant(owner, rotated.session_id, following)
+
+            spent = conn.execute(_SPENT, {"presented_hash": token_hash}).first()
+            if spent is None:
+                raise RefreshTokenInvalid()
+            owner = self._live_owner(conn, spent.session_id, now)
+            if presented_at - spent.revoked_at <= reuse_interval:
+                current = _current_successor(conn, refresh_token, successor)
+                return _grant(owner, spent.session_id, current)
+            _revoke(conn, identity_sessions.c.id == spent.session_id)
+            return Reused()
+
+        return await self._db.write(rotate)
+
+    async def session_of(self, refresh_token: str) -> tuple[str, str] | None:
+        """The `(session id, user id)` a refresh token belongs to, live or not."""
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_sessions.c.id, identity_sessions.c.user_id)
+                .select_from(identity_refresh_tokens.join(identity_sessions))
+                .where(identity_refresh_tokens.c.token_hash == hash_token(refresh_token))
+            ).first()
+        )
+        return None if row is None else (row.id, row.user_id)
+
+    async def live_user(self, claims: AccessClaims) -> tuple[str, str] | None:
+        """`(user id, email)` of the claims' session if it still lives (one point read: this is
+        the check of every `/auth/me`)."""
+        values = {"user_id": claims.user_id, **self._session_values(claims.session_id, utcnow())}
+        row = await self._db.fetch_one(self._live_user, values)
+        return None if row is None else (row[0], row[1])
+
+    async def revoke_sessions(
+        self, *, user_id: str, session_id: str, scope: SignOutScope = SignOutScope.LOCAL
+    ) -> None:
+        """Revoke a session (`local`), the user's other sessions (`others`) or all of them
+        (`global`), with every refresh token they have; idempotent."""
+        if scope is SignOutScope.LOCAL:
+            chosen = identity_sessions.c.id == session_id
+        else:
+            chosen = identity_sessions.c.user_id == user_id
+            if scope is SignOutScope.OTHERS:
+                chosen = sa.and_(chosen, identity_sessions.c.id != session_id)
+        await self._db.write(lambda conn: _revoke(conn, chosen))
+
+    def _session_values(self, session_id: str, now: datetime) -> dict[str, Any]:
+        idle_since = now - self._idle_timeout if self._idle_timeout is not None else None
+        return {"session_id": session_id, "now": now, "used_since": idle_since}
+
+    def _live_owner(self, conn: Connection, session_id: str, now: datetime) -> Any:
+        """The user row of a session that is still live, with `session_created_at`.
+
+        Raises:
+            RefreshTokenInvalid: the session is over.
+        """
+        row = conn.execute(self._session_owner, self._session_values(session_id, now)).first()
+        if row is None:
+            raise RefreshTokenInvalid()
+        return row
+
+
+def _grant(owner: Any, session_id: str, refresh_token: str) -> Grant:
+    return Grant(_record(owner), session_id, refresh_token, signed_in_at=owner.session_created_at)
+
+
+def _store_refresh_token(conn: Connection, token: str, *, session_id: str, now: datetime) -> None:
+    conn.execute(
+        _STORE_TOKEN,
+        {"token_hash": hash_token(token), "session_id": session_id, "created_at": now},
+    )
+
+
+def _current_successor(
+    conn: Connection, refresh_token: str, successor: Callable[[str], str]
+) -> str:
+    """Follow the successors of a rotated token to the one not yet rotated."""
+    token = refresh_token
+    for _ in range(_MAX_SUCCESSOR_WALK):
+        token = successor(token)
+        revoked_at = conn.execute(
+            sa.select(identity_refresh_tokens.c.revoked_at).where(
+                identity_refresh_tokens.c.token_hash == hash_token(token)
+            )
+        ).first()
+        if revoked_at is None:
+            break
+        if revoked_at[0] is None:
+            return token
+    raise RefreshTokenInvalid()
+
+
+def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
+    """Revoke the chosen live sessions and every live refresh token they have."""
+    now = utcnow()
+    sessions = (
+        conn.execute(
+            identity_sessions.update()
+            .where(chosen, identity_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .returning(identity_sessions.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if sessions:
+        conn.execute(
+            identity_refresh_tokens.update()
+            .where(
+                identity_refresh_tokens.c.session_id.in_(sessions),
+                identity_refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )

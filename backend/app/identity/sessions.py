@@ -1,0 +1,176 @@
+"""The session service: the rules of signing up, in, refreshing and out, for both APIs.
+
+`/auth` and GoTrue's `/auth/v1` call this and nothing else for these flows, so they cannot differ
+in policy. Each flow is: count the attempt against its rate limits, call the provider, and log a
+security event where an operator should look (a refusal, a failure, a replayed token). The routes
+keep only HTTP: parse, call, shape the answer and the cookies.
+
+    flow          limits (RateLimiter)                 security events
+    sign-up       per address                          rate_limited
+    sign-in       per account and per address          rate_limited, signin_failed
+    refresh       refresh per address                  rate_limited, refresh_token_reused
+    sign-out      none (it only ends sessions)         —
+
+The GoTrue API's variants (`gotrue_*`) keep the same rules and answer with the user's record,
+which GoTrue's bodies carry; they need the embedded provider's GoTrue operations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from backend.app.core.errors import (
+    InvalidCredentials,
+    RateLimited,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+)
+from backend.app.core.logging import account_fingerprint, log_security_event
+from backend.app.core.rate_limit import SignInRateLimiter
+from backend.app.identity.base import AuthSession, AuthUser, IdentityProvider, SignOutScope
+from backend.app.identity.emails import email_key
+from backend.app.identity.embedded import EmbeddedGoTrue, GoTrueSession
+
+__all__ = ["SessionService"]
+
+logger = logging.getLogger(__name__)
+
+
+class SessionService:
+    """Args:
+    identity: the provider the settings chose.
+    gotrue: the embedded provider's GoTrue operations, when GoTrue's API is served; else None.
+    limiter: the rate limits of every credential grant.
+    """
+
+    def __init__(
+        self,
+        *,
+        identity: IdentityProvider,
+        gotrue: EmbeddedGoTrue | None,
+        limiter: SignInRateLimiter,
+    ):
+        self._identity = identity
+        self._gotrue = gotrue
+        self._limiter = limiter
+
+    async def sign_up(
+        self, *, email: str, password: str, display_name: str | None, address: str
+    ) -> AuthUser:
+        """Create a user and its profile (does not sign in).
+
+        Raises:
+            RateLimited, WeakPassword, UserAlreadyExists, ProviderUnavailable.
+        """
+        await self._count_sign_up(address)
+        user = await self._identity.sign_up(
+            email=email, password=password, display_name=display_name
+        )
+        logger.info("user signed up", extra={"user_id": user.id})
+        return user
+
+    async def sign_in(self, *, email: str, password: str, address: str) -> AuthSession:
+        """Open a session with a password.
+
+        Raises:
+            RateLimited: before the password is checked; the attempt still counts.
+            InvalidCredentials: unknown address or wrong password, alike (and its subclass
+                EmailNotConfirmed); logged as `signin_failed`.
+            ProviderUnavailable.
+        """
+        async with self._sign_in_attempt(email, address):
+            session = await self._identity.sign_in_with_password(email=email, password=password)
+        logger.info("user signed in", extra={"user_id": session.user.id})
+        return session
+
+    async def refresh(self, *, refresh_token: str, address: str) -> AuthSession:
+        """Rotate a refresh token.
+
+        Raises:
+            RateLimited, RefreshTokenInvalid, ProviderUnavailable.
+            RefreshTokenReused: the session is revoked; logged, since two parties held it.
+        """
+        async with self._refresh_attempt(address):
+            return await self._identity.refresh(refresh_token=refresh_token)
+
+    async def sign_out(
+        self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
+    ) -> None:
+        """End the refresh token's session (or by `scope` the user's others, or all)."""
+        await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
+
+    # GoTrue's API: the same rules, GoTrue's answers.
+
+    async def gotrue_sign_up(
+        self, *, email: str, password: str, user_metadata: dict[str, Any], address: str
+    ) -> GoTrueSession:
+        """GoTrue's autoconfirmed sign-up: a user and a first session."""
+        await self._count_sign_up(address)
+        answer = await self._gotrue_operations().sign_up(
+            email=email, password=password, user_metadata=user_metadata
+        )
+        logger.info("user signed up", extra={"user_id": answer.user.id})
+        return answer
+
+    async def gotrue_sign_in(self, *, email: str, password: str, address: str) -> GoTrueSession:
+        """As `sign_in`, counted against the same limits and logged the same way."""
+        async with self._sign_in_attempt(email, address):
+            answer = await self._gotrue_operations().sign_in(email=email, password=password)
+        logger.info("user signed in", extra={"user_id": answer.user.id})
+        return answer
+
+    async def gotrue_refresh(self, *, refresh_token: str, address: str) -> GoTrueSession:
+        """As `refresh`, counted against the same limit and logged the same way."""
+        async with self._refresh_attempt(address):
+            return await self._gotrue_operations().refresh(refresh_token=refresh_token)
+
+    # The rules.
+
+    def _gotrue_operations(self) -> EmbeddedGoTrue:
+        if self._gotrue is None:  # its routes are only mounted when it is there
+            raise RuntimeError("GoTrue's API needs the embedded provider")
+        return self._gotrue
+
+    async def _count_sign_up(self, address: str) -> None:
+        try:
+            await self._limiter.hit_sign_up(address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="signup", address=address)
+            raise
+
+    @asynccontextmanager
+    async def _sign_in_attempt(self, email: str, address: str) -> AsyncIterator[None]:
+        """Count a sign-in attempt (every one, successful or not, before the password is
+        checked), and log a refusal or a failure with the account's pseudonym, never the
+        address as typed (people paste passwords into it)."""
+        account = account_fingerprint(email_key(email))
+        try:
+            await self._limiter.hit_sign_in(email_key=email_key(email), address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="signin", account=account, address=address)
+            raise
+        try:
+            yield
+        except InvalidCredentials as exc:
+            log_security_event("signin_failed", reason=exc.code, account=account, address=address)
+            raise
+
+    @asynccontextmanager
+    async def _refresh_attempt(self, address: str) -> AsyncIterator[None]:
+        try:
+            await self._limiter.hit_refresh(address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="refresh", address=address)
+            raise
+        try:
+            yield
+        except RefreshTokenReused as exc:
+            # Two parties held one session; it is revoked now. Worth an operator's look.
+            log_security_event("refresh_token_reused", reason=exc.code, address=address)
+            raise
+        except RefreshTokenInvalid as exc:
+            logger.info("refresh refused", extra={"reason": exc.code})
+            raise
