@@ -67,7 +67,7 @@ def run_seed_flow(base_url: str, secrets: list[str]) -> dict[str, httpx.Response
 
 class TestSeedFlow:
     def test_seed_flow_over_real_http(self, make_settings):
-        """Every step answers as DESIGN.md says, with real Set-Cookie headers."""
+        """Every step answers as the README's contract says, with real Set-Cookie headers."""
         with live_server(create_app(make_settings())) as base_url:
             responses = run_seed_flow(base_url, [])
 

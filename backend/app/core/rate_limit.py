@@ -2,7 +2,7 @@
 address, and refresh per address.
 
 In one process the counters live in memory; with `REDIS_URL` they live in Redis, so several app
-instances behind a load balancer count the same attempts (DESIGN.md §7).
+instances behind a load balancer count the same attempts (README, "Scale-out").
 
 When Redis fails or does not answer within `REDIS_TIMEOUT_SECONDS`, the limiter fails open to the
 in-process counters: sign-in keeps working, still limited per instance, and the outage is logged

@@ -41,7 +41,7 @@ class AuthProvider(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Everything that differs between a laptop and production (DESIGN.md §9)."""
+    """Everything that differs between a laptop and production (README, "Configuration")."""
 
     model_config = SettingsConfigDict(
         env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore"

@@ -38,7 +38,7 @@ __all__ = [
 
 AUDIENCE = "authenticated"
 ROLE = "authenticated"
-# Tokens this app issued are checked with at most this clock skew (DESIGN.md §11).
+# Tokens this app issued are checked with at most this clock skew (README, "Tokens and sessions").
 LEEWAY_SECONDS = 1
 
 

@@ -1,4 +1,4 @@
-"""The /auth contract of DESIGN.md §2: bodies, status codes and error codes."""
+"""The /auth contract (README, "The contract"): bodies, status codes and error codes."""
 
 from __future__ import annotations
 
