@@ -14,6 +14,7 @@ from backend.app.db.migrate import upgrade_to_head
 from backend.app.identity.base import IdentityProvider
 from backend.app.identity.factory import build_identity
 from backend.app.identity.tokens import TokenSigner
+from backend.app.mail import Mailer, MailSender, build_backend
 
 __all__ = ["Services", "start_services"]
 
@@ -28,8 +29,11 @@ class Services:
     cookies: CookiePolicy
     csrf: CsrfProtector
     rate_limiter: SignInRateLimiter
+    mailer: Mailer
+    mail_sender: MailSender
 
     async def close(self) -> None:
+        await self.mail_sender.stop()  # before the database it reads goes
         await self.identity.close()
         await self.rate_limiter.close()
         await self.database.dispose()
@@ -53,7 +57,8 @@ async def start_services(settings: Settings) -> Services:
     cookies = CookiePolicy(
         secure=settings.is_production, session_ttl_seconds=settings.session_ttl_seconds
     )
-    return Services(
+    mail_sender = MailSender(database, build_backend(settings), mail_from=settings.mail_from)
+    services = Services(
         settings=settings,
         database=database,
         identity=identity.provider,
@@ -70,4 +75,12 @@ async def start_services(settings: Settings) -> Services:
             per_address=settings.rate_limit_signin_per_address,
             redis_url=settings.redis_url,
         ),
+        mailer=Mailer(
+            product_name=settings.mail_product_name,
+            site_url=settings.site_url,
+            wake_sender=mail_sender.wake,
+        ),
+        mail_sender=mail_sender,
     )
+    mail_sender.start()  # last: nothing above can fail and leave the task running
+    return services

@@ -43,6 +43,8 @@ class _AsWritten(Settings):
     def _fill_defaults_and_check_production(self) -> Settings:  # type: ignore[override]
         if not self.database_url:  # the default of Settings
             self.database_url = f"sqlite:///{self.data_dir / 'myideas.db'}"
+        if not self.site_url and self.cors_origins:  # the default of Settings
+            self.site_url = self.cors_origins[0]
         return self
 
 
