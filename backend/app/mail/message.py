@@ -39,9 +39,15 @@ class MailMessage:
         message["Subject"] = self.subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = make_msgid(domain=_domain_of(mail_from))
-        message.set_content(self.text)
-        message.add_alternative(self.html, subtype="html")
+        # Bodies as written (7bit, or 8bit when not ASCII), not quoted-printable: a link must
+        # stay one whole line that a newcomer can copy out of an .eml file read as text.
+        message.set_content(self.text, cte=_transfer_encoding(self.text))
+        message.add_alternative(self.html, subtype="html", cte=_transfer_encoding(self.html))
         return message
+
+
+def _transfer_encoding(body: str) -> str:
+    return "7bit" if body.isascii() else "8bit"
 
 
 def _domain_of(address: str) -> str:
