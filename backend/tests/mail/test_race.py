@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
+from datetime import timedelta
 from email.message import EmailMessage
+from functools import partial
 
 from backend.app.db.engine import Database
 from backend.app.mail import MailBackend, MailState
+from backend.app.mail.outbox import claim_next
 from backend.tests.mail.outbox_helpers import (
     enqueue,
     message,
@@ -63,3 +67,24 @@ class TestTwoInstances:
         assert all(c.sent > 0 for c in counted), [c.sent for c in counted]
         rows = await outbox_rows(outbox_database)
         assert {(row.state, row.attempts) for row in rows} == {(MailState.SENT, 1)}
+
+
+class TestConcurrentClaims:
+    async def test_claim_next_concurrent_claims_never_share_a_message(
+        self, database_url, outbox_database
+    ):
+        """20 claims at the same instant from two instances' pools: no message is claimed
+        twice (PostgreSQL: a claim skips the rows others have locked; SQLite: one writer)."""
+        other = Database(database_url)
+        await enqueue(outbox_database, [message(n) for n in range(20)])
+        claim = partial(claim_next, lease=timedelta(minutes=1))
+        try:
+            claims = await asyncio.gather(
+                *(database.write(claim) for database in [outbox_database, other] * 10)
+            )
+        finally:
+            await other.dispose()
+
+        claimed = Counter(c.id for c in claims if c is not None)
+        assert claimed
+        assert set(claimed.values()) == {1}
