@@ -86,6 +86,16 @@ class SmtpBackend:
             timeout=self._timeout,
         )
 
+    async def verify(self) -> None:
+        """Connect, upgrade and log in as a delivery would, then quit, sending nothing (the
+        doctor's check).
+
+        Raises:
+            Exception: what a delivery would meet.
+        """
+        async with self._client() as client:
+            await client.noop()
+
     async def send_messages(self, messages: Sequence[EmailMessage]) -> int:
         if not messages:
             return 0
