@@ -127,7 +127,8 @@ class FileBackend:
         fd, temporary = tempfile.mkstemp(dir=self.directory, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as stream:
-                stream.write(message.as_bytes())
+                # LF line ends, as every text file here (SMTP's CRLF is for the wire).
+                stream.write(message.as_bytes(policy=message.policy.clone(linesep="\n")))
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -68,6 +68,7 @@ class TestFileBackend:
         ]
         assert sorted(p["Subject"] for p in parsed) == ["Mail 0", "Mail 1"]
         assert parsed[0]["To"] == "ada@example.com"
+        assert b"\r\n" not in files[0].read_bytes()
 
 
 class TestPlainSmtp:
