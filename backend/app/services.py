@@ -16,6 +16,7 @@ from backend.app.identity.embedded import EmbeddedGoTrue
 from backend.app.identity.factory import build_identity
 from backend.app.identity.sessions import SessionService
 from backend.app.identity.tokens import TokenSigner
+from backend.app.mail import Mailer, MailSender, build_backend
 
 __all__ = ["Services", "start_services"]
 
@@ -34,8 +35,11 @@ class Services:
     cookies: CookiePolicy
     csrf: CsrfProtector
     rate_limiter: SignInRateLimiter
+    mailer: Mailer
+    mail_sender: MailSender
 
     async def close(self) -> None:
+        await self.mail_sender.stop()  # before the database it reads goes
         await self.identity.close()
         await self.rate_limiter.close()
         await self.database.dispose()
@@ -66,7 +70,8 @@ async def start_services(settings: Settings) -> Services:
         redis_url=settings.redis_url,
     )
     gotrue = identity.gotrue if settings.gotrue_api_enabled else None
-    return Services(
+    mail_sender = MailSender(database, build_backend(settings), mail_from=settings.mail_from)
+    services = Services(
         settings=settings,
         database=database,
         identity=identity.provider,
@@ -81,4 +86,12 @@ async def start_services(settings: Settings) -> Services:
             trusts_proxies=bool(settings.forwarded_allow_ips),
         ),
         rate_limiter=rate_limiter,
+        mailer=Mailer(
+            product_name=settings.mail_product_name,
+            site_url=settings.site_url,
+            wake_sender=mail_sender.wake,
+        ),
+        mail_sender=mail_sender,
     )
+    mail_sender.start()  # last: nothing above can fail and leave the task running
+    return services

@@ -21,6 +21,7 @@ __all__ = [
     "AuthProvider",
     "Environment",
     "Settings",
+    "SmtpTls",
     "get_settings",
     "is_placeholder_secret",
 ]
@@ -38,6 +39,18 @@ class Environment(StrEnum):
 class AuthProvider(StrEnum):
     EMBEDDED = "embedded"
     SUPABASE = "supabase"
+
+
+class SmtpTls(StrEnum):
+    """How the SMTP connection is protected: `starttls` upgrades a plain connection (and refuses
+    a server that cannot), `tls` speaks TLS from the first byte (port 465), `none` is plain text."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+_SMTP_DEFAULT_PORTS = {SmtpTls.NONE: 25, SmtpTls.STARTTLS: 587, SmtpTls.TLS: 465}
 
 
 class Settings(BaseSettings):
@@ -86,6 +99,18 @@ class Settings(BaseSettings):
     supabase_jwt_secret: SecretStr | None = None
     # The embedded provider also serves GoTrue's HTTP API under /auth/v1 (keys: the two above).
     gotrue_api_enabled: bool = False
+    # Mail (backend/app/mail). No SMTP_HOST: each message is an .eml file under DATA_DIR/outbox.
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, gt=0, lt=65536)  # unset: by SMTP_TLS
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: SmtpTls = SmtpTls.STARTTLS
+    # The longest one SMTP step (connect, a command, the data) may take before a retry later.
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "My Ideas <no-reply@localhost>"
+    mail_product_name: str = "My Ideas"
+    # Where the links in mails open the SPA; unset: the first CORS origin.
+    site_url: str = ""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -103,10 +128,17 @@ class Settings(BaseSettings):
             raise ValueError("CORS_ORIGINS may not contain '*': this API sends credentials")
         return origins
 
+    @field_validator("site_url")
+    @classmethod
+    def _strip_site_url(cls, value: str) -> str:
+        return value.strip().rstrip("/")
+
     @model_validator(mode="after")
     def _fill_defaults_and_check_production(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'myideas.db'}"
+        if not self.site_url and self.cors_origins:
+            self.site_url = self.cors_origins[0]
         if self.auth_provider is AuthProvider.SUPABASE:
             missing = [
                 name.upper()
@@ -128,6 +160,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or _SMTP_DEFAULT_PORTS[self.smtp_tls]
 
 
 def is_placeholder_secret(secret: SecretStr | None) -> bool:

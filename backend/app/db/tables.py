@@ -18,6 +18,7 @@ __all__ = [
     "identity_sessions",
     "identity_users",
     "items",
+    "mail_outbox",
     "metadata",
     "user_profile",
     "utcnow",
@@ -128,4 +129,28 @@ items = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_items_user_id_created_at", "user_id", "created_at"),
+)
+
+# Mail waiting to go out (backend/app/mail/outbox.py), written in the transaction that causes it.
+# `next_attempt_at` doubles as the claim's lease: a sender that claims a row moves it into the
+# future, so a sender that dies mid-send gives the row back when the lease runs out. The bodies
+# (which hold the links and their tokens) are set NULL once the message is sent or expired.
+mail_outbox = sa.Table(
+    "mail_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("subject", sa.String(998), nullable=False),
+    sa.Column("body_text", sa.Text),
+    sa.Column("body_html", sa.Text),
+    # pending (waiting or claimed), sent, expired
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("not_after", UtcDateTime, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("claim_id", sa.String(36)),  # the claim that may finish this attempt
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("last_error", sa.String(100)),  # an exception class name, never its message
+    sa.Index("ix_mail_outbox_state_next_attempt_at", "state", "next_attempt_at"),
 )

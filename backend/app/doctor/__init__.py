@@ -14,9 +14,10 @@ No message ever holds a secret's value: secrets are named, never shown, and URLs
 without their password.
 
     checks.py         Check, Status
-    configuration.py  settings as loaded, .env provenance, production secrets, logging
+    configuration.py  settings as loaded, .env provenance, production secrets, logging, mail
     browser.py        CORS, the SPA's API URL against the served address, the refresh cookie
-    reachability.py   the database and its migrations, Redis, Supabase's URL, JWKS and keys
+    reachability.py   the database and its migrations, Redis, Supabase's URL, JWKS and keys,
+                      the SMTP server
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from backend.app.doctor.configuration import (
     ENV_FILE,
     check_dotenv,
     check_logging,
+    check_mail,
     check_secrets,
     load_settings,
 )
@@ -48,6 +50,7 @@ from backend.app.doctor.reachability import (
     TIMEOUT_SECONDS,
     check_database,
     check_redis,
+    check_smtp,
     check_supabase,
 )
 
@@ -65,8 +68,10 @@ __all__ = [
     "check_database",
     "check_dotenv",
     "check_logging",
+    "check_mail",
     "check_redis",
     "check_secrets",
+    "check_smtp",
     "check_supabase",
     "diagnose",
     "load_settings",
@@ -113,6 +118,7 @@ def _configuration_checks(
     else:  # the doctor cannot see the server's process
         level, source = logging.INFO, "the level myideas serve logs at"
     checks += check_logging(settings, level=level, source=source)
+    checks += check_mail(settings)
     return checks
 
 
@@ -138,6 +144,7 @@ async def diagnose(
         check_database(settings.database_url, timeout_seconds=timeout_seconds),
         check_redis(settings.redis_url, timeout_seconds=timeout_seconds),
         check_supabase(settings, timeout_seconds=timeout_seconds),
+        check_smtp(settings, timeout_seconds=timeout_seconds),
     ):
         checks += found
     return checks

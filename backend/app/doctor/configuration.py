@@ -6,10 +6,13 @@ working directory, the log level); no network.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from dotenv import dotenv_values
@@ -17,10 +20,17 @@ from dotenv.parser import parse_stream
 from pydantic import SecretStr, ValidationError
 
 from backend.app.core.server_secrets import signing_key
-from backend.app.core.settings import PROJECT_ROOT, Settings, is_placeholder_secret
+from backend.app.core.settings import PROJECT_ROOT, Settings, SmtpTls, is_placeholder_secret
 from backend.app.doctor.checks import Check, Status
 
-__all__ = ["ENV_FILE", "check_dotenv", "check_logging", "check_secrets", "load_settings"]
+__all__ = [
+    "ENV_FILE",
+    "check_dotenv",
+    "check_logging",
+    "check_mail",
+    "check_secrets",
+    "load_settings",
+]
 
 ENV_FILE = PROJECT_ROOT / ".env"
 
@@ -39,6 +49,8 @@ class _AsWritten(Settings):
     def _fill_defaults_and_check_production(self) -> Settings:  # type: ignore[override]
         if not self.database_url:  # the default of Settings
             self.database_url = f"sqlite:///{self.data_dir / 'myideas.db'}"
+        if not self.site_url and self.cors_origins:  # the default of Settings
+            self.site_url = self.cors_origins[0]
         return self
 
 
@@ -280,3 +292,114 @@ def check_logging(settings: Settings, *, level: int, source: str) -> list[Check]
             )
         ]
     return [Check("logging", Status.OK, shown)]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_mail(settings: Settings) -> list[Check]:
+    """Where mail goes, how it travels, and where its links lead (`SITE_URL`)."""
+    checks: list[Check] = []
+    site = urlsplit(settings.site_url)
+    if site.scheme not in ("http", "https") or not site.hostname:
+        checks.append(
+            Check(
+                "mail",
+                Status.FAIL,
+                f"SITE_URL {settings.site_url!r} is not an http(s) URL: the links in mails lead "
+                "nowhere",
+                "Set SITE_URL to the SPA's address, e.g. https://app.example.com",
+            )
+        )
+    elif settings.is_production and site.scheme != "https":
+        # On a loopback host the link never crosses a network (a production trial on one
+        # machine), so a warning; anywhere else the token would travel in plain HTTP.
+        local = _is_loopback(site.hostname)
+        checks.append(
+            Check(
+                "mail",
+                Status.WARN if local else Status.FAIL,
+                f"SITE_URL is {settings.site_url} in production: "
+                + (
+                    "links open a local address that only this machine can follow"
+                    if local
+                    else "the links that carry confirmation and reset tokens would open over "
+                    "plain HTTP"
+                ),
+                "Serve the SPA over HTTPS and set SITE_URL to its https:// address.",
+            )
+        )
+    elif settings.site_url not in settings.cors_origins:
+        checks.append(
+            Check(
+                "mail",
+                Status.WARN,
+                f"SITE_URL {settings.site_url} is not in CORS_ORIGINS: the SPA a link opens "
+                "cannot call this API",
+                "Add it to CORS_ORIGINS, or set SITE_URL to the SPA's origin.",
+            )
+        )
+    _, sender = parseaddr(settings.mail_from)
+    if "@" not in sender:
+        checks.append(
+            Check(
+                "mail",
+                Status.FAIL,
+                f"MAIL_FROM {settings.mail_from!r} has no address: no mail can be sent",
+                'Set MAIL_FROM to "Name <no-reply@your-domain>".',
+            )
+        )
+    if not settings.smtp_host:
+        outbox = settings.data_dir / "outbox"
+        if settings.is_production:
+            checks.append(
+                Check(
+                    "mail",
+                    Status.WARN,
+                    f"SMTP_HOST is not set in production: mail is written to {outbox} and "
+                    "nobody receives a confirmation or reset link",
+                    "Set SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD and MAIL_FROM.",
+                )
+            )
+        elif not checks:
+            checks.append(
+                Check("mail", Status.OK, f"no SMTP_HOST: each mail is an .eml file in {outbox}")
+            )
+        return checks
+    plain_remote = settings.smtp_tls is SmtpTls.NONE and not _is_loopback(settings.smtp_host)
+    if plain_remote and settings.smtp_username:
+        checks.append(
+            Check(
+                "mail",
+                Status.FAIL if settings.is_production else Status.WARN,
+                f"SMTP_TLS=none to {settings.smtp_host}: the SMTP login and every mail (with "
+                "its link) cross the network in plain text",
+                "Set SMTP_TLS=starttls (port 587) or SMTP_TLS=tls (port 465).",
+            )
+        )
+    elif plain_remote and settings.is_production:
+        checks.append(
+            Check(
+                "mail",
+                Status.WARN,
+                f"SMTP_TLS=none to {settings.smtp_host}: every mail (with its link) crosses the "
+                "network in plain text",
+                "Set SMTP_TLS=starttls (port 587) or SMTP_TLS=tls (port 465).",
+            )
+        )
+    if not checks:
+        checks.append(
+            Check(
+                "mail",
+                Status.OK,
+                f"SMTP {settings.smtp_host}:{settings.smtp_port_or_default} "
+                f"({settings.smtp_tls}), links to {settings.site_url}",
+            )
+        )
+    return checks

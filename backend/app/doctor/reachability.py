@@ -1,4 +1,4 @@
-"""Checks of what answers: the database and its migrations, Redis, Supabase Auth.
+"""Checks of what answers: the database and its migrations, Redis, Supabase Auth, SMTP.
 
 Each is async and gives up after `timeout_seconds`; `diagnose` runs them concurrently.
 """
@@ -23,8 +23,9 @@ from backend.app.db.engine import Database
 from backend.app.db.migrate import MIGRATIONS
 from backend.app.doctor.browser import split_url
 from backend.app.doctor.checks import Check, Status
+from backend.app.mail.backends import SmtpBackend
 
-__all__ = ["TIMEOUT_SECONDS", "check_database", "check_redis", "check_supabase"]
+__all__ = ["TIMEOUT_SECONDS", "check_database", "check_redis", "check_smtp", "check_supabase"]
 
 TIMEOUT_SECONDS = 2.5
 
@@ -394,3 +395,37 @@ def _jwt_secret_check(anon: str | None, settings: Settings) -> list[Check]:
             )
         ]
     return [Check("supabase jwt secret", Status.OK, "verifies the anon key")]
+
+
+async def check_smtp(
+    settings: Settings, *, timeout_seconds: float = TIMEOUT_SECONDS
+) -> list[Check]:
+    """With `SMTP_HOST`: the server answers, upgrades to TLS as `SMTP_TLS` says (its
+    certificate verified), and accepts the login; nothing is sent."""
+    if not settings.smtp_host:
+        return []
+    shown = f"{settings.smtp_host}:{settings.smtp_port_or_default} ({settings.smtp_tls})"
+    backend = SmtpBackend(
+        host=settings.smtp_host,
+        port=settings.smtp_port_or_default,
+        tls=settings.smtp_tls,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        timeout_seconds=timeout_seconds,
+    )
+    try:
+        async with asyncio.timeout(timeout_seconds * 3 + 0.5):  # connect, TLS, login
+            await backend.verify()
+    except Exception as exc:
+        return [
+            Check(
+                "smtp",
+                Status.FAIL,
+                f"{shown} refused or did not answer ({_reason(exc)}): mail waits in the outbox "
+                "and is retried until its link expires",
+                "Check SMTP_HOST, SMTP_PORT and SMTP_TLS (starttls: 587, tls: 465), the "
+                "credentials, and that the server's certificate is trusted (SSL_CERT_FILE).",
+            )
+        ]
+    login = ", login accepted" if settings.smtp_username else ""
+    return [Check("smtp", Status.OK, f"{shown} answers{login}")]

@@ -1,0 +1,39 @@
+"""Mail: the lifecycle's messages, rendered from templates, kept in an outbox, sent in the
+background (DESIGN.md §12).
+
+    message.py   MailMessage: recipient, subject, text and HTML bodies
+    mailer.py    Mailer: renders each lifecycle mail; `enqueue` in the caller's transaction
+    outbox.py    the outbox's statements: enqueue_mail, and the sender's claim and outcomes
+    sender.py    MailSender: the background task that delivers, retries and expires
+    backends.py  SmtpBackend (aiosmtplib), FileBackend (.eml files), build_backend(settings)
+    templates/   the Jinja2 templates (.txt and .html per mail)
+
+A caller that issues a token writes the token and its mail in one transaction:
+
+    def work(conn):
+        token = ...  # stored as its SHA-256, expiring at `expires_at`
+        mailer.enqueue(conn, mailer.password_reset(to=email, token=token, valid_for=ttl),
+                       not_after=expires_at)
+    await database.write(work)
+"""
+
+from backend.app.mail.backends import FileBackend, MailBackend, SmtpBackend, build_backend
+from backend.app.mail.mailer import CONFIRM_EMAIL_ROUTE, RESET_PASSWORD_ROUTE, Mailer
+from backend.app.mail.message import MailMessage
+from backend.app.mail.outbox import MailState, enqueue_mail
+from backend.app.mail.sender import MailSender, retry_delay
+
+__all__ = [
+    "CONFIRM_EMAIL_ROUTE",
+    "RESET_PASSWORD_ROUTE",
+    "FileBackend",
+    "MailBackend",
+    "MailMessage",
+    "MailSender",
+    "MailState",
+    "Mailer",
+    "SmtpBackend",
+    "build_backend",
+    "enqueue_mail",
+    "retry_delay",
+]

@@ -1,0 +1,153 @@
+"""The mails of the account lifecycle, rendered from templates, and their enqueueing.
+
+`Mailer` is what the lifecycle's service calls: one method per mail, each returning a
+`MailMessage`, and `enqueue`, which stores it in the caller's transaction (so a token and the mail
+that carries it commit together, or neither does) and wakes this process's sender.
+
+HTML escaping is Jinja2's autoescape (on for `.html` templates), never done by hand; the
+plain-text bodies are not HTML and are not escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from sqlalchemy.engine import Connection
+
+from backend.app.mail.message import MailMessage
+from backend.app.mail.outbox import enqueue_mail
+
+__all__ = ["CONFIRM_EMAIL_ROUTE", "RESET_PASSWORD_ROUTE", "Mailer"]
+
+# The SPA's routes that a link opens; the token goes in the fragment, which no browser sends to
+# a server and no `Referer` carries, so it never reaches a server log.
+CONFIRM_EMAIL_ROUTE = "confirm-email"
+RESET_PASSWORD_ROUTE = "reset-password"  # noqa: S105 -- a route's name, not a password
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+    undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
+    keep_trailing_newline=True,
+)
+
+_SUBJECTS = {
+    "signup_confirmation": "Confirm your email for {product}",
+    "email_change_confirmation": "Confirm your new email for {product}",
+    "email_change_notice": "Your {product} email is being changed",
+    "password_reset": "Reset your {product} password",
+}
+
+
+class Mailer:
+    """Renders the lifecycle's mails and enqueues them.
+
+    Args:
+        product_name: `MAIL_PRODUCT_NAME`, in every subject and body.
+        site_url: `SITE_URL`, the SPA that the links open (no trailing slash).
+        wake_sender: called after each enqueue, so this process sends at once rather than at
+            its next poll (the `MailSender.wake` of this app's services).
+    """
+
+    def __init__(
+        self,
+        *,
+        product_name: str,
+        site_url: str,
+        wake_sender: Callable[[], None] | None = None,
+    ):
+        self.product_name = product_name
+        self.site_url = site_url.rstrip("/")
+        self._wake_sender = wake_sender
+
+    def signup_confirmation(
+        self, *, to: str, token: str, valid_for: timedelta, display_name: str | None = None
+    ) -> MailMessage:
+        """The link that confirms a sign-up's address (`SITE_URL/#confirm-email?token=…`)."""
+        return self._render(
+            "signup_confirmation",
+            to=to,
+            display_name=display_name,
+            link=self._link(CONFIRM_EMAIL_ROUTE, token),
+            valid_for=_duration(valid_for),
+        )
+
+    def email_change_confirmation(
+        self, *, to: str, token: str, valid_for: timedelta, display_name: str | None = None
+    ) -> MailMessage:
+        """To the new address of an email change: the link that applies it."""
+        return self._render(
+            "email_change_confirmation",
+            to=to,
+            display_name=display_name,
+            link=self._link(CONFIRM_EMAIL_ROUTE, token),
+            valid_for=_duration(valid_for),
+        )
+
+    def email_change_notice(
+        self, *, to: str, new_email: str, display_name: str | None = None
+    ) -> MailMessage:
+        """To the old address of an email change: what is asked, with no token and no link
+        that could apply it (whoever reads the old mailbox must not be able to confirm)."""
+        return self._render(
+            "email_change_notice", to=to, display_name=display_name, new_email=new_email
+        )
+
+    def password_reset(
+        self, *, to: str, token: str, valid_for: timedelta, display_name: str | None = None
+    ) -> MailMessage:
+        """The link that lets the owner of `to` choose a new password."""
+        return self._render(
+            "password_reset",
+            to=to,
+            display_name=display_name,
+            link=self._link(RESET_PASSWORD_ROUTE, token),
+            valid_for=_duration(valid_for),
+        )
+
+    def enqueue(self, conn: Connection, message: MailMessage, *, not_after: datetime) -> int:
+        """Store `message` in the caller's transaction (`enqueue_mail`), and wake the sender.
+
+        Returns:
+            the message's id in the outbox (what the log lines name).
+        """
+        message_id = enqueue_mail(conn, message, not_after=not_after)
+        if self._wake_sender is not None:
+            # Before the commit: the sender looks again shortly after a wake (see MailSender).
+            self._wake_sender()
+        return message_id
+
+    def _link(self, route: str, token: str) -> str:
+        return f"{self.site_url}/#{route}?token={quote(token, safe='')}"
+
+    def _render(self, name: str, *, to: str, **values: Any) -> MailMessage:
+        subject = _SUBJECTS[name].format(product=self.product_name)
+        context = {
+            "subject": subject,
+            "product": self.product_name,
+            "site_url": self.site_url,
+            "email": to,
+            **values,
+        }
+        return MailMessage(
+            to=to,
+            subject=subject,
+            text=_TEMPLATES.get_template(f"{name}.txt").render(context),
+            html=_TEMPLATES.get_template(f"{name}.html").render(context),
+        )
+
+
+def _duration(value: timedelta) -> str:
+    """`24 hours`, `1 hour`, `30 minutes`: how long a link works, in words."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0 and not (unit == "day" and seconds < 2 * size):
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
