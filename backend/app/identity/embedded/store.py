@@ -69,7 +69,7 @@ class Credentials:
     """What a password sign-in checks: the user and its password hash."""
 
     user: UserRecord
-    password_hash: str = ""
+    password_hash: str
 
     def __repr__(self) -> str:  # the hash stays out of any log line or traceback
         return f"Credentials(user={self.user!r})"
