@@ -12,13 +12,14 @@ import email
 import email.policy
 import ssl
 import threading
+import weakref
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from backend.tests.helpers import free_port
 
@@ -97,6 +98,36 @@ class TestCertificates:
         return context
 
 
+class _ClosingController(Controller):
+    """A Controller whose `stop()` first closes the connections still open.
+
+    aiosmtpd's own `stop()` ends the loop with client connections open; their transports are then
+    collected later, inside whichever test runs next, as an "unclosed transport" ResourceWarning,
+    which this suite's `filterwarnings = error` turns into that test's failure.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def factory(self) -> SMTP:
+        session = super().factory()
+        self._sessions.add(session)
+        return session
+
+    async def _close_sessions(self) -> None:
+        for session in list(self._sessions):
+            if session.transport is not None:
+                session.transport.abort()
+        # abort() calls connection_lost on a later turn of the loop (two, under TLS).
+        await asyncio.sleep(0.05)
+
+    def stop(self, no_assert: bool = False) -> None:
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._close_sessions(), self.loop).result(5)
+        super().stop(no_assert)
+
+
 class SmtpServer:
     """aiosmtpd on 127.0.0.1:`port`; `received` is every message it accepted.
 
@@ -120,7 +151,7 @@ class SmtpServer:
         self._starttls = starttls
         self._implicit_tls = implicit_tls
         self._login = login
-        self._controller: Controller | None = None
+        self._controller: _ClosingController | None = None
 
     @property
     def received(self) -> list[Received]:
@@ -140,7 +171,7 @@ class SmtpServer:
             kwargs["ssl_context"] = self._certificates.server_context()
         if self._login:
             kwargs |= {"authenticator": _authenticator, "auth_required": True}
-        self._controller = Controller(
+        self._controller = _ClosingController(
             self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=5.0, **kwargs
         )
         self._controller.start()

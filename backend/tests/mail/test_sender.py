@@ -117,7 +117,7 @@ class TestDelivery:
         server = make_smtp_server(started=False)
         make_sender(server)
         await enqueue(outbox_database, [message(n) for n in range(5)])
-        await asyncio.sleep(0.6)  # several failed attempts each
+        await _until(lambda: _attempted(outbox_database, times=2), within=5)
 
         server.start()
         await server.wait_for(5)
@@ -138,15 +138,21 @@ class TestDelivery:
         make_sender(smtp_server)
         await enqueue(outbox_database, [message(1)])
 
-        await asyncio.sleep(1.2)
+        def retries_logged() -> list[float]:
+            return [
+                float(m.group(1))
+                for r in caplog.records
+                if (m := re.search(r"next attempt in ([\d.]+) s", r.getMessage()))
+            ]
+
+        async def five_retries() -> bool:
+            return len(retries_logged()) >= 5
+
+        await _until(five_retries, within=5)
         smtp_server.handler.refuse_data = None
         await smtp_server.wait_for(1)
 
-        delays = [
-            float(m.group(1))
-            for r in caplog.records
-            if (m := re.search(r"next attempt in ([\d.]+) s", r.getMessage()))
-        ]
+        delays = retries_logged()
         assert delays[:4] == [0.05, 0.1, 0.2, 0.2]
         assert max(delays) == 0.2
         assert "SMTPDataError" in caplog.records[0].getMessage()
@@ -219,6 +225,11 @@ class TestRetryDelay:
 
         assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
         assert retry_delay(10_000) == 60
+
+
+async def _attempted(database: Database, *, times: int) -> bool:
+    rows = await outbox_rows(database)
+    return bool(rows) and all(row.attempts >= times for row in rows)
 
 
 async def _states(database: Database, state: str) -> bool:
