@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from backend.app.db.engine import Database
 from backend.app.db.tables import user_profile, utcnow
 
-__all__ = ["DISPLAY_NAME_MAX_LENGTH", "clean_display_name", "delete_profile", "ensure_profile"]
+__all__ = ["DISPLAY_NAME_MAX_LENGTH", "clean_display_name", "ensure_profile"]
 
 # The profile column's width.
 DISPLAY_NAME_MAX_LENGTH = 100
@@ -62,9 +62,3 @@ async def ensure_profile(database: Database, *, user_id: str, display_name: str 
 
     with contextlib.suppress(IntegrityError):  # another request created it first
         await database.write(insert)
-
-
-async def delete_profile(database: Database, *, user_id: str) -> None:
-    await database.write(
-        lambda conn: conn.execute(user_profile.delete().where(user_profile.c.id == user_id))
-    )

@@ -42,7 +42,7 @@ from backend.app.db.engine import Database
 from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import check_password_policy
-from backend.app.identity.profiles import delete_profile, ensure_profile
+from backend.app.identity.profiles import clean_display_name, ensure_profile
 from backend.app.identity.tokens import IssuedAccessToken, TokenVerifier
 
 __all__ = ["SupabaseIdentityProvider"]
@@ -100,9 +100,17 @@ def _token_refused() -> Unauthorized:
 
 
 def _display_email(user: User) -> str:
-    # GoTrue keeps the normalized address (see sign_up); what the user typed is in the metadata.
+    """The address GoTrue holds for the user, spelt as they typed it at sign-up.
+
+    GoTrue keeps the normalized address (see sign_up) and the typed spelling sits in the user
+    metadata, which the user may rewrite at will (`PUT /auth/v1/user`): the spelling is used only
+    when it is the same address, so the metadata can change the case, never the address.
+    """
+    verified = user.email or ""
     typed = user.user_metadata.get("email_as_typed")
-    return typed if isinstance(typed, str) and typed else user.email or ""
+    if isinstance(typed, str) and typed and email_key(typed) == verified:
+        return typed
+    return verified
 
 
 class SupabaseIdentityProvider:
@@ -213,18 +221,9 @@ class SupabaseIdentityProvider:
         return await self._verifier.verify(access_token)
 
     async def _ensure_profile_of(self, user: User) -> None:
-        display_name = user.user_metadata.get("display_name")
-        await ensure_profile(
-            self._db,
-            user_id=user.id,
-            display_name=display_name if isinstance(display_name, str) else None,
-        )
-
-    async def delete_user(self, *, user_id: str) -> None:
-        """Delete the GoTrue user and its profile (an operator's call; no route reaches it)."""
-        async with _gotrue_errors_mapped():
-            await self._admin().delete_user(user_id)
-        await delete_profile(self._db, user_id=user_id)
+        # The metadata is the user's to write: a name that does not fit the profile is dropped.
+        display_name = clean_display_name(user.user_metadata.get("display_name"))
+        await ensure_profile(self._db, user_id=user.id, display_name=display_name)
 
 
 def _auth_session(session: Session, user: User) -> AuthSession:
