@@ -57,7 +57,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     # Added first, so it runs inside CORS: a browser can read the 431 and see why.
-    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        render_refusal=gotrue.request_limit_refusal if settings.gotrue_api_enabled else None,
+    )
     app.add_middleware(
         PrefixCORSMiddleware,  # type: ignore[arg-type]  # mypy cannot match its **options
         **cors_options(settings.cors_origins, gotrue_api=settings.gotrue_api_enabled),
@@ -73,7 +77,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_error_handlers(app, routes=[route for router in routers for route in router.routes])
     if settings.gotrue_api_enabled:
         # After the app's handlers, which it keeps for every path outside /auth/v1.
-        gotrue.install_gotrue_error_handlers(app)
+        gotrue.install_gotrue_error_handlers(app, routes=gotrue.router.routes)
     return app
 
 

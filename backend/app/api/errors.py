@@ -22,7 +22,12 @@ from starlette.types import ExceptionHandler, Scope
 from backend.app.core.errors import STATUS_BY_CODE, AppError, ErrorCode, error_body
 from backend.app.db.engine import DatabaseUnavailable
 
-__all__ = ["database_unavailable_response", "error_response", "install_error_handlers"]
+__all__ = [
+    "database_unavailable_response",
+    "error_response",
+    "install_error_handlers",
+    "methods_of_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +78,7 @@ def _http_exception_handler(routes: Sequence[BaseRoute]) -> ExceptionHandler:
         if exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path only; a
             # client needs every method the path has (RFC 9110 §15.5.6).
-            headers["Allow"] = ", ".join(_methods_of_path(routes, request.scope))
+            headers["Allow"] = ", ".join(methods_of_path(routes, request.scope))
         code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
@@ -82,7 +87,8 @@ def _http_exception_handler(routes: Sequence[BaseRoute]) -> ExceptionHandler:
     return handle
 
 
-def _methods_of_path(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+def methods_of_path(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """Every method the request's path is served with, for a 405's `Allow`."""
     methods: set[str] = set()
     for route in routes:
         if isinstance(route, Route | APIRoute) and route.matches(scope)[0] is not Match.NONE:

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
+from backend.app.core.text import unstorable_reason
 from backend.app.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 __all__ = [
@@ -47,19 +48,15 @@ email_validator.SPECIAL_USE_DOMAIN_NAMES.clear()
 
 
 def _encodable(value: str) -> str:
-    # JSON can carry lone surrogates ("\ud800"), which no UTF-8 database or hash function takes.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    if reason := unstorable_reason(value, hashed_only=True):
+        raise ValueError(reason)
     return value
 
 
 def _storable(value: str) -> str:
-    # PostgreSQL's text cannot hold U+0000 (SQLite can): refuse it on every backend, here.
-    if "\x00" in value:
-        raise ValueError("must not contain the NUL character")
-    return _encodable(value)
+    if reason := unstorable_reason(value):
+        raise ValueError(reason)
+    return value
 
 
 # Every string a body carries to the database is checked here, before any SQL; the pattern

@@ -11,54 +11,79 @@ at the socket as well (nginx: `client_max_body_size`, `large_client_header_buffe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.app.core.errors import STATUS_BY_CODE, ErrorCode, error_body
 
-__all__ = ["MAX_HEADER_BYTES", "UNTRUSTED_FORWARDED", "RequestLimitsMiddleware", "client_address"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "UNTRUSTED_FORWARDED",
+    "RefusalRenderer",
+    "RequestLimitsMiddleware",
+    "client_address",
+]
 
 # Room for the cookies a developer's `localhost` collects from other apps, and far below harm.
 MAX_HEADER_BYTES = 32 * 1024
 UNTRUSTED_FORWARDED = "forwarded-untrusted"
 
+# Another API's rendering of a refusal (GoTrue's, under /auth/v1), or None for the app's own.
+RefusalRenderer = Callable[[Request, ErrorCode, str], Response | None]
+
 
 class RequestLimitsMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int = MAX_HEADER_BYTES
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        render_refusal: RefusalRenderer | None = None,
     ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
+        self.render_refusal = render_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = self._refusal(scope["headers"])
+            refusal = self._refusal(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, headers: list[tuple[bytes, bytes]]) -> JSONResponse | None:
+    def _refusal(self, scope: Scope) -> Response | None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
         if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
-            return _refuse(
+            return self._refuse(
+                scope,
                 ErrorCode.HEADERS_TOO_LARGE,
                 "The request headers are too large",
                 {"maxBytes": self.max_header_bytes},
             )
         for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return _refuse(
+                return self._refuse(
+                    scope,
                     ErrorCode.PAYLOAD_TOO_LARGE,
                     "The request body is too large",
                     {"maxBytes": self.max_body_bytes},
                 )
         return None
 
-
-def _refuse(code: ErrorCode, message: str, details: dict[str, int]) -> JSONResponse:
-    return JSONResponse(error_body(code, message, details), status_code=STATUS_BY_CODE[code])
+    def _refuse(
+        self, scope: Scope, code: ErrorCode, message: str, details: dict[str, int]
+    ) -> Response:
+        if self.render_refusal is not None:
+            rendered = self.render_refusal(Request(scope), code, message)
+            if rendered is not None:
+                return rendered
+        return JSONResponse(error_body(code, message, details), status_code=STATUS_BY_CODE[code])
 
 
 def client_address(request: Request, *, trusts_proxies: bool) -> str:

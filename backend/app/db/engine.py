@@ -88,6 +88,18 @@ _NO_PREPARED_STATEMENTS: dict[str, Any] = {
 _NO_STATEMENT_CACHE = {"statement_cache_size": 0}  # the same, for asyncpg's own pool
 
 
+def _no_number(constant: str) -> None:
+    return None
+
+
+# JSON columns hold JSON: a non-finite number is refused on the way in (JSON has none), and one
+# written before that rule existed reads as null, so one old row cannot break a list of users.
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": lambda value: json.dumps(value, allow_nan=False),
+    "json_deserializer": lambda text: json.loads(text, parse_constant=_no_number),
+}
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached, refused the connection, or did not answer in time.
 
@@ -276,12 +288,17 @@ class Database:
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             sqlite_url = url.set(drivername="sqlite+pysqlite")
             self._sqlite_reader = create_engine(
-                sqlite_url, hide_parameters=True, pool_size=2, max_overflow=4, pool_timeout=0.1
+                sqlite_url,
+                hide_parameters=True,
+                pool_size=2,
+                max_overflow=4,
+                pool_timeout=0.1,
+                **_JSON_CODEC,
             )
             _configure_sqlite(self._sqlite_reader, busy_timeout_ms=_SQLITE_READ_BUSY_TIMEOUT_MS)
             # One connection (`_begin_immediate` holds it): writes queue on `_write_lock` anyway.
             self._sqlite_writer = create_engine(
-                sqlite_url, hide_parameters=True, pool_size=1, max_overflow=0
+                sqlite_url, hide_parameters=True, pool_size=1, max_overflow=0, **_JSON_CODEC
             )
             _configure_sqlite(self._sqlite_writer, busy_timeout_ms=0, wal=True)
         elif backend == "postgresql":
@@ -292,6 +309,7 @@ class Database:
                 pool_pre_ping=True,
                 pool_timeout=timeout_seconds,
                 hide_parameters=True,
+                **_JSON_CODEC,
                 # asyncpg's own client-side timeouts: for the connect, and for each statement.
                 connect_args={
                     "timeout": timeout_seconds,

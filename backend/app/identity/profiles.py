@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from backend.app.core.text import unstorable_reason
 from backend.app.db.engine import Database
 from backend.app.db.tables import user_profile, utcnow
 
@@ -29,11 +30,7 @@ def clean_display_name(name: object) -> str | None:
     if not isinstance(name, str):
         return None
     name = name.strip()
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    if not name or len(name) > DISPLAY_NAME_MAX_LENGTH or "\x00" in name:
+    if not name or len(name) > DISPLAY_NAME_MAX_LENGTH or unstorable_reason(name):
         return None
     return name
 

@@ -58,4 +58,3 @@ async def outbox_database(database_url: str) -> AsyncIterator[Database]:
     await database.write(lambda conn: conn.execute(sa.text("DELETE FROM mail_outbox")))
     yield database
     await database.dispose()
-

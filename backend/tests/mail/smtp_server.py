@@ -111,13 +111,13 @@ class _ClosingController(Controller):
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def factory(self) -> SMTP:
-        session = super().factory()
+        session: SMTP = super().factory()
         self._sessions.add(session)
         return session
 
     async def _close_sessions(self) -> None:
         for session in list(self._sessions):
-            if session.transport is not None:
+            if isinstance(session.transport, asyncio.WriteTransport):
                 session.transport.abort()
         # abort() calls connection_lost on a later turn of the loop (two, under TLS).
         await asyncio.sleep(0.05)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from backend.tests.gotrue_server import ANON_KEY, gotrue_server
-from backend.tests.helpers import PASSWORD, unique_email
+from backend.tests.helpers import PASSWORD, AuthApi, unique_email
 from backend.tests.identity.test_supabase import supabase_api
 
 
@@ -34,7 +34,7 @@ def _gotrue(project: str, access_token: str | None = None) -> httpx.Client:
     )
 
 
-async def _me(api, signed_in: httpx.Response) -> httpx.Response:
+async def _me(api: AuthApi, signed_in: httpx.Response) -> httpx.Response:
     token = signed_in.json()["accessToken"]
     return await api.client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
 

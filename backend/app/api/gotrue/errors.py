@@ -21,7 +21,7 @@ the framework's (404, 405, 413, 422, 500) are rendered here too for paths under 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
@@ -31,11 +31,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ExceptionHandler
 
+from backend.app.api.errors import methods_of_path
 from backend.app.core.errors import (
+    STATUS_BY_CODE,
     AppError,
     EmailNotConfirmed,
+    ErrorCode,
     InvalidCredentials,
     NotFound,
     ProviderUnavailable,
@@ -60,6 +64,7 @@ __all__ = [
     "install_gotrue_error_handlers",
     "invalid_api_key",
     "no_api_key",
+    "request_limit_refusal",
     "translate_app_errors",
     "user_already_exists",
     "validation_failed",
@@ -97,6 +102,7 @@ class GoTrueCode(StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TOO_LARGE = "request_too_large"
+    REQUEST_HEADERS_TOO_LARGE = "request_headers_too_large"
 
 
 class GoTrueResponseError(Exception):
@@ -301,7 +307,7 @@ _FRAMEWORK_CODES = {
 }
 
 
-def _framework_error(exc: Exception) -> GoTrueError:
+def _framework_error(request: Request, exc: Exception, routes: Sequence[BaseRoute]) -> GoTrueError:
     match exc:
         case GoTrueError():
             return exc
@@ -314,6 +320,8 @@ def _framework_error(exc: Exception) -> GoTrueError:
                 return bad_request(GoTrueCode.BAD_JSON, "Could not read the request body")
             code = _FRAMEWORK_CODES.get(exc.status_code, GoTrueCode.UNEXPECTED_FAILURE)
             headers = dict(exc.headers or {})
+            if exc.status_code == 405:  # every method of the path, as on the app's own routes
+                headers["Allow"] = ", ".join(methods_of_path(routes, request.scope))
             return GoTrueError(exc.status_code, code, str(exc.detail), headers=headers)
         case AppError():
             return _from_app_error(exc, user_exists=user_already_exists)
@@ -328,15 +336,29 @@ def _under_prefix(request: Request) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
+_LIMIT_CODES = {
+    ErrorCode.PAYLOAD_TOO_LARGE: GoTrueCode.REQUEST_TOO_LARGE,
+    ErrorCode.HEADERS_TOO_LARGE: GoTrueCode.REQUEST_HEADERS_TOO_LARGE,
+}
+
+
+def request_limit_refusal(request: Request, code: ErrorCode, message: str) -> Response | None:
+    """The request-limits middleware's 413 and 431 under `/auth/v1`, in GoTrue's format (the
+    same as a body that grows too large while read); None elsewhere, for the app's own."""
+    if not _under_prefix(request):
+        return None
+    return GoTrueError(STATUS_BY_CODE[code], _LIMIT_CODES[code], message).response(request)
+
+
 async def _render(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GoTrueResponseError)  # noqa: S101 -- registered for this type only
     return exc.response(request)
 
 
-def _path_aware(previous: ExceptionHandler | None) -> ExceptionHandler:
+def _path_aware(previous: ExceptionHandler | None, routes: Sequence[BaseRoute]) -> ExceptionHandler:
     async def handle(request: Request, exc: Exception) -> Any:
         if _under_prefix(request) or previous is None:
-            return _framework_error(exc).response(request)
+            return _framework_error(request, exc, routes).response(request)
         # The app's handlers are all async HTTP ones.
         handler = cast(Callable[[Request, Exception], Awaitable[Response]], previous)
         return await handler(request, exc)
@@ -344,11 +366,11 @@ def _path_aware(previous: ExceptionHandler | None) -> ExceptionHandler:
     return handle
 
 
-def install_gotrue_error_handlers(app: FastAPI) -> None:
+def install_gotrue_error_handlers(app: FastAPI, *, routes: Sequence[BaseRoute]) -> None:
     """Render GoTrue's errors, and every other error under `/auth/v1`, in GoTrue's formats.
 
     Call after the app's own `install_error_handlers`: for paths outside `/auth/v1` the app's
-    handlers still answer, unchanged.
+    handlers still answer, unchanged. `routes`: those of `/auth/v1`, for the `Allow` of a 405.
     """
     app.add_exception_handler(GoTrueResponseError, _render)
     for kind in (
@@ -358,4 +380,4 @@ def install_gotrue_error_handlers(app: FastAPI) -> None:
         DatabaseUnavailable,
         Exception,
     ):
-        app.add_exception_handler(kind, _path_aware(app.exception_handlers.get(kind)))
+        app.add_exception_handler(kind, _path_aware(app.exception_handlers.get(kind), routes))

@@ -54,6 +54,7 @@ router = APIRouter(prefix="/auth/v1", tags=["gotrue"])
 _DEFAULT_PER_PAGE = 50
 _ORM_DEFAULT_PER_PAGE = 20
 _MAX_PER_PAGE = 1000
+_MAX_PAGE = 2**31 - 1
 # GoTrue's `legacyRefreshTokenPattern` length: anything shorter is malformed.
 _MIN_REFRESH_TOKEN_LENGTH = 12
 # GoTrue's `ProviderSettings`: every one off here but email.
@@ -163,6 +164,11 @@ async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> 
     """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
     `data` merged into `user_metadata` (null deletes a key)."""
     body = await read_body(request, UserUpdateBody)
+    if body.app_metadata is not None:
+        # GoTrue refuses it rather than ignore it, so a client learns the update did not happen.
+        raise GoTrueError(
+            403, GoTrueCode.NOT_ADMIN, "Updating app_metadata requires admin privileges"
+        )
     if body.email and email_key(body.email) != email_key(caller.user.email):
         # GoTrue confirms a new address by mail, and this server sends none.
         raise validation_failed("Changing the email address is not supported here", status=422)
@@ -241,7 +247,8 @@ def _page_number(request: Request, name: str, default: int) -> int:
     value = request.query_params.get(name, "")
     if value == "":  # supabase-py sends `?page=&per_page=` for "not given"
         return default
-    if not value.isdigit():
+    # ASCII digits only ("²".isdigit() is true) and bounded, so the offset fits any database.
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > _MAX_PAGE:
         raise validation_failed(f"Bad Pagination Parameters: invalid {name}")
     return int(value)
 

@@ -9,9 +9,10 @@ GoTrue's 400 (`bad_json`, `validation_failed`), never this app's 422.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import email_validator
 from fastapi import Request
@@ -19,12 +20,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Imported for its effect too: it lets email-validator accept special-use domains, as /auth does.
 from backend.app.api import models as _app_models  # noqa: F401
+from backend.app.core.text import unstorable_reason
 from backend.app.identity.base import AuthSession
 from backend.app.identity.embedded import UserRecord
+from backend.app.identity.tokens import AUDIENCE
 
 from .errors import GoTrueCode, bad_request, validation_failed
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "AdminCreateBody",
     "AdminDeleteBody",
     "PasswordGrantBody",
@@ -32,12 +36,12 @@ __all__ = [
     "SignUpBody",
     "UserUpdateBody",
     "checked_email",
+    "parse_json_object",
     "read_body",
     "session_json",
     "user_json",
 ]
 
-AUDIENCE = "authenticated"
 # The namespace of the identity ids below (GoTrue keeps identities in a table; one is derived).
 _IDENTITY_NAMESPACE = uuid.UUID("6f1c1c1e-8e0b-4d8a-9a55-2f1c0c6f7a10")
 _MAX_EMAIL_LENGTH = 255
@@ -71,6 +75,7 @@ class UserUpdateBody(_Body):
     phone: str | None = None
     password: str | None = None
     data: dict[str, Any] | None = None
+    app_metadata: dict[str, Any] | None = None  # read to be refused: it is the admin's to write
 
 
 class AdminCreateBody(_Body):
@@ -88,42 +93,71 @@ class AdminDeleteBody(_Body):
 
 # Hashed, never stored: a NUL is a character like any other there (as on /auth and GoTrue).
 _HASHED_ONLY = frozenset({"password"})
+# Deeper than any metadata a client means to send, far shallower than Python's recursion limit.
+MAX_JSON_DEPTH = 32
 
 
-def _storable(value: Any, *, hashed: bool = False) -> bool:
-    """Text a database (or, for a password, the hash) can take: no lone surrogate (not UTF-8),
-    and, unless only hashed, no U+0000 (PostgreSQL's text cannot hold it)."""
-    if isinstance(value, str):
-        if "\x00" in value and not hashed:
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_storable(key) and _storable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return all(_storable(item) for item in value)
-    return True
+class _BadJson(ValueError):
+    pass
 
 
-async def read_body(request: Request, model: type[M]) -> M:
-    """The request's JSON body as `model`; an empty body is an empty object.
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: JSON has no infinity, and no database stores one
+        raise _BadJson(text)
+    return number
+
+
+def _non_finite(name: str) -> NoReturn:  # NaN, Infinity, -Infinity: not JSON at all
+    raise _BadJson(name)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object: the one parser of every body under `/auth/v1`.
+
+    Bounded, so that whatever it returns can be stored and served again as JSON: numbers are
+    finite, nesting is at most `MAX_JSON_DEPTH` deep, and every string is storable (one check
+    walks the value once, without recursion). An empty body is an empty object.
 
     Raises:
-        GoTrueError: 400 `bad_json` (not a JSON object) or `validation_failed` (a field of the
-            wrong type, or text no database can store). No submitted value is echoed.
+        GoTrueError: 400 `bad_json` (not a bounded JSON object) or `validation_failed` (text no
+            database can store). No submitted value is echoed.
     """
-    raw = await request.body()
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+        data = (
+            json.loads(raw, parse_float=_finite, parse_constant=_non_finite) if raw.strip() else {}
+        )
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad_request(GoTrueCode.BAD_JSON, "Could not parse request body as JSON") from None
     if not isinstance(data, dict):
         raise bad_request(GoTrueCode.BAD_JSON, "Could not parse request body as JSON")
-    if not all(_storable(value, hashed=key in _HASHED_ONLY) for key, value in data.items()):
-        raise validation_failed("Text fields must be valid Unicode without NUL characters")
+    pending: list[tuple[Any, int, bool]] = [
+        (value, 1, key in _HASHED_ONLY) for key, value in data.items()
+    ]
+    pending.extend((key, 1, False) for key in data)
+    while pending:
+        value, depth, hashed_only = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise bad_request(GoTrueCode.BAD_JSON, "Could not parse request body as JSON")
+        if isinstance(value, str):
+            if unstorable_reason(value, hashed_only=hashed_only):
+                raise validation_failed("Text fields must be valid Unicode without NUL characters")
+        elif isinstance(value, dict):
+            pending.extend((item, depth + 1, False) for item in value.values())
+            pending.extend((key, depth + 1, False) for key in value)
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1, False) for item in value)
+    return data
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    """The request's JSON body (`parse_json_object`) as `model`.
+
+    Raises:
+        GoTrueError: 400 `bad_json` or `validation_failed` (see `parse_json_object`, or a field
+            of the wrong type).
+    """
+    data = parse_json_object(await request.body())
     try:
         return model.model_validate(data)
     except ValidationError as exc:
