@@ -31,7 +31,10 @@ from backend.tests.test_fuzz import HYPOTHESIS_SETTINGS, RunningApp
 MAX_EXAMPLES_PER_OPERATION = 40
 
 _CREATING_USERS = frozenset({"/auth/v1/signup", "/auth/v1/admin/users"})
-_KEYS = {"supabase_anon_key": ANON_KEY, "supabase_service_role_key": SERVICE_ROLE_KEY}
+_KEYS: dict[str, Any] = {
+    "supabase_anon_key": ANON_KEY,
+    "supabase_service_role_key": SERVICE_ROLE_KEY,
+}
 RUNNING_APP = RunningApp()
 SCHEMA = schemathesis.openapi.from_dict(
     create_app(Settings(_env_file=None, gotrue_api_enabled=True, **_KEYS)).openapi()
@@ -64,11 +67,7 @@ class GoTrueFuzz:
             # A generated address is almost never a valid one: put a real one in its place so
             # that the generated password and metadata reach the store.
             case.body = {**case.body, "email": unique_email()}
-        case.headers = {
-            **(case.headers or {}),
-            "apikey": ANON_KEY,
-            "Authorization": f"Bearer {bearer}",
-        }
+        case.headers.update({"apikey": ANON_KEY, "Authorization": f"Bearer {bearer}"})
         response = case.call()
         self.statuses[f"{case.method} {path}"][response.status_code] += 1
         case.validate_response(response, checks=[not_a_server_error])
