@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response, status
 from backend.app.api.deps import (
     ClientAddress,
     CsrfDep,
+    CurrentUser,
     RefreshCookie,
     ServicesDep,
     SessionsDep,
@@ -22,10 +23,13 @@ from backend.app.api.deps import (
 from backend.app.api.errors import error_response
 from backend.app.api.models import (
     CsrfOut,
+    LiveSessionOut,
+    LogoutIn,
     MeOut,
     MeUserOut,
     OkOut,
     ProfileOut,
+    SessionListOut,
     SessionOut,
     SignInIn,
     SignUpIn,
@@ -33,7 +37,7 @@ from backend.app.api.models import (
     UserOut,
 )
 from backend.app.core.errors import RefreshTokenError, RefreshTokenMissing
-from backend.app.identity.base import AuthSession
+from backend.app.identity.base import AuthSession, SignOutScope
 
 __all__ = ["router"]
 
@@ -138,12 +142,54 @@ async def logout(
     refresh_token: RefreshCookie,
     services: ServicesDep,
     sessions: SessionsDep,
+    body: LogoutIn | None = None,
 ) -> OkOut:
-    """Revoke the session server-side and clear the refresh cookie."""
+    """Revoke the session server-side and clear the refresh cookie; with `scope: "others"` end
+    the user's other sessions and keep this one (and its cookie); `global` ends them all."""
+    scope = SignOutScope(body.scope if body else "local")
     if refresh_token is not None:
-        await sessions.sign_out(refresh_token=refresh_token)
-    services.cookies.clear_refresh_token(response)
+        await sessions.sign_out(refresh_token=refresh_token, scope=scope)
+    if scope is not SignOutScope.OTHERS:
+        services.cookies.clear_refresh_token(response)
     return OkOut()
+
+
+@router.get(
+    "/sessions",
+    response_model=SessionListOut,
+    responses={401: _ERRORS[401], 501: {"description": "`not_supported` (supabase provider)"}},
+)
+async def list_sessions(claims: CurrentUser, sessions: SessionsDep) -> SessionListOut:
+    """The caller's live sessions, newest first; `current` marks the one of this access token."""
+    live = await sessions.list_sessions(claims=claims)
+    return SessionListOut(
+        sessions=[
+            LiveSessionOut(
+                id=session.id,
+                created_at=session.created_at,
+                last_active_at=session.last_active_at,
+                user_agent=session.user_agent,
+                current=session.id == claims.session_id,
+            )
+            for session in live
+        ]
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        401: _ERRORS[401],
+        404: {"description": "`not_found`: unknown, ended, or another user's"},
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def end_session(session_id: str, claims: CurrentUser, sessions: SessionsDep) -> Response:
+    """End one of the caller's sessions: its refresh stops at once and `/auth/me` refuses its
+    access tokens at once. Needs no CSRF token: no browser attaches a bearer header by itself."""
+    await sessions.end_session(claims=claims, session_id=session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", response_model=MeOut, responses={401: _ERRORS[401]})

@@ -27,8 +27,11 @@ __all__ = [
     "ItemList",
     "ItemOut",
     "ItemUpdate",
+    "LiveSessionOut",
+    "LogoutIn",
     "MeOut",
     "OkOut",
+    "SessionListOut",
     "SessionOut",
     "SignInIn",
     "SignUpIn",
@@ -141,6 +144,24 @@ class SessionOut(CamelModel):
 
 class CsrfOut(CamelModel):
     csrf_token: str
+
+
+class LogoutIn(CamelModel):
+    """Which sessions a sign-out ends: this one (`local`), the user's others, or all of them."""
+
+    scope: Literal["local", "others", "global"] = "local"
+
+
+class LiveSessionOut(CamelModel):
+    id: str
+    created_at: datetime
+    last_active_at: datetime
+    user_agent: str | None
+    current: bool
+
+
+class SessionListOut(CamelModel):
+    sessions: list[LiveSessionOut]
 
 
 class OkOut(CamelModel):

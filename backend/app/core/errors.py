@@ -22,6 +22,7 @@ framework's own 404, 405, 422, 500 in the same body) are the API layer's: `api/e
     │   └── OriginNotAllowed
     ├── RateLimited               429 rate_limited          (+ Retry-After)
     ├── NotFound                  404 not_found
+    ├── NotSupported              501 not_supported         (a flow this provider lacks yet)
     └── ProviderUnavailable       503 provider_unavailable  (+ Retry-After)
 
     db.engine.DatabaseUnavailable 503 database_unavailable  (+ Retry-After: the data layer's one
@@ -42,6 +43,7 @@ __all__ = [
     "ErrorCode",
     "InvalidCredentials",
     "NotFound",
+    "NotSupported",
     "OriginNotAllowed",
     "ProviderUnavailable",
     "RateLimited",
@@ -72,6 +74,7 @@ class ErrorCode(StrEnum):
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     RATE_LIMITED = "rate_limited"
     NOT_FOUND = "not_found"
+    NOT_SUPPORTED = "not_supported"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     HTTP_ERROR = "http_error"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
@@ -95,6 +98,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.ORIGIN_NOT_ALLOWED: 403,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.NOT_SUPPORTED: 501,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PROVIDER_UNAVAILABLE: 503,
     ErrorCode.DATABASE_UNAVAILABLE: 503,
@@ -234,6 +238,14 @@ class RateLimited(AppError):
 class NotFound(AppError):
     code = ErrorCode.NOT_FOUND
     default_message = "Not found"
+
+
+class NotSupported(AppError):
+    """A lifecycle flow the configured provider does not offer yet (the supabase provider's
+    side is issue 16): a clean 501 rather than a 500."""
+
+    code = ErrorCode.NOT_SUPPORTED
+    default_message = "This operation is not supported by the configured identity provider"
 
 
 class ProviderUnavailable(AppError):

@@ -8,13 +8,14 @@ tokens rotated on every refresh with a reuse interval, and sign-out that revokes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from backend.app.core.claims import AccessClaims
 from backend.app.identity.tokens import IssuedAccessToken
 
-__all__ = ["AuthSession", "AuthUser", "IdentityProvider", "SignOutScope"]
+__all__ = ["AuthSession", "AuthUser", "IdentityProvider", "LiveSession", "SignOutScope"]
 
 
 class SignOutScope(StrEnum):
@@ -41,6 +42,17 @@ class AuthSession:
 
     def __repr__(self) -> str:  # keep both tokens out of any log line or traceback
         return f"AuthSession(user={self.user!r}, expires_at={self.access_token.expires_at})"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """A live session as its owner sees it; `last_active_at` is its newest refresh token's
+    creation (a sign-in or a refresh), the same time the idle timeout counts from."""
+
+    id: str
+    created_at: datetime
+    last_active_at: datetime
+    user_agent: str | None
 
 
 class IdentityProvider(Protocol):
@@ -87,6 +99,23 @@ class IdentityProvider(Protocol):
         Raises:
             Unauthorized: the user or the session is gone.
             ProviderUnavailable: the identity service cannot be reached.
+        """
+        ...
+
+    async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
+        """The caller's live sessions, newest first.
+
+        Raises:
+            NotSupported: the provider does not offer it (supabase, until issue 16).
+        """
+        ...
+
+    async def end_session(self, claims: AccessClaims, session_id: str) -> None:
+        """End one live session of the caller: its refresh and its access tokens stop at once.
+
+        Raises:
+            NotFound: no such live session of this user (unknown, ended or another user's).
+            NotSupported: as `list_sessions`.
         """
         ...
 

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
     InvalidCredentials,
     RateLimited,
@@ -30,7 +31,13 @@ from backend.app.core.errors import (
 )
 from backend.app.core.logging import account_fingerprint, log_security_event
 from backend.app.core.rate_limit import SignInRateLimiter
-from backend.app.identity.base import AuthSession, AuthUser, IdentityProvider, SignOutScope
+from backend.app.identity.base import (
+    AuthSession,
+    AuthUser,
+    IdentityProvider,
+    LiveSession,
+    SignOutScope,
+)
 from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import EmbeddedGoTrue, GoTrueSession
 
@@ -101,6 +108,15 @@ class SessionService:
     ) -> None:
         """End the refresh token's session (or by `scope` the user's others, or all)."""
         await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
+
+    async def list_sessions(self, *, claims: AccessClaims) -> list[LiveSession]:
+        """The caller's live sessions, newest first. Raises NotSupported (supabase, for now)."""
+        return await self._identity.list_sessions(claims)
+
+    async def end_session(self, *, claims: AccessClaims, session_id: str) -> None:
+        """End one of the caller's sessions (its own too). Raises NotFound, NotSupported."""
+        await self._identity.end_session(claims, session_id)
+        logger.info("session ended", extra={"user_id": claims.user_id})
 
     # GoTrue's API: the same rules, GoTrue's answers.
 

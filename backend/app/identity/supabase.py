@@ -29,6 +29,7 @@ from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
     AppError,
     InvalidCredentials,
+    NotSupported,
     ProviderUnavailable,
     RateLimited,
     RefreshTokenInvalid,
@@ -39,7 +40,7 @@ from backend.app.core.errors import (
     WeakPassword,
 )
 from backend.app.db.engine import Database
-from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
+from backend.app.identity.base import AuthSession, AuthUser, LiveSession, SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import check_password_policy
 from backend.app.identity.profiles import delete_profile, ensure_profile
@@ -193,6 +194,14 @@ class SupabaseIdentityProvider:
             return  # already over
         async with _gotrue_errors_mapped():
             await self._client().admin.sign_out(session.access_token.token, scope.value)
+
+    # The account lifecycle through GoTrue is issue 16; until then a clean 501, never a 500.
+
+    async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
+        raise NotSupported()
+
+    async def end_session(self, claims: AccessClaims, session_id: str) -> None:
+        raise NotSupported()
 
     async def get_user(self, claims: AccessClaims) -> AuthUser:
         # GoTrue refuses a deleted user or an ended session with 401/403 (bad_jwt,

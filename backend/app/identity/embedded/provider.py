@@ -28,13 +28,14 @@ from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
     EmailNotConfirmed,
     InvalidCredentials,
+    NotFound,
     ProviderUnavailable,
     RefreshTokenReused,
     Unauthorized,
 )
 from backend.app.db.engine import DatabaseUnavailable
 from backend.app.db.tables import utcnow
-from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
+from backend.app.identity.base import AuthSession, AuthUser, LiveSession, SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
     check_password_policy,
@@ -192,6 +193,15 @@ class EmbeddedIdentityProvider:
         if session is not None:
             session_id, user_id = session
             await self.store.revoke_sessions(user_id=user_id, session_id=session_id, scope=scope)
+
+    @provider_call
+    async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
+        return await self.store.live_sessions(claims.user_id)
+
+    @provider_call
+    async def end_session(self, claims: AccessClaims, session_id: str) -> None:
+        if not await self.store.end_session(user_id=claims.user_id, session_id=session_id):
+            raise NotFound()
 
     @provider_call
     async def get_user(self, claims: AccessClaims) -> AuthUser:

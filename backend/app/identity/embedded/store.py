@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,13 +32,14 @@ from backend.app.db.tables import (
     user_profile,
     utcnow,
 )
-from backend.app.identity.base import SignOutScope
+from backend.app.identity.base import LiveSession, SignOutScope
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
     "Credentials",
     "Grant",
     "IdentityStore",
+    "LiveSession",
     "Reused",
     "UserRecord",
     "merge_metadata",
@@ -485,6 +486,51 @@ class IdentityStore:
                 chosen = sa.and_(chosen, identity_sessions.c.id != session_id)
         await self._db.write(lambda conn: _revoke(conn, chosen))
 
+    async def live_sessions(self, user_id: str) -> list[LiveSession]:
+        """The user's live sessions (not revoked, within both lifetimes), newest first."""
+        now = utcnow()
+        last_active = (
+            sa.select(sa.func.max(identity_refresh_tokens.c.created_at))
+            .where(identity_refresh_tokens.c.session_id == identity_sessions.c.id)
+            .scalar_subquery()
+        )
+        query = sa.select(
+            identity_sessions.c.id,
+            identity_sessions.c.created_at,
+            last_active.label("last_active_at"),
+            identity_sessions.c.user_agent,
+        ).where(
+            identity_sessions.c.user_id == user_id,
+            identity_sessions.c.revoked_at.is_(None),
+            identity_sessions.c.not_after > now,
+        )
+        if self._idle_timeout is not None:
+            query = query.where(last_active > now - self._idle_timeout)
+        query = query.order_by(identity_sessions.c.created_at.desc(), identity_sessions.c.id)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [
+            LiveSession(
+                id=row.id,
+                created_at=row.created_at,
+                # SQLite gives an aggregate back as text, not through the column's type.
+                last_active_at=_as_datetime(row.last_active_at),
+                user_agent=row.user_agent,
+            )
+            for row in rows
+        ]
+
+    async def end_session(self, *, user_id: str, session_id: str) -> bool:
+        """Revoke one live session of `user_id` with its refresh tokens; False when there is
+        no such live session of that user (unknown, ended, or another user's: alike)."""
+        live = {session.id for session in await self.live_sessions(user_id)}
+        if session_id not in live:
+            return False
+        chosen = sa.and_(
+            identity_sessions.c.id == session_id, identity_sessions.c.user_id == user_id
+        )
+        await self._db.write(lambda conn: _revoke(conn, chosen))
+        return True
+
     def _session_values(self, session_id: str, now: datetime) -> dict[str, Any]:
         idle_since = now - self._idle_timeout if self._idle_timeout is not None else None
         return {"session_id": session_id, "now": now, "used_since": idle_since}
@@ -499,6 +545,14 @@ class IdentityStore:
         if row is None:
             raise RefreshTokenInvalid()
         return row
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value  # type: ignore[no-any-return]
 
 
 def _grant(owner: Any, session_id: str, refresh_token: str) -> Grant:
