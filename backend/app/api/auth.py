@@ -28,6 +28,7 @@ from backend.app.api.models import (
     MeOut,
     MeUserOut,
     OkOut,
+    PasswordChangeIn,
     ProfileOut,
     SessionListOut,
     SessionOut,
@@ -151,6 +152,30 @@ async def logout(
         await sessions.sign_out(refresh_token=refresh_token, scope=scope)
     if scope is not SignOutScope.OTHERS:
         services.cookies.clear_refresh_token(response)
+    return OkOut()
+
+
+@router.post(
+    "/password",
+    response_model=OkOut,
+    responses={
+        401: _ERRORS[401],
+        403: {"description": "`invalid_current_password`"},
+        422: {"description": "`validation_error` / `weak_password` (reason `same_password` too)"},
+        429: _ERRORS[429],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def change_password(
+    body: PasswordChangeIn, claims: CurrentUser, sessions: SessionsDep, address: ClientAddress
+) -> OkOut:
+    """Change the password with the current one: every other session ends, this one stays."""
+    await sessions.change_password(
+        claims=claims,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        address=address,
+    )
     return OkOut()
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "LogoutIn",
     "MeOut",
     "OkOut",
+    "PasswordChangeIn",
     "SessionListOut",
     "SessionOut",
     "SignInIn",
@@ -144,6 +145,12 @@ class SessionOut(CamelModel):
 
 class CsrfOut(CamelModel):
     csrf_token: str
+
+
+class PasswordChangeIn(CamelModel):
+    current_password: Annotated[Password, Field(max_length=MAX_PASSWORD_LENGTH)]
+    # The policy is the provider's (422 weak_password with a reason), as at sign-up.
+    new_password: Password
 
 
 class LogoutIn(CamelModel):

@@ -16,6 +16,7 @@ framework's own 404, 405, 422, 500 in the same body) are the API layer's: `api/e
     │   ├── RefreshTokenMissing
     │   ├── RefreshTokenInvalid
     │   └── RefreshTokenReused
+    ├── InvalidCurrentPassword    403 invalid_current_password
     ├── CsrfError                 403 csrf_* / origin_not_allowed
     │   ├── CsrfMissing
     │   ├── CsrfMismatch
@@ -42,6 +43,7 @@ __all__ = [
     "EmailNotConfirmed",
     "ErrorCode",
     "InvalidCredentials",
+    "InvalidCurrentPassword",
     "NotFound",
     "NotSupported",
     "OriginNotAllowed",
@@ -66,6 +68,7 @@ class ErrorCode(StrEnum):
     USER_ALREADY_EXISTS = "user_already_exists"
     AUTH_INVALID_CREDENTIALS = "auth_invalid_credentials"
     UNAUTHORIZED = "unauthorized"
+    INVALID_CURRENT_PASSWORD = "invalid_current_password"
     REFRESH_TOKEN_MISSING = "refresh_token_missing"
     REFRESH_TOKEN_INVALID = "refresh_token_invalid"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
@@ -90,6 +93,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.USER_ALREADY_EXISTS: 409,
     ErrorCode.AUTH_INVALID_CREDENTIALS: 401,
     ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.INVALID_CURRENT_PASSWORD: 403,
     ErrorCode.REFRESH_TOKEN_MISSING: 401,
     ErrorCode.REFRESH_TOKEN_INVALID: 401,
     ErrorCode.REFRESH_TOKEN_REUSED: 401,
@@ -159,6 +163,14 @@ class EmailNotConfirmed(InvalidCredentials):
     without `email_confirm`). `/auth` answers it like any failed sign-in; GoTrue's API names it."""
 
     default_message = "Email not confirmed"
+
+
+class InvalidCurrentPassword(AppError):
+    """A signed-in caller gave the wrong current password. 403, not 401: the access token is
+    fine (a 401 would send the browser client to refresh and retry for nothing)."""
+
+    code = ErrorCode.INVALID_CURRENT_PASSWORD
+    default_message = "The current password is not correct"
 
 
 class Unauthorized(AppError):

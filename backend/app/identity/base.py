@@ -102,6 +102,18 @@ class IdentityProvider(Protocol):
         """
         ...
 
+    async def change_password(
+        self, claims: AccessClaims, *, current_password: str, new_password: str
+    ) -> None:
+        """Change the caller's password; every other session of the user ends, this one stays,
+        and every outstanding reset token is spent.
+
+        Raises:
+            InvalidCurrentPassword, WeakPassword (also `same_password`), Unauthorized (user
+            gone), NotSupported.
+        """
+        ...
+
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
         """The caller's live sessions, newest first.
 

@@ -25,6 +25,7 @@ from typing import Any
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
     InvalidCredentials,
+    InvalidCurrentPassword,
     RateLimited,
     RefreshTokenInvalid,
     RefreshTokenReused,
@@ -108,6 +109,31 @@ class SessionService:
     ) -> None:
         """End the refresh token's session (or by `scope` the user's others, or all)."""
         await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
+
+    async def change_password(
+        self, *, claims: AccessClaims, current_password: str, new_password: str, address: str
+    ) -> None:
+        """Change the caller's password. Every attempt counts toward the sign-in limits of the
+        caller's account and address, so a stolen access token cannot guess the password faster
+        than a sign-in could.
+
+        Raises:
+            RateLimited, InvalidCurrentPassword (logged), WeakPassword, NotSupported.
+        """
+        account = account_fingerprint(email_key(claims.email))
+        try:
+            await self._limiter.hit_sign_in(email_key=email_key(claims.email), address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="password_change", account=account)
+            raise
+        try:
+            await self._identity.change_password(
+                claims, current_password=current_password, new_password=new_password
+            )
+        except InvalidCurrentPassword as exc:
+            log_security_event("password_change_failed", reason=exc.code, account=account)
+            raise
+        logger.info("password changed", extra={"user_id": claims.user_id})
 
     async def list_sessions(self, *, claims: AccessClaims) -> list[LiveSession]:
         """The caller's live sessions, newest first. Raises NotSupported (supabase, for now)."""

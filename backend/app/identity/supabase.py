@@ -197,6 +197,11 @@ class SupabaseIdentityProvider:
 
     # The account lifecycle through GoTrue is issue 16; until then a clean 501, never a 500.
 
+    async def change_password(
+        self, claims: AccessClaims, *, current_password: str, new_password: str
+    ) -> None:
+        raise NotSupported()
+
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
         raise NotSupported()
 

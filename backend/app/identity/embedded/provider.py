@@ -28,10 +28,12 @@ from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
     EmailNotConfirmed,
     InvalidCredentials,
+    InvalidCurrentPassword,
     NotFound,
     ProviderUnavailable,
     RefreshTokenReused,
     Unauthorized,
+    WeakPassword,
 )
 from backend.app.db.engine import DatabaseUnavailable
 from backend.app.db.tables import utcnow
@@ -193,6 +195,30 @@ class EmbeddedIdentityProvider:
         if session is not None:
             session_id, user_id = session
             await self.store.revoke_sessions(user_id=user_id, session_id=session_id, scope=scope)
+
+    @provider_call
+    async def change_password(
+        self, claims: AccessClaims, *, current_password: str, new_password: str
+    ) -> None:
+        password_hash = await self.store.password_hash(claims.user_id)
+        if password_hash is None:
+            raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
+        check = await verify_password(password_hash=password_hash, password=current_password)
+        if not check.matches:
+            raise InvalidCurrentPassword()
+        if new_password == current_password:
+            raise WeakPassword(
+                "The new password must differ from the current one",
+                details={"reasons": ["same_password"]},
+            )
+        check_password_policy(new_password)
+        changed = await self.store.change_password(
+            claims.user_id,
+            password_hash=await hash_password(new_password),
+            keep_session_id=claims.session_id,
+        )
+        if not changed:
+            raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:

@@ -25,6 +25,7 @@ from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
 from backend.app.db.engine import Database, Query
 from backend.app.db.tables import (
+    identity_account_tokens,
     identity_refresh_tokens,
     identity_sessions,
     identity_users,
@@ -360,6 +361,39 @@ class IdentityStore:
             return _record(row)
 
         return await self._db.write(update)
+
+    async def change_password(
+        self, user_id: str, *, password_hash: str, keep_session_id: str | None
+    ) -> bool:
+        """Set a new password hash, end every session of the user but `keep_session_id`, and
+        spend every outstanding reset token of the user, in one transaction. False: no user."""
+
+        def change(conn: Connection) -> bool:
+            now = utcnow()
+            changed = conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == user_id)
+                .values(password_hash=password_hash, updated_at=now)
+                .returning(identity_users.c.id)
+            ).first()
+            if changed is None:
+                return False
+            others = identity_sessions.c.user_id == user_id
+            if keep_session_id is not None:
+                others = sa.and_(others, identity_sessions.c.id != keep_session_id)
+            _revoke(conn, others)
+            conn.execute(
+                identity_account_tokens.update()
+                .where(
+                    identity_account_tokens.c.user_id == user_id,
+                    identity_account_tokens.c.purpose == "reset",
+                    identity_account_tokens.c.spent_at.is_(None),
+                )
+                .values(spent_at=now)
+            )
+            return True
+
+        return await self._db.write(change)
 
     async def delete_user(self, user_id: str) -> bool:
         """Delete the user for good, with its profile and items, in one transaction; its
