@@ -23,12 +23,14 @@ from backend.app.api.deps import (
 from backend.app.api.errors import error_response
 from backend.app.api.models import (
     CsrfOut,
+    EmailIn,
     LiveSessionOut,
     LogoutIn,
     MeOut,
     MeUserOut,
     OkOut,
     PasswordChangeIn,
+    PasswordResetIn,
     ProfileOut,
     SessionListOut,
     SessionOut,
@@ -153,6 +155,52 @@ async def logout(
     if scope is not SignOutScope.OTHERS:
         services.cookies.clear_refresh_token(response)
     return OkOut()
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OkOut,
+    responses={
+        403: _ERRORS[403],
+        422: {"description": "`validation_error`"},
+        429: _ERRORS[429],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def forgot_password(
+    body: EmailIn, _csrf: CsrfDep, sessions: SessionsDep, address: ClientAddress
+) -> OkOut:
+    """Mail a reset link if the address has an account: the same 202 either way, answered
+    before any SMTP work (the mail waits in the outbox)."""
+    await sessions.request_password_reset(email=str(body.email), address=address)
+    return OkOut()
+
+
+@router.post(
+    "/password/reset",
+    response_model=SessionOut,
+    responses={
+        400: {"description": "`token_invalid`: unknown, spent, expired or of another kind"},
+        403: _ERRORS[403],
+        422: _ERRORS[422],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def reset_password(
+    body: PasswordResetIn,
+    response: Response,
+    _csrf: CsrfDep,
+    services: ServicesDep,
+    sessions: SessionsDep,
+) -> SessionOut:
+    """Choose a new password with the link's token: signs in (the sign-in body and cookie) and
+    ends every other session of the user."""
+    session = await sessions.reset_password(token=body.token, password=body.password)
+    services.cookies.set_refresh_token(response, session.refresh_token)
+    return _session_body(
+        session, services.csrf.issue(response, refresh_token=session.refresh_token)
+    )
 
 
 @router.post(

@@ -22,6 +22,7 @@ from backend.app.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LEN
 
 __all__ = [
     "CsrfOut",
+    "EmailIn",
     "HealthOut",
     "ItemCreate",
     "ItemList",
@@ -32,6 +33,7 @@ __all__ = [
     "MeOut",
     "OkOut",
     "PasswordChangeIn",
+    "PasswordResetIn",
     "SessionListOut",
     "SessionOut",
     "SignInIn",
@@ -151,6 +153,16 @@ class PasswordChangeIn(CamelModel):
     current_password: Annotated[Password, Field(max_length=MAX_PASSWORD_LENGTH)]
     # The policy is the provider's (422 weak_password with a reason), as at sign-up.
     new_password: Password
+
+
+class EmailIn(CamelModel):
+    email: EmailStr
+
+
+class PasswordResetIn(CamelModel):
+    # Tokens are 43 characters (32 bytes, base64url); a longer one is not ours.
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    password: Password
 
 
 class LogoutIn(CamelModel):

@@ -16,6 +16,7 @@ framework's own 404, 405, 422, 500 in the same body) are the API layer's: `api/e
     │   ├── RefreshTokenMissing
     │   ├── RefreshTokenInvalid
     │   └── RefreshTokenReused
+    ├── AccountTokenInvalid       400 token_invalid         (a lifecycle link's token)
     ├── InvalidCurrentPassword    403 invalid_current_password
     ├── CsrfError                 403 csrf_* / origin_not_allowed
     │   ├── CsrfMissing
@@ -36,6 +37,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccountTokenInvalid",
     "AppError",
     "CsrfError",
     "CsrfMismatch",
@@ -64,6 +66,7 @@ __all__ = [
 
 class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
+    TOKEN_INVALID = "token_invalid"
     WEAK_PASSWORD = "weak_password"
     USER_ALREADY_EXISTS = "user_already_exists"
     AUTH_INVALID_CREDENTIALS = "auth_invalid_credentials"
@@ -89,6 +92,7 @@ class ErrorCode(StrEnum):
 
 STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.TOKEN_INVALID: 400,
     ErrorCode.WEAK_PASSWORD: 422,
     ErrorCode.USER_ALREADY_EXISTS: 409,
     ErrorCode.AUTH_INVALID_CREDENTIALS: 401,
@@ -163,6 +167,14 @@ class EmailNotConfirmed(InvalidCredentials):
     without `email_confirm`). `/auth` answers it like any failed sign-in; GoTrue's API names it."""
 
     default_message = "Email not confirmed"
+
+
+class AccountTokenInvalid(AppError):
+    """A confirmation or reset token that is unknown, spent, expired or of another kind: one
+    answer for all, so a token's state is not revealed."""
+
+    code = ErrorCode.TOKEN_INVALID
+    default_message = "The link is invalid or has expired; ask for a new one"
 
 
 class InvalidCurrentPassword(AppError):

@@ -114,6 +114,23 @@ class IdentityProvider(Protocol):
         """
         ...
 
+    async def request_password_reset(self, *, email: str) -> None:
+        """Mail a reset link if the address is known; the same outcome either way.
+
+        Raises:
+            NotSupported.
+        """
+        ...
+
+    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+        """Set a new password with a reset token, end every session, and open a new one.
+
+        Raises:
+            AccountTokenInvalid: checked first; WeakPassword: the token stays usable.
+            NotSupported.
+        """
+        ...
+
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
         """The caller's live sessions, newest first.
 

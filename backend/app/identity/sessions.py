@@ -24,6 +24,7 @@ from typing import Any
 
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
+    AccountTokenInvalid,
     InvalidCredentials,
     InvalidCurrentPassword,
     RateLimited,
@@ -110,6 +111,28 @@ class SessionService:
         """End the refresh token's session (or by `scope` the user's others, or all)."""
         await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
 
+    async def request_password_reset(self, *, email: str, address: str) -> None:
+        """Count the request per recipient and per address (unknown addresses too, so a 429
+        reveals nothing), then let the provider mail a link if the address is known.
+
+        Raises:
+            RateLimited, NotSupported.
+        """
+        await self._count_email(email, address, reason="password_forgot")
+        await self._identity.request_password_reset(email=email)
+
+    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+        """Raises AccountTokenInvalid (logged at info: never the token), WeakPassword."""
+        try:
+            session = await self._identity.reset_password(token=token, password=password)
+        except AccountTokenInvalid:
+            logger.info("reset refused", extra={"reason": "token_invalid"})
+            raise
+        log_security_event(
+            "password_reset", account=account_fingerprint(email_key(session.user.email))
+        )
+        return session
+
     async def change_password(
         self, *, claims: AccessClaims, current_password: str, new_password: str, address: str
     ) -> None:
@@ -175,6 +198,14 @@ class SessionService:
         if self._gotrue is None:  # its routes are only mounted when it is there
             raise RuntimeError("GoTrue's API needs the embedded provider")
         return self._gotrue
+
+    async def _count_email(self, email: str, address: str, *, reason: str) -> None:
+        try:
+            await self._limiter.hit_email(recipient_key=email_key(email), address=address)
+        except RateLimited:
+            account = account_fingerprint(email_key(email))
+            log_security_event("rate_limited", reason=reason, account=account, address=address)
+            raise
 
     async def _count_sign_up(self, address: str) -> None:
         try:

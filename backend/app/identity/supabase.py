@@ -202,6 +202,12 @@ class SupabaseIdentityProvider:
     ) -> None:
         raise NotSupported()
 
+    async def request_password_reset(self, *, email: str) -> None:
+        raise NotSupported()
+
+    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+        raise NotSupported()
+
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
         raise NotSupported()
 

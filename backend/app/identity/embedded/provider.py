@@ -24,12 +24,16 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from sqlalchemy.engine import Connection
+
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
+    AccountTokenInvalid,
     EmailNotConfirmed,
     InvalidCredentials,
     InvalidCurrentPassword,
     NotFound,
+    NotSupported,
     ProviderUnavailable,
     RefreshTokenReused,
     Unauthorized,
@@ -46,8 +50,9 @@ from backend.app.identity.passwords import (
     verify_unknown_user,
 )
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
+from backend.app.mail import Mailer
 
-from .store import Grant, IdentityStore, Reused, UserRecord
+from .store import RESET, Grant, IdentityStore, Reused, UserRecord, hash_token
 
 __all__ = ["EmbeddedIdentityProvider", "provider_call"]
 
@@ -84,7 +89,11 @@ class EmbeddedIdentityProvider:
         secret: bytes,
         session_ttl_seconds: int,
         reuse_interval_seconds: int,
+        mailer: Mailer | None = None,
+        reset_ttl_seconds: int = 3600,
     ):
+        self._mailer = mailer
+        self._reset_ttl = timedelta(seconds=reset_ttl_seconds)
         self.store = store
         self.signer = signer
         self._verifier = verifier
@@ -219,6 +228,44 @@ class EmbeddedIdentityProvider:
         )
         if not changed:
             raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
+
+    @provider_call
+    async def request_password_reset(self, *, email: str) -> None:
+        """Mail a reset link to the stored address of `email`'s user, if there is one; spend the
+        user's older reset tokens. Nothing tells a caller whether the address is known."""
+        if self._mailer is None:
+            raise NotSupported()
+        mailer, ttl = self._mailer, self._reset_ttl
+        token = secrets.token_urlsafe(32)  # 256 bits
+        expires_at = utcnow() + ttl
+
+        def mail(conn: Connection, stored_email: str) -> None:
+            message = mailer.password_reset(to=stored_email, token=token, valid_for=ttl)
+            mailer.enqueue(conn, message, not_after=expires_at)
+
+        await self.store.issue_account_token(
+            email_key=email_key(email),
+            purpose=RESET,
+            token_hash=hash_token(token),
+            expires_at=expires_at,
+            on_issued=mail,
+        )
+
+    @provider_call
+    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+        """Set a new password with a reset token and sign in: the token is checked first (400
+        whatever the password), a refused password (422) leaves it unspent; the reset ends
+        every session of the user, spends every reset token and confirms the address."""
+        token_hash = hash_token(token)
+        if not await self.store.account_token_usable(token_hash=token_hash, purpose=RESET):
+            raise AccountTokenInvalid()
+        check_password_policy(password)
+        user = await self.store.reset_password(
+            token_hash=token_hash, password_hash=await hash_password(password)
+        )
+        if user is None:  # spent by a racing reset, or the user was deleted meanwhile
+            raise AccountTokenInvalid()
+        return self.session(await self.open_session(user))
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:

@@ -37,6 +37,7 @@ from backend.app.identity.base import LiveSession, SignOutScope
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
+    "RESET",
     "Credentials",
     "Grant",
     "IdentityStore",
@@ -48,6 +49,10 @@ __all__ = [
 
 # GoTrue's `app_metadata` of a user who signs in with an email and a password.
 EMAIL_PROVIDER_METADATA: dict[str, Any] = {"provider": "email", "providers": ["email"]}
+# The kinds of account token, never interchangeable (DESIGN.md §12).
+SIGNUP = "signup"
+EMAIL_CHANGE = "email_change"
+RESET = "reset"
 # How far a reused token may be followed along its successors inside the reuse interval.
 _MAX_SUCCESSOR_WALK = 32
 
@@ -395,6 +400,92 @@ class IdentityStore:
 
         return await self._db.write(change)
 
+    # Account tokens (the links of the lifecycle's mails).
+
+    async def issue_account_token(
+        self,
+        *,
+        email_key: str,
+        purpose: str,
+        token_hash: str,
+        expires_at: datetime,
+        on_issued: Callable[[Connection, str], None],
+    ) -> bool:
+        """For the user with this normalized address: spend its older tokens of `purpose`,
+        store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
+        in the same transaction. False, and nothing written, when there is no such user."""
+
+        def issue(conn: Connection) -> bool:
+            user = conn.execute(
+                sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(
+                    identity_users.c.email == email_key
+                )
+            ).first()
+            if user is None:
+                return False
+            now = utcnow()
+            _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
+            conn.execute(
+                identity_account_tokens.insert().values(
+                    token_hash=token_hash,
+                    purpose=purpose,
+                    user_id=user.id,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            on_issued(conn, user.email_as_typed)
+            return True
+
+        return await self._db.write(issue)
+
+    async def account_token_usable(self, *, token_hash: str, purpose: str) -> bool:
+        """Whether the token is known, of `purpose`, unspent and unexpired (a read: nothing is
+        spent, so a refused password after it leaves the token usable)."""
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_account_tokens.c.id).where(
+                    _usable(token_hash, purpose, utcnow())
+                )
+            ).first()
+        )
+        return row is not None
+
+    async def reset_password(self, *, token_hash: str, password_hash: str) -> UserRecord | None:
+        """Spend the reset token (one conditional UPDATE: of two racing resets one wins), set
+        the password, confirm the address, end every session and spend every reset token of
+        the user, in one transaction. None when the token is no longer usable."""
+
+        def reset(conn: Connection) -> UserRecord | None:
+            now = utcnow()
+            spent = conn.execute(
+                identity_account_tokens.update()
+                .where(_usable(token_hash, RESET, now))
+                .values(spent_at=now)
+                .returning(identity_account_tokens.c.user_id)
+            ).first()
+            if spent is None:
+                return None
+            user_id = spent.user_id
+            conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == user_id)
+                .values(
+                    password_hash=password_hash,
+                    updated_at=now,
+                    # The link proved the mailbox.
+                    email_confirmed_at=sa.func.coalesce(identity_users.c.email_confirmed_at, now),
+                )
+            )
+            _revoke(conn, identity_sessions.c.user_id == user_id)
+            _spend_tokens(conn, user_id=user_id, purpose=RESET, now=now)
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(reset)
+
     async def delete_user(self, user_id: str) -> bool:
         """Delete the user for good, with its profile and items, in one transaction; its
         sessions and refresh tokens go with it (foreign keys cascade). False if there was none.
@@ -617,6 +708,27 @@ def _current_successor(
         if revoked_at[0] is None:
             return token
     raise RefreshTokenInvalid()
+
+
+def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        identity_account_tokens.c.token_hash == token_hash,
+        identity_account_tokens.c.purpose == purpose,
+        identity_account_tokens.c.spent_at.is_(None),
+        identity_account_tokens.c.expires_at > now,
+    )
+
+
+def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:
+    conn.execute(
+        identity_account_tokens.update()
+        .where(
+            identity_account_tokens.c.user_id == user_id,
+            identity_account_tokens.c.purpose == purpose,
+            identity_account_tokens.c.spent_at.is_(None),
+        )
+        .values(spent_at=now)
+    )
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
