@@ -10,10 +10,11 @@ from urllib.parse import unquote
 _LINK = re.compile(r"#(reset-password|confirm-email)\?token=([A-Za-z0-9_%\-]+)")
 
 
-async def eml_files(outbox: Path, count: int, *, timeout: float = 5.0) -> list[str]:
+async def eml_files(outbox: Path, count: int, *, seconds: float = 5.0) -> list[str]:
     """The texts of the first `count` .eml files the app wrote, waiting for the sender."""
-    for _ in range(int(timeout / 0.02)):
-        files = sorted(outbox.glob("*.eml"), key=lambda path: path.stat().st_mtime_ns)
+    for _ in range(int(seconds / 0.02)):
+        # A test's few files in a temporary folder: blocking reads of microseconds.
+        files = sorted(outbox.glob  # noqa: ASYNC240("*.eml"), key=lambda path: path.stat().st_mtime_ns)
         if len(files) >= count:
             return [path.read_text() for path in files]
         await asyncio.sleep(0.02)

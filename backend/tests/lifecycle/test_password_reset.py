@@ -92,7 +92,8 @@ class TestResetPassword:
 
         assert response.status_code == 200, response.text
         assert set(response.json()) >= {"accessToken", "expiresAt", "csrfToken", "user"}
-        assert reader.refresh_cookie is not None and reader.refresh_cookie != old_refresh
+        assert reader.refresh_cookie is not None
+        assert reader.refresh_cookie != old_refresh
         assert (await api.client.get("/auth/me", headers=user.auth)).status_code == 401
         assert (await api.refresh()).json()["code"] == "refresh_token_invalid"
         assert (await reader.refresh()).status_code == 200
@@ -206,7 +207,8 @@ class TestResetPassword:
         )
 
         assert [len(row.token_hash) for row in rows] == [64]
-        assert token not in str(rows) and len(token) >= 43
+        assert token not in str(rows)
+        assert len(token) >= 43
 
 
 class TestResetThroughSmtp:
