@@ -14,7 +14,8 @@ async def eml_files(outbox: Path, count: int, *, seconds: float = 5.0) -> list[s
     """The texts of the first `count` .eml files the app wrote, waiting for the sender."""
     for _ in range(int(seconds / 0.02)):
         # A test's few files in a temporary folder: blocking reads of microseconds.
-        files = sorted(outbox.glob  # noqa: ASYNC240("*.eml"), key=lambda path: path.stat().st_mtime_ns)
+        found = outbox.glob("*.eml")  # noqa: ASYNC240
+        files = sorted(found, key=lambda path: path.stat().st_mtime_ns)
         if len(files) >= count:
             return [path.read_text() for path in files]
         await asyncio.sleep(0.02)
