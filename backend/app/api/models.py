@@ -170,6 +170,9 @@ class LogoutIn(CamelModel):
 
     scope: Literal["local", "others", "global"] = "local"
 
+    # Logout took no body before `scope`: a client that sends other fields keeps working.
+    model_config = ConfigDict(extra="ignore")
+
 
 class LiveSessionOut(CamelModel):
     id: str
