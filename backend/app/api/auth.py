@@ -18,6 +18,7 @@ from backend.app.api.deps import (
     RefreshCookie,
     ServicesDep,
     SessionsDep,
+    UserAgent,
     UserScopedDep,
 )
 from backend.app.api.errors import error_response
@@ -98,10 +99,13 @@ async def sign_in(
     services: ServicesDep,
     sessions: SessionsDep,
     address: ClientAddress,
+    user_agent: UserAgent,
 ) -> SessionOut:
     """Sign in with email and password: the access token in the body, the refresh token in the
     `sb_refresh_token` cookie, and a fresh CSRF token (rotated at every sign-in)."""
-    session = await sessions.sign_in(email=str(body.email), password=body.password, address=address)
+    session = await sessions.sign_in(
+        email=str(body.email), password=body.password, address=address, user_agent=user_agent
+    )
     services.cookies.set_refresh_token(response, session.refresh_token)
     # A new CSRF nonce, and a token bound to the new session: a pair planted before sign-in
     # stops working here.
@@ -193,10 +197,13 @@ async def reset_password(
     _csrf: CsrfDep,
     services: ServicesDep,
     sessions: SessionsDep,
+    user_agent: UserAgent,
 ) -> SessionOut:
     """Choose a new password with the link's token: signs in (the sign-in body and cookie) and
     ends every other session of the user."""
-    session = await sessions.reset_password(token=body.token, password=body.password)
+    session = await sessions.reset_password(
+        token=body.token, password=body.password, user_agent=user_agent
+    )
     services.cookies.set_refresh_token(response, session.refresh_token)
     return _session_body(
         session, services.csrf.issue(response, refresh_token=session.refresh_token)

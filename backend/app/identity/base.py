@@ -66,8 +66,11 @@ class IdentityProvider(Protocol):
         """
         ...
 
-    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
-        """Raises InvalidCredentials (same error for an unknown email and a wrong password)."""
+    async def sign_in_with_password(
+        self, *, email: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        """Raises InvalidCredentials (same error for an unknown email and a wrong password).
+        The new session records `user_agent` where the provider keeps sessions' details."""
         ...
 
     async def refresh(self, *, refresh_token: str) -> AuthSession:
@@ -122,7 +125,9 @@ class IdentityProvider(Protocol):
         """
         ...
 
-    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+    async def reset_password(
+        self, *, token: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
         """Set a new password with a reset token, end every session, and open a new one.
 
         Raises:

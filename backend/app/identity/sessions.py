@@ -81,7 +81,9 @@ class SessionService:
         logger.info("user signed up", extra={"user_id": user.id})
         return user
 
-    async def sign_in(self, *, email: str, password: str, address: str) -> AuthSession:
+    async def sign_in(
+        self, *, email: str, password: str, address: str, user_agent: str | None = None
+    ) -> AuthSession:
         """Open a session with a password.
 
         Raises:
@@ -91,7 +93,9 @@ class SessionService:
             ProviderUnavailable.
         """
         async with self._sign_in_attempt(email, address):
-            session = await self._identity.sign_in_with_password(email=email, password=password)
+            session = await self._identity.sign_in_with_password(
+                email=email, password=password, user_agent=user_agent
+            )
         logger.info("user signed in", extra={"user_id": session.user.id})
         return session
 
@@ -121,10 +125,14 @@ class SessionService:
         await self._count_email(email, address, reason="password_forgot")
         await self._identity.request_password_reset(email=email)
 
-    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+    async def reset_password(
+        self, *, token: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
         """Raises AccountTokenInvalid (logged at info: never the token), WeakPassword."""
         try:
-            session = await self._identity.reset_password(token=token, password=password)
+            session = await self._identity.reset_password(
+                token=token, password=password, user_agent=user_agent
+            )
         except AccountTokenInvalid:
             logger.info("reset refused", extra={"reason": "token_invalid"})
             raise
@@ -170,20 +178,30 @@ class SessionService:
     # GoTrue's API: the same rules, GoTrue's answers.
 
     async def gotrue_sign_up(
-        self, *, email: str, password: str, user_metadata: dict[str, Any], address: str
+        self,
+        *,
+        email: str,
+        password: str,
+        user_metadata: dict[str, Any],
+        address: str,
+        user_agent: str | None = None,
     ) -> GoTrueSession:
         """GoTrue's autoconfirmed sign-up: a user and a first session."""
         await self._count_sign_up(address)
         answer = await self._gotrue_operations().sign_up(
-            email=email, password=password, user_metadata=user_metadata
+            email=email, password=password, user_metadata=user_metadata, user_agent=user_agent
         )
         logger.info("user signed up", extra={"user_id": answer.user.id})
         return answer
 
-    async def gotrue_sign_in(self, *, email: str, password: str, address: str) -> GoTrueSession:
+    async def gotrue_sign_in(
+        self, *, email: str, password: str, address: str, user_agent: str | None = None
+    ) -> GoTrueSession:
         """As `sign_in`, counted against the same limits and logged the same way."""
         async with self._sign_in_attempt(email, address):
-            answer = await self._gotrue_operations().sign_in(email=email, password=password)
+            answer = await self._gotrue_operations().sign_in(
+                email=email, password=password, user_agent=user_agent
+            )
         logger.info("user signed in", extra={"user_id": answer.user.id})
         return answer
 

@@ -167,7 +167,11 @@ class SupabaseIdentityProvider:
             raise
         return AuthUser(id=user.id, email=_display_email(user))
 
-    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
+    async def sign_in_with_password(
+        self, *, email: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        # `user_agent` is not passed on: GoTrue records its own caller's (this server), and the
+        # session list is not offered through this provider yet (issue 16).
         async with _gotrue_errors_mapped():
             response = await self._client().sign_in_with_password(
                 {"email": email_key(email), "password": password}
@@ -205,7 +209,9 @@ class SupabaseIdentityProvider:
     async def request_password_reset(self, *, email: str) -> None:
         raise NotSupported()
 
-    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+    async def reset_password(
+        self, *, token: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
         raise NotSupported()
 
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:

@@ -101,6 +101,22 @@ class TestResetPassword:
         assert (await api.signin(user.email, NEW_PASSWORD)).status_code == 200
         await reader.client.aclose()
 
+    async def test_reset_records_the_user_agent(self, api, user, app):
+        """The session a reset opens shows the reset request's User-Agent in the list."""
+        token = await _reset_token(api, user.email, app.state.services.settings.data_dir / "outbox")
+        agent = "Mozilla/5.0 (iPhone) Safari/605.1.15"
+
+        reset = await api.post(
+            "/auth/password/reset",
+            {"token": token, "password": NEW_PASSWORD},
+            headers={"User-Agent": agent},
+        )
+
+        assert reset.status_code == 200, reset.text
+        bearer = {"Authorization": f"Bearer {reset.json()['accessToken']}"}
+        listed = (await api.client.get("/auth/sessions", headers=bearer)).json()["sessions"]
+        assert [(s["current"], s["userAgent"]) for s in listed] == [(True, agent)]
+
     async def test_a_token_works_once(self, api, user, app):
         """The second use of a spent token: 400 token_invalid."""
         token = await _reset_token(api, user.email, app.state.services.settings.data_dir / "outbox")

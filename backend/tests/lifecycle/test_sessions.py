@@ -124,3 +124,43 @@ class TestLogoutScope:
         assert response.status_code == 422
         assert response.json()["code"] == "validation_error"
         assert (await api.client.get("/auth/me", headers=user.auth)).status_code == 200
+
+
+class TestUserAgent:
+    """The session list names each session's browser by the User-Agent of the request that
+    opened it: bounded to 256 characters, control characters dropped."""
+
+    async def _listed_agents(self, api: AuthApi, email: str, user_agent: str) -> list[str | None]:
+        other = AuthApi(
+            type(api.client)(transport=api.client._transport, base_url="http://testserver")
+        )
+        await other.fetch_csrf()
+        signin = await other.post(
+            "/auth/signin",
+            {"email": email, "password": PASSWORD},
+            headers={"User-Agent": user_agent},
+        )
+        assert signin.status_code == 200, signin.text
+        token = signin.json()["accessToken"]
+        listed = await other.client.get(
+            "/auth/sessions", headers={"Authorization": f"Bearer {token}"}
+        )
+        await other.client.aclose()
+        assert listed.status_code == 200, listed.text
+        return [s["userAgent"] for s in listed.json()["sessions"] if s["current"]]
+
+    async def test_sign_in_records_the_user_agent(self, api, user):
+        """A sign-in with a User-Agent: the list shows it on that session."""
+        agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"
+
+        assert await self._listed_agents(api, user.email, agent) == [agent]
+
+    async def test_an_over_long_user_agent_is_cut(self, api, user):
+        """A 2000-character User-Agent is kept to its first 256 characters."""
+        agent = "Agent/" + "x" * 2000
+
+        assert await self._listed_agents(api, user.email, agent) == [agent[:256]]
+
+    async def test_control_characters_are_dropped(self, api, user):
+        """A tab (the only control character a header may carry) and DEL are not kept."""
+        assert await self._listed_agents(api, user.email, "Curl/8\t0\x7f") == ["Curl/80"]

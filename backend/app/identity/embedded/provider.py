@@ -139,10 +139,14 @@ class EmbeddedIdentityProvider:
         )
 
     @provider_call
-    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
-        return self.session(await self.sign_in(email=email, password=password))
+    async def sign_in_with_password(
+        self, *, email: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        return self.session(
+            await self.sign_in(email=email, password=password, user_agent=user_agent)
+        )
 
-    async def sign_in(self, *, email: str, password: str) -> Grant:
+    async def sign_in(self, *, email: str, password: str, user_agent: str | None = None) -> Grant:
         """Check the password (a dummy verify for an unknown address) and open a session.
 
         Raises:
@@ -160,18 +164,25 @@ class EmbeddedIdentityProvider:
             raise EmailNotConfirmed()
         if check.new_hash is not None:
             return await self.open_session(
-                found.user, password_hash=check.new_hash, updated_at=utcnow()
+                found.user,
+                user_agent=user_agent,
+                password_hash=check.new_hash,
+                updated_at=utcnow(),
             )
-        return await self.open_session(found.user)
+        return await self.open_session(found.user, user_agent=user_agent)
 
-    async def open_session(self, user: UserRecord, **user_changes: Any) -> Grant:
+    async def open_session(
+        self, user: UserRecord, *, user_agent: str | None = None, **user_changes: Any
+    ) -> Grant:
         """A new session of `user` (a password checked, or a user just created with GoTrue's
-        autoconfirm), stamping `user_changes` on the user in the same transaction."""
+        autoconfirm), stamping `user_changes` on the user in the same transaction; the session
+        records `user_agent` (the opening request's, bounded) for the owner's session list."""
         return await self.store.open_session(
             user,
             refresh_token=secrets.token_urlsafe(32),
             lifetime=self._session_ttl,
             user_changes=user_changes,
+            user_agent=user_agent,
         )
 
     @provider_call
@@ -252,7 +263,9 @@ class EmbeddedIdentityProvider:
         )
 
     @provider_call
-    async def reset_password(self, *, token: str, password: str) -> AuthSession:
+    async def reset_password(
+        self, *, token: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
         """Set a new password with a reset token and sign in: the token is checked first (400
         whatever the password), a refused password (422) leaves it unspent; the reset ends
         every session of the user, spends every reset token and confirms the address."""
@@ -265,7 +278,7 @@ class EmbeddedIdentityProvider:
         )
         if user is None:  # spent by a racing reset, or the user was deleted meanwhile
             raise AccountTokenInvalid()
-        return self.session(await self.open_session(user))
+        return self.session(await self.open_session(user, user_agent=user_agent))
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:

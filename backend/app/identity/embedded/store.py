@@ -518,9 +518,11 @@ class IdentityStore:
         refresh_token: str,
         lifetime: timedelta,
         user_changes: dict[str, Any],
+        user_agent: str | None = None,
     ) -> Grant:
         """Start a session of `user` with its first refresh token, and stamp the user's
-        `last_sign_in_at` (with `user_changes`, a rehashed password say) in the same transaction."""
+        `last_sign_in_at` (with `user_changes`, a rehashed password say) in the same transaction.
+        `user_agent` is the opening request's, already bounded (`client_user_agent`)."""
         session_id = str(uuid.uuid4())
         now = utcnow()
         changes = {"last_sign_in_at": now, **user_changes}
@@ -531,7 +533,11 @@ class IdentityStore:
             )
             conn.execute(
                 identity_sessions.insert().values(
-                    id=session_id, user_id=user.id, created_at=now, not_after=now + lifetime
+                    id=session_id,
+                    user_id=user.id,
+                    created_at=now,
+                    not_after=now + lifetime,
+                    user_agent=user_agent,
                 )
             )
             _store_refresh_token(conn, refresh_token, session_id=session_id, now=now)
