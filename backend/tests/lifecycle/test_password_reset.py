@@ -9,7 +9,8 @@ from datetime import timedelta
 import httpx
 import sqlalchemy as sa
 
-from backend.app.db.tables import identity_account_tokens, utcnow
+from backend.app.db.tables import identity_account_tokens, mail_outbox, utcnow
+from backend.app.mail import Mailer
 from backend.tests.helpers import PASSWORD, AuthApi, unique_email
 from backend.tests.lifecycle.mailbox import eml_files, token_of
 from backend.tests.mail.smtp_server import SmtpServer
@@ -41,6 +42,38 @@ class TestForgotPassword:
         assert f"To: {user.email}" in mail
         await asyncio.sleep(0.2)
         assert len(list(outbox.glob("*.eml"))) == 1
+
+    async def test_an_unknown_address_takes_the_known_ones_path(self, api, user, app, monkeypatch):
+        """Both render a reset mail (no timed assertion: the shared path is what is checked);
+        only the known one stores a token and an outbox row."""
+        rendered: list[str] = []
+        render = Mailer.password_reset
+
+        def counting(self, *, to, **kwargs):
+            rendered.append(to)
+            return render(self, to=to, **kwargs)
+
+        monkeypatch.setattr(Mailer, "password_reset", counting)
+        unknown_email = unique_email()
+
+        known = await api.post("/auth/password/forgot", {"email": user.email})
+        unknown = await api.post("/auth/password/forgot", {"email": unknown_email})
+
+        assert (known.status_code, unknown.status_code) == (202, 202)
+        assert rendered == [user.email, unknown_email]
+
+        def recipients(conn: sa.Connection) -> list[str]:
+            chosen = mail_outbox.c.recipient.in_([user.email, unknown_email])
+            return list(conn.execute(sa.select(mail_outbox.c.recipient).where(chosen)).scalars())
+
+        def tokens(conn: sa.Connection) -> int:
+            count = sa.select(sa.func.count()).select_from(identity_account_tokens)
+            return conn.execute(
+                count.where(identity_account_tokens.c.user_id == user.id)
+            ).scalar_one()
+
+        assert await app.state.services.database.read(recipients) == [user.email]
+        assert await app.state.services.database.read(tokens) == 1
 
     async def test_malformed_email_is_422(self, api):
         """Not an address: 422 validation_error."""

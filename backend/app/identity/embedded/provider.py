@@ -243,7 +243,17 @@ class EmbeddedIdentityProvider:
     @provider_call
     async def request_password_reset(self, *, email: str) -> None:
         """Mail a reset link to the stored address of `email`'s user, if there is one; spend the
-        user's older reset tokens. Nothing tells a caller whether the address is known."""
+        user's older reset tokens. Nothing tells a caller whether the address is known.
+
+        Nor should the time it takes. A known and an unknown address take one path as far as it
+        can go: both draw a token and hash it, look the user up, run the UPDATE that spends
+        older tokens (on no row for an unknown address) and render the mail (the unknown one's,
+        to the address as typed, is dropped), all in one write transaction that commits. The
+        SMTP work, the slow and variable part, is never on the request's path: the mail waits
+        in the outbox and the sender delivers it after the 202. What differs is two small
+        INSERTs (the token, the outbox row) in that same transaction; no decoy rows are written
+        for them, since an outbox row would be mailed and a token row needs a user.
+        """
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._reset_ttl
@@ -254,12 +264,16 @@ class EmbeddedIdentityProvider:
             message = mailer.password_reset(to=stored_email, token=token, valid_for=ttl)
             mailer.enqueue(conn, message, not_after=expires_at)
 
+        def decoy(conn: Connection) -> None:
+            mailer.password_reset(to=email, token=token, valid_for=ttl)  # rendered, not sent
+
         await self.store.issue_account_token(
             email_key=email_key(email),
             purpose=RESET,
             token_hash=hash_token(token),
             expires_at=expires_at,
             on_issued=mail,
+            on_unknown=decoy,
         )
 
     @provider_call

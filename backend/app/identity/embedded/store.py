@@ -410,10 +410,13 @@ class IdentityStore:
         token_hash: str,
         expires_at: datetime,
         on_issued: Callable[[Connection, str], None],
+        on_unknown: Callable[[Connection], None] | None = None,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
-        in the same transaction. False, and nothing written, when there is no such user."""
+        in the same transaction. False, and nothing stored, when there is no such user: then the
+        same spending UPDATE runs on no row and `on_unknown(conn)` (the decoy render) is called,
+        so the unknown address takes the known one's path (see `request_password_reset`)."""
 
         def issue(conn: Connection) -> bool:
             user = conn.execute(
@@ -421,9 +424,12 @@ class IdentityStore:
                     identity_users.c.email == email_key
                 )
             ).first()
-            if user is None:
-                return False
             now = utcnow()
+            if user is None:
+                _spend_tokens(conn, user_id=_NO_USER, purpose=purpose, now=now)
+                if on_unknown is not None:
+                    on_unknown(conn)
+                return False
             _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
             conn.execute(
                 identity_account_tokens.insert().values(
@@ -723,6 +729,10 @@ def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bo
         identity_account_tokens.c.spent_at.is_(None),
         identity_account_tokens.c.expires_at > now,
     )
+
+
+# No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
+_NO_USER = "00000000-0000-0000-0000-000000000000"
 
 
 def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:
