@@ -273,7 +273,9 @@ class TestResetThroughSmtp:
                 break
             await asyncio.sleep(0.02)
         (received,) = server.received
-        body = received.message.get_body(("plain",)).get_content()
+        plain = received.message.get_body(("plain",))
+        assert plain is not None
+        body = plain.get_content()
         token = token_of(body, "reset-password")
         response = await api.post(
             "/auth/password/reset", {"token": token, "password": NEW_PASSWORD}
