@@ -54,7 +54,13 @@ async def start_services(settings: Settings) -> Services:
         timeout_seconds=settings.database_timeout_seconds,
         pool_size=settings.database_pool_size,
     )
-    identity = build_identity(settings, database)
+    mail_sender = MailSender(database, build_backend(settings), mail_from=settings.mail_from)
+    mailer = Mailer(
+        product_name=settings.mail_product_name,
+        site_url=settings.site_url,
+        wake_sender=mail_sender.wake,
+    )
+    identity = build_identity(settings, database, mailer=mailer)
     if settings.gotrue_api_enabled and identity.gotrue is None:
         # GoTrue's API is the embedded provider's own; another provider has its own GoTrue.
         raise RuntimeError("GOTRUE_API_ENABLED=true needs the embedded provider")
@@ -68,9 +74,10 @@ async def start_services(settings: Settings) -> Services:
         per_address=settings.rate_limit_signin_per_address,
         refresh_per_address=settings.rate_limit_refresh_per_address,
         redis_url=settings.redis_url,
+        email_per_recipient=settings.rate_limit_email_per_recipient,
+        email_per_address=settings.rate_limit_email_per_address,
     )
     gotrue = identity.gotrue if settings.gotrue_api_enabled else None
-    mail_sender = MailSender(database, build_backend(settings), mail_from=settings.mail_from)
     services = Services(
         settings=settings,
         database=database,
@@ -86,11 +93,7 @@ async def start_services(settings: Settings) -> Services:
             trusts_proxies=bool(settings.forwarded_allow_ips),
         ),
         rate_limiter=rate_limiter,
-        mailer=Mailer(
-            product_name=settings.mail_product_name,
-            site_url=settings.site_url,
-            wake_sender=mail_sender.wake,
-        ),
+        mailer=mailer,
         mail_sender=mail_sender,
     )
     mail_sender.start()  # last: nothing above can fail and leave the task running

@@ -14,18 +14,26 @@ from fastapi import APIRouter, Request, Response, status
 from backend.app.api.deps import (
     ClientAddress,
     CsrfDep,
+    CurrentUser,
     RefreshCookie,
     ServicesDep,
     SessionsDep,
+    UserAgent,
     UserScopedDep,
 )
 from backend.app.api.errors import error_response
 from backend.app.api.models import (
     CsrfOut,
+    EmailIn,
+    LiveSessionOut,
+    LogoutIn,
     MeOut,
     MeUserOut,
     OkOut,
+    PasswordChangeIn,
+    PasswordResetIn,
     ProfileOut,
+    SessionListOut,
     SessionOut,
     SignInIn,
     SignUpIn,
@@ -33,7 +41,7 @@ from backend.app.api.models import (
     UserOut,
 )
 from backend.app.core.errors import RefreshTokenError, RefreshTokenMissing
-from backend.app.identity.base import AuthSession
+from backend.app.identity.base import AuthSession, SignOutScope
 
 __all__ = ["router"]
 
@@ -91,10 +99,13 @@ async def sign_in(
     services: ServicesDep,
     sessions: SessionsDep,
     address: ClientAddress,
+    user_agent: UserAgent,
 ) -> SessionOut:
     """Sign in with email and password: the access token in the body, the refresh token in the
     `sb_refresh_token` cookie, and a fresh CSRF token (rotated at every sign-in)."""
-    session = await sessions.sign_in(email=str(body.email), password=body.password, address=address)
+    session = await sessions.sign_in(
+        email=str(body.email), password=body.password, address=address, user_agent=user_agent
+    )
     services.cookies.set_refresh_token(response, session.refresh_token)
     # A new CSRF nonce, and a token bound to the new session: a pair planted before sign-in
     # stops working here.
@@ -138,12 +149,127 @@ async def logout(
     refresh_token: RefreshCookie,
     services: ServicesDep,
     sessions: SessionsDep,
+    body: LogoutIn | None = None,
 ) -> OkOut:
-    """Revoke the session server-side and clear the refresh cookie."""
+    """Revoke the session server-side and clear the refresh cookie; with `scope: "others"` end
+    the user's other sessions and keep this one (and its cookie); `global` ends them all."""
+    scope = SignOutScope(body.scope if body else "local")
     if refresh_token is not None:
-        await sessions.sign_out(refresh_token=refresh_token)
-    services.cookies.clear_refresh_token(response)
+        await sessions.sign_out(refresh_token=refresh_token, scope=scope)
+    if scope is not SignOutScope.OTHERS:
+        services.cookies.clear_refresh_token(response)
     return OkOut()
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OkOut,
+    responses={
+        403: _ERRORS[403],
+        422: {"description": "`validation_error`"},
+        429: _ERRORS[429],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def forgot_password(
+    body: EmailIn, _csrf: CsrfDep, sessions: SessionsDep, address: ClientAddress
+) -> OkOut:
+    """Mail a reset link if the address has an account: the same 202 either way, answered
+    before any SMTP work (the mail waits in the outbox)."""
+    await sessions.request_password_reset(email=str(body.email), address=address)
+    return OkOut()
+
+
+@router.post(
+    "/password/reset",
+    response_model=SessionOut,
+    responses={
+        400: {"description": "`token_invalid`: unknown, spent, expired or of another kind"},
+        403: _ERRORS[403],
+        422: _ERRORS[422],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def reset_password(
+    body: PasswordResetIn,
+    response: Response,
+    _csrf: CsrfDep,
+    services: ServicesDep,
+    sessions: SessionsDep,
+    user_agent: UserAgent,
+) -> SessionOut:
+    """Choose a new password with the link's token: signs in (the sign-in body and cookie) and
+    ends every other session of the user."""
+    session = await sessions.reset_password(
+        token=body.token, password=body.password, user_agent=user_agent
+    )
+    services.cookies.set_refresh_token(response, session.refresh_token)
+    return _session_body(
+        session, services.csrf.issue(response, refresh_token=session.refresh_token)
+    )
+
+
+@router.post(
+    "/password",
+    response_model=OkOut,
+    responses={
+        401: _ERRORS[401],
+        403: {"description": "`invalid_current_password`"},
+        422: {"description": "`validation_error` / `weak_password` (reason `same_password` too)"},
+        429: _ERRORS[429],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def change_password(
+    body: PasswordChangeIn, claims: CurrentUser, sessions: SessionsDep, address: ClientAddress
+) -> OkOut:
+    """Change the password with the current one: every other session ends, this one stays."""
+    await sessions.change_password(
+        claims=claims,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        address=address,
+    )
+    return OkOut()
+
+
+@router.get(
+    "/sessions",
+    response_model=SessionListOut,
+    responses={401: _ERRORS[401], 501: {"description": "`not_supported` (supabase provider)"}},
+)
+async def list_sessions(claims: CurrentUser, sessions: SessionsDep) -> SessionListOut:
+    """The caller's live sessions, newest first; `current` marks the one of this access token."""
+    live = await sessions.list_sessions(claims=claims)
+    return SessionListOut(
+        sessions=[
+            LiveSessionOut(
+                id=session.id,
+                created_at=session.created_at,
+                last_active_at=session.last_active_at,
+                user_agent=session.user_agent,
+                current=session.id == claims.session_id,
+            )
+            for session in live
+        ]
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        401: _ERRORS[401],
+        404: {"description": "`not_found`: unknown, ended, or another user's"},
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def end_session(session_id: str, claims: CurrentUser, sessions: SessionsDep) -> Response:
+    """End one of the caller's sessions: its refresh stops at once and `/auth/me` refuses its
+    access tokens at once. Needs no CSRF token: no browser attaches a bearer header by itself."""
+    await sessions.end_session(claims=claims, session_id=session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", response_model=MeOut, responses={401: _ERRORS[401]})

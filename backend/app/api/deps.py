@@ -15,7 +15,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import ProviderUnavailable, Unauthorized
-from backend.app.core.request_limits import client_address
+from backend.app.core.request_limits import client_address, client_user_agent
 from backend.app.core.security import (
     CSRF_HEADER,
     REFRESH_COOKIE,
@@ -33,6 +33,7 @@ __all__ = [
     "RefreshCookie",
     "ServicesDep",
     "SessionsDep",
+    "UserAgent",
     "UserScopedDep",
     "services_of",
 ]
@@ -126,3 +127,11 @@ async def get_client_address(request: Request) -> str:
 
 
 ClientAddress = Annotated[str, Depends(get_client_address)]
+
+
+async def get_user_agent(request: Request) -> str | None:
+    return client_user_agent(request)
+
+
+# What a session opened by the request records as its User-Agent (bounded, control chars out).
+UserAgent = Annotated[str | None, Depends(get_user_agent)]

@@ -23,13 +23,19 @@ from backend.app.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LEN
 
 __all__ = [
     "CsrfOut",
+    "EmailIn",
     "HealthOut",
     "ItemCreate",
     "ItemList",
     "ItemOut",
     "ItemUpdate",
+    "LiveSessionOut",
+    "LogoutIn",
     "MeOut",
     "OkOut",
+    "PasswordChangeIn",
+    "PasswordResetIn",
+    "SessionListOut",
     "SessionOut",
     "SignInIn",
     "SignUpIn",
@@ -138,6 +144,43 @@ class SessionOut(CamelModel):
 
 class CsrfOut(CamelModel):
     csrf_token: str
+
+
+class PasswordChangeIn(CamelModel):
+    current_password: Annotated[Password, Field(max_length=MAX_PASSWORD_LENGTH)]
+    # The policy is the provider's (422 weak_password with a reason), as at sign-up.
+    new_password: Password
+
+
+class EmailIn(CamelModel):
+    email: EmailStr
+
+
+class PasswordResetIn(CamelModel):
+    # Tokens are 43 characters (32 bytes, base64url); a longer one is not ours.
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    password: Password
+
+
+class LogoutIn(CamelModel):
+    """Which sessions a sign-out ends: this one (`local`), the user's others, or all of them."""
+
+    scope: Literal["local", "others", "global"] = "local"
+
+    # Logout took no body before `scope`: a client that sends other fields keeps working.
+    model_config = ConfigDict(extra="ignore")
+
+
+class LiveSessionOut(CamelModel):
+    id: str
+    created_at: datetime
+    last_active_at: datetime
+    user_agent: str | None
+    current: bool
+
+
+class SessionListOut(CamelModel):
+    sessions: list[LiveSessionOut]
 
 
 class OkOut(CamelModel):

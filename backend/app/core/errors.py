@@ -16,12 +16,15 @@ framework's own 404, 405, 422, 500 in the same body) are the API layer's: `api/e
     │   ├── RefreshTokenMissing
     │   ├── RefreshTokenInvalid
     │   └── RefreshTokenReused
+    ├── AccountTokenInvalid       400 token_invalid         (a lifecycle link's token)
+    ├── InvalidCurrentPassword    403 invalid_current_password
     ├── CsrfError                 403 csrf_* / origin_not_allowed
     │   ├── CsrfMissing
     │   ├── CsrfMismatch
     │   └── OriginNotAllowed
     ├── RateLimited               429 rate_limited          (+ Retry-After)
     ├── NotFound                  404 not_found
+    ├── NotSupported              501 not_supported         (a flow this provider lacks yet)
     └── ProviderUnavailable       503 provider_unavailable  (+ Retry-After)
 
     db.engine.DatabaseUnavailable 503 database_unavailable  (+ Retry-After: the data layer's one
@@ -34,6 +37,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccountTokenInvalid",
     "AppError",
     "CsrfError",
     "CsrfMismatch",
@@ -41,7 +45,9 @@ __all__ = [
     "EmailNotConfirmed",
     "ErrorCode",
     "InvalidCredentials",
+    "InvalidCurrentPassword",
     "NotFound",
+    "NotSupported",
     "OriginNotAllowed",
     "ProviderUnavailable",
     "RateLimited",
@@ -60,10 +66,12 @@ __all__ = [
 
 class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
+    TOKEN_INVALID = "token_invalid"
     WEAK_PASSWORD = "weak_password"
     USER_ALREADY_EXISTS = "user_already_exists"
     AUTH_INVALID_CREDENTIALS = "auth_invalid_credentials"
     UNAUTHORIZED = "unauthorized"
+    INVALID_CURRENT_PASSWORD = "invalid_current_password"
     REFRESH_TOKEN_MISSING = "refresh_token_missing"
     REFRESH_TOKEN_INVALID = "refresh_token_invalid"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
@@ -72,6 +80,7 @@ class ErrorCode(StrEnum):
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     RATE_LIMITED = "rate_limited"
     NOT_FOUND = "not_found"
+    NOT_SUPPORTED = "not_supported"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     HTTP_ERROR = "http_error"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
@@ -83,10 +92,12 @@ class ErrorCode(StrEnum):
 
 STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.TOKEN_INVALID: 400,
     ErrorCode.WEAK_PASSWORD: 422,
     ErrorCode.USER_ALREADY_EXISTS: 409,
     ErrorCode.AUTH_INVALID_CREDENTIALS: 401,
     ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.INVALID_CURRENT_PASSWORD: 403,
     ErrorCode.REFRESH_TOKEN_MISSING: 401,
     ErrorCode.REFRESH_TOKEN_INVALID: 401,
     ErrorCode.REFRESH_TOKEN_REUSED: 401,
@@ -95,6 +106,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.ORIGIN_NOT_ALLOWED: 403,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.NOT_SUPPORTED: 501,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PROVIDER_UNAVAILABLE: 503,
     ErrorCode.DATABASE_UNAVAILABLE: 503,
@@ -155,6 +167,22 @@ class EmailNotConfirmed(InvalidCredentials):
     without `email_confirm`). `/auth` answers it like any failed sign-in; GoTrue's API names it."""
 
     default_message = "Email not confirmed"
+
+
+class AccountTokenInvalid(AppError):
+    """A confirmation or reset token that is unknown, spent, expired or of another kind: one
+    answer for all, so a token's state is not revealed."""
+
+    code = ErrorCode.TOKEN_INVALID
+    default_message = "The link is invalid or has expired; ask for a new one"
+
+
+class InvalidCurrentPassword(AppError):
+    """A signed-in caller gave the wrong current password. 403, not 401: the access token is
+    fine (a 401 would send the browser client to refresh and retry for nothing)."""
+
+    code = ErrorCode.INVALID_CURRENT_PASSWORD
+    default_message = "The current password is not correct"
 
 
 class Unauthorized(AppError):
@@ -234,6 +262,14 @@ class RateLimited(AppError):
 class NotFound(AppError):
     code = ErrorCode.NOT_FOUND
     default_message = "Not found"
+
+
+class NotSupported(AppError):
+    """A lifecycle flow the configured provider does not offer yet (the supabase provider's
+    side is issue 16): a clean 501 rather than a 500."""
+
+    code = ErrorCode.NOT_SUPPORTED
+    default_message = "This operation is not supported by the configured identity provider"
 
 
 class ProviderUnavailable(AppError):

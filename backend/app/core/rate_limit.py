@@ -43,7 +43,11 @@ class SignInRateLimiter:
         per_address: str,
         refresh_per_address: str,
         redis_url: str | None,
+        email_per_recipient: str = "5/hour",
+        email_per_address: str = "30/hour",
     ):
+        self._email_per_recipient: RateLimitItem = parse(email_per_recipient)
+        self._email_per_address: RateLimitItem = parse(email_per_address)
         self._per_account: RateLimitItem = parse(per_account)
         self._per_address: RateLimitItem = parse(per_address)
         self._refresh_per_address: RateLimitItem = parse(refresh_per_address)
@@ -112,6 +116,20 @@ class SignInRateLimiter:
         tokens (each guess a write transaction) must still stop.
         """
         await self._hit([(self._refresh_per_address, "refresh-address", address)])
+
+    async def hit_email(self, *, recipient_key: str, address: str) -> None:
+        """Count one request that may send a lifecycle mail, for known and unknown recipients
+        alike (so a refusal reveals nothing), per recipient and per client address.
+
+        Raises:
+            RateLimited.
+        """
+        await self._hit(
+            [
+                (self._email_per_recipient, "email-recipient", recipient_key),
+                (self._email_per_address, "email-address", address),
+            ]
+        )
 
     async def _hit(self, limits: list[_Limit]) -> None:
         limiter = self._limiter()

@@ -21,15 +21,19 @@ from backend.app.core.errors import STATUS_BY_CODE, ErrorCode, error_body
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "MAX_USER_AGENT_LENGTH",
     "UNTRUSTED_FORWARDED",
     "RefusalRenderer",
     "RequestLimitsMiddleware",
     "client_address",
+    "client_user_agent",
 ]
 
 # Room for the cookies a developer's `localhost` collects from other apps, and far below harm.
 MAX_HEADER_BYTES = 32 * 1024
 UNTRUSTED_FORWARDED = "forwarded-untrusted"
+# What a session keeps of its User-Agent: enough to tell browsers and devices apart in the list.
+MAX_USER_AGENT_LENGTH = 256
 
 # Another API's rendering of a refusal (GoTrue's, under /auth/v1), or None for the app's own.
 RefusalRenderer = Callable[[Request, ErrorCode, str], Response | None]
@@ -100,3 +104,20 @@ def client_address(request: Request, *, trusts_proxies: bool) -> str:
         # gains an attacker nothing.
         return UNTRUSTED_FORWARDED
     return request.client.host if request.client else "unknown"
+
+
+def client_user_agent(request: Request) -> str | None:
+    """The request's User-Agent as a session records it (GET /auth/sessions shows it): control
+    characters (C0, DEL, C1) dropped, whitespace trimmed, at most `MAX_USER_AGENT_LENGTH`
+    characters; None when nothing is left. The client chose it, so it is a label, never proof."""
+    raw = request.headers.get("user-agent")
+    if raw is None:
+        return None
+    printable = "".join(ch for ch in raw if not _is_control(ch))
+    cleaned = printable.strip()[:MAX_USER_AGENT_LENGTH].rstrip()
+    return cleaned or None
+
+
+def _is_control(ch: str) -> bool:
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code < 0xA0

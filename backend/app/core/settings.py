@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     rate_limit_signin_per_address: str = "30/minute"
     # GoTrue's default for its token endpoint: 150 per 5 minutes per client address.
     rate_limit_refresh_per_address: str = "150/5minutes"
+    # Mails of the lifecycle: one count per recipient (the normalized address, known or not)
+    # and one per client address, across confirmation, resend, forgot and email change.
+    rate_limit_email_per_recipient: str = "5/hour"
+    rate_limit_email_per_address: str = "30/hour"
+    password_reset_ttl_seconds: int = Field(default=3600, gt=0)
+    email_confirm_ttl_seconds: int = Field(default=86400, gt=0)
+    # Off: a sign-up is confirmed at once (GoTrue's autoconfirm) and no mail is sent.
+    email_confirmation_required: bool = False
     jwt_issuer: str = "http://localhost:8000/auth/v1"
     # PEM of the EC P-256 key that signs access tokens; generated into data_dir in development.
     jwt_private_key: SecretStr | None = None

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "identity_account_tokens",
     "identity_refresh_tokens",
     "identity_sessions",
     "identity_users",
@@ -90,6 +91,8 @@ identity_sessions = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("not_after", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime),
+    # As the browser sent it at sign-in (migration 0006), so a user can tell devices apart.
+    sa.Column("user_agent", sa.String(512)),
 )
 
 # Only a SHA-256 of each refresh token is stored: a leaked table does not leak sessions.
@@ -108,6 +111,30 @@ identity_refresh_tokens = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     # "Used since?" is one probe (migration 0004); it serves every lookup by session too.
     sa.Index("ix_identity_refresh_tokens_session_id_created_at", "session_id", "created_at"),
+)
+
+# The links of the account lifecycle (migration 0006): `purpose` is `signup`, `email_change` or
+# `reset`, never interchangeable. Only a SHA-256 of each token is stored; a token is spent once
+# (`spent_at`), and a newer one of a purpose spends the older ones of that user.
+identity_account_tokens = sa.Table(
+    "identity_account_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column(
+        "user_id",
+        sa.Uuid(as_uuid=False),
+        sa.ForeignKey("identity_users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # An email change's new address: normalized (what uniqueness is checked on) and as typed.
+    sa.Column("new_email", sa.String(320)),
+    sa.Column("new_email_as_typed", sa.String(320)),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("spent_at", UtcDateTime),
+    sa.Index("ix_identity_account_tokens_user_id_purpose", "user_id", "purpose"),
 )
 
 user_profile = sa.Table(

@@ -8,13 +8,14 @@ tokens rotated on every refresh with a reuse interval, and sign-out that revokes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from backend.app.core.claims import AccessClaims
 from backend.app.identity.tokens import IssuedAccessToken
 
-__all__ = ["AuthSession", "AuthUser", "IdentityProvider", "SignOutScope"]
+__all__ = ["AuthSession", "AuthUser", "IdentityProvider", "LiveSession", "SignOutScope"]
 
 
 class SignOutScope(StrEnum):
@@ -43,6 +44,17 @@ class AuthSession:
         return f"AuthSession(user={self.user!r}, expires_at={self.access_token.expires_at})"
 
 
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """A live session as its owner sees it; `last_active_at` is its newest refresh token's
+    creation (a sign-in or a refresh), the same time the idle timeout counts from."""
+
+    id: str
+    created_at: datetime
+    last_active_at: datetime
+    user_agent: str | None
+
+
 class IdentityProvider(Protocol):
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
         """Create the user and its `user_profile` row, atomically.
@@ -54,8 +66,11 @@ class IdentityProvider(Protocol):
         """
         ...
 
-    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
-        """Raises InvalidCredentials (same error for an unknown email and a wrong password)."""
+    async def sign_in_with_password(
+        self, *, email: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        """Raises InvalidCredentials (same error for an unknown email and a wrong password).
+        The new session records `user_agent` where the provider keeps sessions' details."""
         ...
 
     async def refresh(self, *, refresh_token: str) -> AuthSession:
@@ -87,6 +102,54 @@ class IdentityProvider(Protocol):
         Raises:
             Unauthorized: the user or the session is gone.
             ProviderUnavailable: the identity service cannot be reached.
+        """
+        ...
+
+    async def change_password(
+        self, claims: AccessClaims, *, current_password: str, new_password: str
+    ) -> None:
+        """Change the caller's password; every other session of the user ends, this one stays,
+        and every outstanding reset token is spent.
+
+        Raises:
+            InvalidCurrentPassword, WeakPassword (also `same_password`), Unauthorized (user
+            gone), NotSupported.
+        """
+        ...
+
+    async def request_password_reset(self, *, email: str) -> None:
+        """Mail a reset link if the address is known; the same outcome either way.
+
+        Raises:
+            NotSupported.
+        """
+        ...
+
+    async def reset_password(
+        self, *, token: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        """Set a new password with a reset token, end every session, and open a new one.
+
+        Raises:
+            AccountTokenInvalid: checked first; WeakPassword: the token stays usable.
+            NotSupported.
+        """
+        ...
+
+    async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
+        """The caller's live sessions, newest first.
+
+        Raises:
+            NotSupported: the provider does not offer it (supabase, until issue 16).
+        """
+        ...
+
+    async def end_session(self, claims: AccessClaims, session_id: str) -> None:
+        """End one live session of the caller: its refresh and its access tokens stop at once.
+
+        Raises:
+            NotFound: no such live session of this user (unknown, ended or another user's).
+            NotSupported: as `list_sessions`.
         """
         ...
 

@@ -12,6 +12,7 @@ from backend.app.identity.base import IdentityProvider
 from backend.app.identity.embedded import EmbeddedGoTrue, EmbeddedIdentityProvider, IdentityStore
 from backend.app.identity.supabase import SupabaseIdentityProvider
 from backend.app.identity.tokens import JwksKeys, StaticKeys, TokenSigner, TokenVerifier
+from backend.app.mail import Mailer
 
 __all__ = ["Identity", "build_identity"]
 
@@ -30,7 +31,13 @@ def _legacy_secret(settings: Settings) -> str | None:
     return secret.get_secret_value() if secret else None
 
 
-def build_identity(settings: Settings, database: Database) -> Identity:
+def build_identity(
+    settings: Settings, database: Database, *, mailer: Mailer | None = None
+) -> Identity:
+    """Args:
+    mailer: the lifecycle's mails (tokens and their mails are written in one transaction);
+        without it the embedded provider cannot send reset or confirmation links.
+    """
     if settings.auth_provider is AuthProvider.SUPABASE:
         return Identity(provider=_supabase(settings, database), signer=None, gotrue=None)
     signer = TokenSigner(
@@ -51,6 +58,8 @@ def build_identity(settings: Settings, database: Database) -> Identity:
         secret=app_secret(settings),
         session_ttl_seconds=settings.session_ttl_seconds,
         reuse_interval_seconds=settings.refresh_reuse_interval_seconds,
+        mailer=mailer,
+        reset_ttl_seconds=settings.password_reset_ttl_seconds,
     )
     return Identity(provider=provider, signer=signer, gotrue=EmbeddedGoTrue(provider))
 

@@ -22,15 +22,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
+    AccountTokenInvalid,
     InvalidCredentials,
+    InvalidCurrentPassword,
     RateLimited,
     RefreshTokenInvalid,
     RefreshTokenReused,
 )
 from backend.app.core.logging import account_fingerprint, log_security_event
 from backend.app.core.rate_limit import SignInRateLimiter
-from backend.app.identity.base import AuthSession, AuthUser, IdentityProvider, SignOutScope
+from backend.app.identity.base import (
+    AuthSession,
+    AuthUser,
+    IdentityProvider,
+    LiveSession,
+    SignOutScope,
+)
 from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import EmbeddedGoTrue, GoTrueSession
 
@@ -72,7 +81,9 @@ class SessionService:
         logger.info("user signed up", extra={"user_id": user.id})
         return user
 
-    async def sign_in(self, *, email: str, password: str, address: str) -> AuthSession:
+    async def sign_in(
+        self, *, email: str, password: str, address: str, user_agent: str | None = None
+    ) -> AuthSession:
         """Open a session with a password.
 
         Raises:
@@ -82,7 +93,9 @@ class SessionService:
             ProviderUnavailable.
         """
         async with self._sign_in_attempt(email, address):
-            session = await self._identity.sign_in_with_password(email=email, password=password)
+            session = await self._identity.sign_in_with_password(
+                email=email, password=password, user_agent=user_agent
+            )
         logger.info("user signed in", extra={"user_id": session.user.id})
         return session
 
@@ -102,23 +115,93 @@ class SessionService:
         """End the refresh token's session (or by `scope` the user's others, or all)."""
         await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
 
+    async def request_password_reset(self, *, email: str, address: str) -> None:
+        """Count the request per recipient and per address (unknown addresses too, so a 429
+        reveals nothing), then let the provider mail a link if the address is known.
+
+        Raises:
+            RateLimited, NotSupported.
+        """
+        await self._count_email(email, address, reason="password_forgot")
+        await self._identity.request_password_reset(email=email)
+
+    async def reset_password(
+        self, *, token: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        """Raises AccountTokenInvalid (logged at info: never the token), WeakPassword."""
+        try:
+            session = await self._identity.reset_password(
+                token=token, password=password, user_agent=user_agent
+            )
+        except AccountTokenInvalid:
+            logger.info("reset refused", extra={"reason": "token_invalid"})
+            raise
+        log_security_event(
+            "password_reset", account=account_fingerprint(email_key(session.user.email))
+        )
+        return session
+
+    async def change_password(
+        self, *, claims: AccessClaims, current_password: str, new_password: str, address: str
+    ) -> None:
+        """Change the caller's password. Every attempt counts toward the sign-in limits of the
+        caller's account and address, so a stolen access token cannot guess the password faster
+        than a sign-in could.
+
+        Raises:
+            RateLimited, InvalidCurrentPassword (logged), WeakPassword, NotSupported.
+        """
+        account = account_fingerprint(email_key(claims.email))
+        try:
+            await self._limiter.hit_sign_in(email_key=email_key(claims.email), address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="password_change", account=account)
+            raise
+        try:
+            await self._identity.change_password(
+                claims, current_password=current_password, new_password=new_password
+            )
+        except InvalidCurrentPassword as exc:
+            log_security_event("password_change_failed", reason=exc.code, account=account)
+            raise
+        logger.info("password changed", extra={"user_id": claims.user_id})
+
+    async def list_sessions(self, *, claims: AccessClaims) -> list[LiveSession]:
+        """The caller's live sessions, newest first. Raises NotSupported (supabase, for now)."""
+        return await self._identity.list_sessions(claims)
+
+    async def end_session(self, *, claims: AccessClaims, session_id: str) -> None:
+        """End one of the caller's sessions (its own too). Raises NotFound, NotSupported."""
+        await self._identity.end_session(claims, session_id)
+        logger.info("session ended", extra={"user_id": claims.user_id})
+
     # GoTrue's API: the same rules, GoTrue's answers.
 
     async def gotrue_sign_up(
-        self, *, email: str, password: str, user_metadata: dict[str, Any], address: str
+        self,
+        *,
+        email: str,
+        password: str,
+        user_metadata: dict[str, Any],
+        address: str,
+        user_agent: str | None = None,
     ) -> GoTrueSession:
         """GoTrue's autoconfirmed sign-up: a user and a first session."""
         await self._count_sign_up(address)
         answer = await self._gotrue_operations().sign_up(
-            email=email, password=password, user_metadata=user_metadata
+            email=email, password=password, user_metadata=user_metadata, user_agent=user_agent
         )
         logger.info("user signed up", extra={"user_id": answer.user.id})
         return answer
 
-    async def gotrue_sign_in(self, *, email: str, password: str, address: str) -> GoTrueSession:
+    async def gotrue_sign_in(
+        self, *, email: str, password: str, address: str, user_agent: str | None = None
+    ) -> GoTrueSession:
         """As `sign_in`, counted against the same limits and logged the same way."""
         async with self._sign_in_attempt(email, address):
-            answer = await self._gotrue_operations().sign_in(email=email, password=password)
+            answer = await self._gotrue_operations().sign_in(
+                email=email, password=password, user_agent=user_agent
+            )
         logger.info("user signed in", extra={"user_id": answer.user.id})
         return answer
 
@@ -133,6 +216,14 @@ class SessionService:
         if self._gotrue is None:  # its routes are only mounted when it is there
             raise RuntimeError("GoTrue's API needs the embedded provider")
         return self._gotrue
+
+    async def _count_email(self, email: str, address: str, *, reason: str) -> None:
+        try:
+            await self._limiter.hit_email(recipient_key=email_key(email), address=address)
+        except RateLimited:
+            account = account_fingerprint(email_key(email))
+            log_security_event("rate_limited", reason=reason, account=account, address=address)
+            raise
 
     async def _count_sign_up(self, address: str) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.tests.helpers import AuthApi, unique_email
+from backend.tests.helpers import PASSWORD, AuthApi, unique_email
 
 
 class TestOneUserStore:
@@ -60,3 +60,23 @@ class TestOneUserStore:
         )
 
         assert me.status_code == 401
+
+    async def test_gotrue_sign_up_and_sign_in_record_the_user_agent_for_auth_sessions(self, gotrue):
+        """Sessions opened through /auth/v1 name their browser in GET /auth/sessions too."""
+        email = unique_email()
+        signup = await gotrue.call(
+            "POST",
+            "/signup",
+            json={"email": email, "password": PASSWORD},
+            headers={"User-Agent": "supabase-js-web/2.0 (sign-up)"},
+        )
+        signin = await gotrue.sign_in(email, headers={"User-Agent": "supabase-js-web/2.0"})
+        assert (signup.status_code, signin.status_code) == (200, 200)
+
+        bearer = {"Authorization": f"Bearer {signin.json()['access_token']}"}
+        listed = (await gotrue.client.get("/auth/sessions", headers=bearer)).json()["sessions"]
+
+        assert [s["userAgent"] for s in listed] == [
+            "supabase-js-web/2.0",
+            "supabase-js-web/2.0 (sign-up)",
+        ]

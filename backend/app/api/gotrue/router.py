@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from backend.app.api.deps import ClientAddress, SessionsDep
+from backend.app.core.request_limits import client_user_agent
 from backend.app.identity.base import SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import GoTrueSession
@@ -106,7 +107,11 @@ async def sign_up(
     email = checked_email(body.email)
     with translate_app_errors():
         answer = await sessions.gotrue_sign_up(
-            email=email, password=body.password, user_metadata=body.data or {}, address=address
+            email=email,
+            password=body.password,
+            user_metadata=body.data or {},
+            address=address,
+            user_agent=client_user_agent(request),
         )
     return session_json(answer.session, answer.user)
 
@@ -150,7 +155,12 @@ async def _password_grant(request: Request, sessions: SessionsDep, address: str)
         # is checked as the empty one, which no account has either, so it still counts as an
         # attempt and fails as a wrong password does.
         password = ""
-    return await sessions.gotrue_sign_in(email=body.email, password=password, address=address)
+    return await sessions.gotrue_sign_in(
+        email=body.email,
+        password=password,
+        address=address,
+        user_agent=client_user_agent(request),
+    )
 
 
 @router.get("/user")

@@ -58,7 +58,12 @@ class EmbeddedGoTrue:
 
     @provider_call
     async def sign_up(
-        self, *, email: str, password: str, user_metadata: dict[str, Any]
+        self,
+        *,
+        email: str,
+        password: str,
+        user_metadata: dict[str, Any],
+        user_agent: str | None = None,
     ) -> GoTrueSession:
         """GoTrue's sign-up with autoconfirm: the user, its profile (named after
         `user_metadata.display_name` when that is a usable name), and a first session.
@@ -69,12 +74,16 @@ class EmbeddedGoTrue:
         user = await self._provider.create_user(
             email, password, display_name=_display_name(user_metadata), user_metadata=user_metadata
         )
-        return self._answer(await self._provider.open_session(user))
+        return self._answer(await self._provider.open_session(user, user_agent=user_agent))
 
     @provider_call
-    async def sign_in(self, *, email: str, password: str) -> GoTrueSession:
+    async def sign_in(
+        self, *, email: str, password: str, user_agent: str | None = None
+    ) -> GoTrueSession:
         """Raises InvalidCredentials, EmailNotConfirmed (as the provider's sign-in)."""
-        return self._answer(await self._provider.sign_in(email=email, password=password))
+        return self._answer(
+            await self._provider.sign_in(email=email, password=password, user_agent=user_agent)
+        )
 
     @provider_call
     async def refresh(self, *, refresh_token: str) -> GoTrueSession:

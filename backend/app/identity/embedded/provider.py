@@ -24,17 +24,24 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from sqlalchemy.engine import Connection
+
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
+    AccountTokenInvalid,
     EmailNotConfirmed,
     InvalidCredentials,
+    InvalidCurrentPassword,
+    NotFound,
+    NotSupported,
     ProviderUnavailable,
     RefreshTokenReused,
     Unauthorized,
+    WeakPassword,
 )
 from backend.app.db.engine import DatabaseUnavailable
 from backend.app.db.tables import utcnow
-from backend.app.identity.base import AuthSession, AuthUser, SignOutScope
+from backend.app.identity.base import AuthSession, AuthUser, LiveSession, SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
     check_password_policy,
@@ -43,8 +50,9 @@ from backend.app.identity.passwords import (
     verify_unknown_user,
 )
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
+from backend.app.mail import Mailer
 
-from .store import Grant, IdentityStore, Reused, UserRecord
+from .store import RESET, Grant, IdentityStore, Reused, UserRecord, hash_token
 
 __all__ = ["EmbeddedIdentityProvider", "provider_call"]
 
@@ -81,7 +89,11 @@ class EmbeddedIdentityProvider:
         secret: bytes,
         session_ttl_seconds: int,
         reuse_interval_seconds: int,
+        mailer: Mailer | None = None,
+        reset_ttl_seconds: int = 3600,
     ):
+        self._mailer = mailer
+        self._reset_ttl = timedelta(seconds=reset_ttl_seconds)
         self.store = store
         self.signer = signer
         self._verifier = verifier
@@ -127,10 +139,14 @@ class EmbeddedIdentityProvider:
         )
 
     @provider_call
-    async def sign_in_with_password(self, *, email: str, password: str) -> AuthSession:
-        return self.session(await self.sign_in(email=email, password=password))
+    async def sign_in_with_password(
+        self, *, email: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        return self.session(
+            await self.sign_in(email=email, password=password, user_agent=user_agent)
+        )
 
-    async def sign_in(self, *, email: str, password: str) -> Grant:
+    async def sign_in(self, *, email: str, password: str, user_agent: str | None = None) -> Grant:
         """Check the password (a dummy verify for an unknown address) and open a session.
 
         Raises:
@@ -148,18 +164,25 @@ class EmbeddedIdentityProvider:
             raise EmailNotConfirmed()
         if check.new_hash is not None:
             return await self.open_session(
-                found.user, password_hash=check.new_hash, updated_at=utcnow()
+                found.user,
+                user_agent=user_agent,
+                password_hash=check.new_hash,
+                updated_at=utcnow(),
             )
-        return await self.open_session(found.user)
+        return await self.open_session(found.user, user_agent=user_agent)
 
-    async def open_session(self, user: UserRecord, **user_changes: Any) -> Grant:
+    async def open_session(
+        self, user: UserRecord, *, user_agent: str | None = None, **user_changes: Any
+    ) -> Grant:
         """A new session of `user` (a password checked, or a user just created with GoTrue's
-        autoconfirm), stamping `user_changes` on the user in the same transaction."""
+        autoconfirm), stamping `user_changes` on the user in the same transaction; the session
+        records `user_agent` (the opening request's, bounded) for the owner's session list."""
         return await self.store.open_session(
             user,
             refresh_token=secrets.token_urlsafe(32),
             lifetime=self._session_ttl,
             user_changes=user_changes,
+            user_agent=user_agent,
         )
 
     @provider_call
@@ -192,6 +215,93 @@ class EmbeddedIdentityProvider:
         if session is not None:
             session_id, user_id = session
             await self.store.revoke_sessions(user_id=user_id, session_id=session_id, scope=scope)
+
+    @provider_call
+    async def change_password(
+        self, claims: AccessClaims, *, current_password: str, new_password: str
+    ) -> None:
+        password_hash = await self.store.password_hash(claims.user_id)
+        if password_hash is None:
+            raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
+        check = await verify_password(password_hash=password_hash, password=current_password)
+        if not check.matches:
+            raise InvalidCurrentPassword()
+        if new_password == current_password:
+            raise WeakPassword(
+                "The new password must differ from the current one",
+                details={"reasons": ["same_password"]},
+            )
+        check_password_policy(new_password)
+        changed = await self.store.change_password(
+            claims.user_id,
+            password_hash=await hash_password(new_password),
+            keep_session_id=claims.session_id,
+        )
+        if not changed:
+            raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
+
+    @provider_call
+    async def request_password_reset(self, *, email: str) -> None:
+        """Mail a reset link to the stored address of `email`'s user, if there is one; spend the
+        user's older reset tokens. Nothing tells a caller whether the address is known.
+
+        Nor should the time it takes. A known and an unknown address take one path as far as it
+        can go: both draw a token and hash it, look the user up, run the UPDATE that spends
+        older tokens (on no row for an unknown address) and render the mail (the unknown one's,
+        to the address as typed, is dropped), all in one write transaction that commits. The
+        SMTP work, the slow and variable part, is never on the request's path: the mail waits
+        in the outbox and the sender delivers it after the 202. What differs is two small
+        INSERTs (the token, the outbox row) in that same transaction; no decoy rows are written
+        for them, since an outbox row would be mailed and a token row needs a user.
+        """
+        if self._mailer is None:
+            raise NotSupported()
+        mailer, ttl = self._mailer, self._reset_ttl
+        token = secrets.token_urlsafe(32)  # 256 bits
+        expires_at = utcnow() + ttl
+
+        def mail(conn: Connection, stored_email: str) -> None:
+            message = mailer.password_reset(to=stored_email, token=token, valid_for=ttl)
+            mailer.enqueue(conn, message, not_after=expires_at)
+
+        def decoy(conn: Connection) -> None:
+            mailer.password_reset(to=email, token=token, valid_for=ttl)  # rendered, not sent
+
+        await self.store.issue_account_token(
+            email_key=email_key(email),
+            purpose=RESET,
+            token_hash=hash_token(token),
+            expires_at=expires_at,
+            on_issued=mail,
+            on_unknown=decoy,
+        )
+
+    @provider_call
+    async def reset_password(
+        self, *, token: str, password: str, user_agent: str | None = None
+    ) -> AuthSession:
+        """Set a new password with a reset token and sign in: the token is checked first (400
+        whatever the password), a refused password (422) leaves it unspent; the reset ends
+        every session of the user, spends every reset token and confirms the address."""
+        token_hash = hash_token(token)
+        if not await self.store.account_token_usable(token_hash=token_hash, purpose=RESET):
+            raise AccountTokenInvalid()
+        check_password_policy(password)
+        user = await self.store.reset_password(
+            token_hash=token_hash, password_hash=await hash_password(password)
+        )
+        if user is None:  # spent by a racing reset, or the user was deleted meanwhile
+            raise AccountTokenInvalid()
+        return self.session(await self.open_session(user, user_agent=user_agent))
+
+    @provider_call
+    async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
+        return await self.store.live_sessions(claims.user_id)
+
+    @provider_call
+    async def end_session(self, claims: AccessClaims, session_id: str) -> None:
+        if not await self.store.end_session(user_id=claims.user_id, session_id=session_id):
+            raise NotFound()
 
     @provider_call
     async def get_user(self, claims: AccessClaims) -> AuthUser:

@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
 from backend.app.db.engine import Database, Query
 from backend.app.db.tables import (
+    identity_account_tokens,
     identity_refresh_tokens,
     identity_sessions,
     identity_users,
@@ -32,13 +33,15 @@ from backend.app.db.tables import (
     user_profile,
     utcnow,
 )
-from backend.app.identity.base import SignOutScope
+from backend.app.identity.base import LiveSession, SignOutScope
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
+    "RESET",
     "Credentials",
     "Grant",
     "IdentityStore",
+    "LiveSession",
     "Reused",
     "UserRecord",
     "merge_metadata",
@@ -46,6 +49,10 @@ __all__ = [
 
 # GoTrue's `app_metadata` of a user who signs in with an email and a password.
 EMAIL_PROVIDER_METADATA: dict[str, Any] = {"provider": "email", "providers": ["email"]}
+# The kinds of account token, never interchangeable (DESIGN.md §12).
+SIGNUP = "signup"
+EMAIL_CHANGE = "email_change"
+RESET = "reset"
 # How far a reused token may be followed along its successors inside the reuse interval.
 _MAX_SUCCESSOR_WALK = 32
 
@@ -360,6 +367,131 @@ class IdentityStore:
 
         return await self._db.write(update)
 
+    async def change_password(
+        self, user_id: str, *, password_hash: str, keep_session_id: str | None
+    ) -> bool:
+        """Set a new password hash, end every session of the user but `keep_session_id`, and
+        spend every outstanding reset token of the user, in one transaction. False: no user."""
+
+        def change(conn: Connection) -> bool:
+            now = utcnow()
+            changed = conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == user_id)
+                .values(password_hash=password_hash, updated_at=now)
+                .returning(identity_users.c.id)
+            ).first()
+            if changed is None:
+                return False
+            others = identity_sessions.c.user_id == user_id
+            if keep_session_id is not None:
+                others = sa.and_(others, identity_sessions.c.id != keep_session_id)
+            _revoke(conn, others)
+            conn.execute(
+                identity_account_tokens.update()
+                .where(
+                    identity_account_tokens.c.user_id == user_id,
+                    identity_account_tokens.c.purpose == "reset",
+                    identity_account_tokens.c.spent_at.is_(None),
+                )
+                .values(spent_at=now)
+            )
+            return True
+
+        return await self._db.write(change)
+
+    # Account tokens (the links of the lifecycle's mails).
+
+    async def issue_account_token(
+        self,
+        *,
+        email_key: str,
+        purpose: str,
+        token_hash: str,
+        expires_at: datetime,
+        on_issued: Callable[[Connection, str], None],
+        on_unknown: Callable[[Connection], None] | None = None,
+    ) -> bool:
+        """For the user with this normalized address: spend its older tokens of `purpose`,
+        store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
+        in the same transaction. False, and nothing stored, when there is no such user: then the
+        same spending UPDATE runs on no row and `on_unknown(conn)` (the decoy render) is called,
+        so the unknown address takes the known one's path (see `request_password_reset`)."""
+
+        def issue(conn: Connection) -> bool:
+            user = conn.execute(
+                sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(
+                    identity_users.c.email == email_key
+                )
+            ).first()
+            now = utcnow()
+            if user is None:
+                _spend_tokens(conn, user_id=_NO_USER, purpose=purpose, now=now)
+                if on_unknown is not None:
+                    on_unknown(conn)
+                return False
+            _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
+            conn.execute(
+                identity_account_tokens.insert().values(
+                    token_hash=token_hash,
+                    purpose=purpose,
+                    user_id=user.id,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            on_issued(conn, user.email_as_typed)
+            return True
+
+        return await self._db.write(issue)
+
+    async def account_token_usable(self, *, token_hash: str, purpose: str) -> bool:
+        """Whether the token is known, of `purpose`, unspent and unexpired (a read: nothing is
+        spent, so a refused password after it leaves the token usable)."""
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_account_tokens.c.id).where(
+                    _usable(token_hash, purpose, utcnow())
+                )
+            ).first()
+        )
+        return row is not None
+
+    async def reset_password(self, *, token_hash: str, password_hash: str) -> UserRecord | None:
+        """Spend the reset token (one conditional UPDATE: of two racing resets one wins), set
+        the password, confirm the address, end every session and spend every reset token of
+        the user, in one transaction. None when the token is no longer usable."""
+
+        def reset(conn: Connection) -> UserRecord | None:
+            now = utcnow()
+            spent = conn.execute(
+                identity_account_tokens.update()
+                .where(_usable(token_hash, RESET, now))
+                .values(spent_at=now)
+                .returning(identity_account_tokens.c.user_id)
+            ).first()
+            if spent is None:
+                return None
+            user_id = spent.user_id
+            conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == user_id)
+                .values(
+                    password_hash=password_hash,
+                    updated_at=now,
+                    # The link proved the mailbox.
+                    email_confirmed_at=sa.func.coalesce(identity_users.c.email_confirmed_at, now),
+                )
+            )
+            _revoke(conn, identity_sessions.c.user_id == user_id)
+            _spend_tokens(conn, user_id=user_id, purpose=RESET, now=now)
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(reset)
+
     async def delete_user(self, user_id: str) -> bool:
         """Delete the user for good, with its profile and items, in one transaction; its
         sessions and refresh tokens go with it (foreign keys cascade). False if there was none.
@@ -392,9 +524,11 @@ class IdentityStore:
         refresh_token: str,
         lifetime: timedelta,
         user_changes: dict[str, Any],
+        user_agent: str | None = None,
     ) -> Grant:
         """Start a session of `user` with its first refresh token, and stamp the user's
-        `last_sign_in_at` (with `user_changes`, a rehashed password say) in the same transaction."""
+        `last_sign_in_at` (with `user_changes`, a rehashed password say) in the same transaction.
+        `user_agent` is the opening request's, already bounded (`client_user_agent`)."""
         session_id = str(uuid.uuid4())
         now = utcnow()
         changes = {"last_sign_in_at": now, **user_changes}
@@ -405,7 +539,11 @@ class IdentityStore:
             )
             conn.execute(
                 identity_sessions.insert().values(
-                    id=session_id, user_id=user.id, created_at=now, not_after=now + lifetime
+                    id=session_id,
+                    user_id=user.id,
+                    created_at=now,
+                    not_after=now + lifetime,
+                    user_agent=user_agent,
                 )
             )
             _store_refresh_token(conn, refresh_token, session_id=session_id, now=now)
@@ -485,6 +623,51 @@ class IdentityStore:
                 chosen = sa.and_(chosen, identity_sessions.c.id != session_id)
         await self._db.write(lambda conn: _revoke(conn, chosen))
 
+    async def live_sessions(self, user_id: str) -> list[LiveSession]:
+        """The user's live sessions (not revoked, within both lifetimes), newest first."""
+        now = utcnow()
+        last_active = (
+            sa.select(sa.func.max(identity_refresh_tokens.c.created_at))
+            .where(identity_refresh_tokens.c.session_id == identity_sessions.c.id)
+            .scalar_subquery()
+        )
+        query = sa.select(
+            identity_sessions.c.id,
+            identity_sessions.c.created_at,
+            last_active.label("last_active_at"),
+            identity_sessions.c.user_agent,
+        ).where(
+            identity_sessions.c.user_id == user_id,
+            identity_sessions.c.revoked_at.is_(None),
+            identity_sessions.c.not_after > now,
+        )
+        if self._idle_timeout is not None:
+            query = query.where(last_active > now - self._idle_timeout)
+        query = query.order_by(identity_sessions.c.created_at.desc(), identity_sessions.c.id)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [
+            LiveSession(
+                id=row.id,
+                created_at=row.created_at,
+                # SQLite gives an aggregate back as text, not through the column's type.
+                last_active_at=_as_datetime(row.last_active_at),
+                user_agent=row.user_agent,
+            )
+            for row in rows
+        ]
+
+    async def end_session(self, *, user_id: str, session_id: str) -> bool:
+        """Revoke one live session of `user_id` with its refresh tokens; False when there is
+        no such live session of that user (unknown, ended, or another user's: alike)."""
+        live = {session.id for session in await self.live_sessions(user_id)}
+        if session_id not in live:
+            return False
+        chosen = sa.and_(
+            identity_sessions.c.id == session_id, identity_sessions.c.user_id == user_id
+        )
+        await self._db.write(lambda conn: _revoke(conn, chosen))
+        return True
+
     def _session_values(self, session_id: str, now: datetime) -> dict[str, Any]:
         idle_since = now - self._idle_timeout if self._idle_timeout is not None else None
         return {"session_id": session_id, "now": now, "used_since": idle_since}
@@ -499,6 +682,14 @@ class IdentityStore:
         if row is None:
             raise RefreshTokenInvalid()
         return row
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value  # type: ignore[no-any-return]
 
 
 def _grant(owner: Any, session_id: str, refresh_token: str) -> Grant:
@@ -529,6 +720,31 @@ def _current_successor(
         if revoked_at[0] is None:
             return token
     raise RefreshTokenInvalid()
+
+
+def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        identity_account_tokens.c.token_hash == token_hash,
+        identity_account_tokens.c.purpose == purpose,
+        identity_account_tokens.c.spent_at.is_(None),
+        identity_account_tokens.c.expires_at > now,
+    )
+
+
+# No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
+_NO_USER = "00000000-0000-0000-0000-000000000000"
+
+
+def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:
+    conn.execute(
+        identity_account_tokens.update()
+        .where(
+            identity_account_tokens.c.user_id == user_id,
+            identity_account_tokens.c.purpose == purpose,
+            identity_account_tokens.c.spent_at.is_(None),
+        )
+        .values(spent_at=now)
+    )
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
