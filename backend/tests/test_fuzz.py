@@ -42,7 +42,7 @@ from backend.app.core.settings import Settings
 from backend.app.main import create_app
 from backend.tests.helpers import PASSWORD, unique_email
 
-# Every /auth and /items operation; the examples and coverage phases add their own deterministic cases on top.
+# Every /auth and /items operation; the examples and coverage phases add their own cases.
 MAX_EXAMPLES_PER_OPERATION = 100
 STATEFUL_SCENARIOS = 60
 STATEFUL_STEPS = 10
@@ -163,9 +163,9 @@ class Sessions:
 
     Every case gets the primary session's bearer token and CSRF pair; a generated call that may
     have ended the primary session (`PRIMARY_ENDING`) is followed by a new user. Refresh and
-    logout get a live disposable session instead of the primary one: a successful refresh hands over the
-    rotated cookie, and when a call clears the cookie (logout, a refused refresh) the next such
-    case signs in afresh. So every refresh and logout case exercises a real session.
+    logout get a live disposable session instead of the primary one: a successful refresh hands
+    over the rotated cookie, and when a call clears the cookie (logout, a refused refresh) the
+    next such case signs in afresh. So every refresh and logout case exercises a real session.
     """
 
     def __init__(self) -> None:
