@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from backend.app.db.tables import identity_account_tokens, utcnow
 from backend.app.identity.emails import email_key
 from backend.tests.helpers import AuthApi, unique_email
-from backend.tests.lifecycle.mailbox import eml_files, token_of
+from backend.tests.lifecycle.mailbox import count_to, mails_to, token_of
 
 
 class Confirming:
@@ -26,8 +26,8 @@ class Confirming:
         self.api = api
         self.outbox: Path = app.state.services.settings.data_dir / "outbox"
 
-    async def token(self, count: int = 1) -> str:
-        return token_of((await eml_files(self.outbox, count))[-1], "confirm-email")
+    async def token(self, to: str, count: int = 1) -> str:
+        return token_of((await mails_to(self.outbox, to, count))[-1], "confirm-email")
 
 
 @pytest.fixture
@@ -67,14 +67,14 @@ class TestConfirmationOff:
         assert me.status_code == 200
         assert me.json()["user"]["emailConfirmed"] is True
         await asyncio.sleep(0.1)
-        assert not list((app.state.services.settings.data_dir / "outbox").glob("*.eml"))
+        assert count_to(app.state.services.settings.data_dir / "outbox", user.email) == 0
 
     async def test_resend_is_202_and_mails_nothing(self, api, user, app):
         response = await api.post("/auth/email/resend", {"email": user.email})
 
         assert (response.status_code, response.json()) == (202, {"ok": True})
         await asyncio.sleep(0.1)
-        assert not list((app.state.services.settings.data_dir / "outbox").glob("*.eml"))
+        assert count_to(app.state.services.settings.data_dir / "outbox", user.email) == 0
 
 
 class TestConfirmationRequired:
@@ -85,7 +85,7 @@ class TestConfirmationRequired:
         signup = await api.signup(email)
         assert signup.status_code == 201, signup.text
         assert set(signup.json()["user"]) >= {"id", "email"}
-        token = await confirming.token()
+        token = await confirming.token(email)
 
         refused = await api.signin(email)
         assert (refused.status_code, refused.json()["code"]) == (403, "email_not_confirmed")
@@ -113,7 +113,7 @@ class TestConfirmationRequired:
     async def test_token_is_single_use(self, confirming):
         api, email = confirming.api, unique_email()
         await api.signup(email)
-        token = await confirming.token()
+        token = await confirming.token(email)
 
         first = await api.post("/auth/email/verify", {"token": token})
         again = await api.post("/auth/email/verify", {"token": token})
@@ -129,7 +129,7 @@ class TestConfirmationRequired:
     async def test_expired_token_is_400(self, confirming):
         api, email = confirming.api, unique_email()
         await api.signup(email)
-        token = await confirming.token()
+        token = await confirming.token(email)
 
         def expire(conn: sa.Connection) -> None:
             conn.execute(
@@ -144,8 +144,9 @@ class TestConfirmationRequired:
 
     async def test_ttl_is_email_confirm_ttl_seconds(self, make_confirming):
         confirming = await make_confirming(email_confirm_ttl_seconds=600)
-        await confirming.api.signup(unique_email())
-        await confirming.token()
+        email = unique_email()
+        await confirming.api.signup(email)
+        await confirming.token(email)
 
         def expiry(conn: sa.Connection) -> Any:
             row = conn.execute(
@@ -159,8 +160,9 @@ class TestConfirmationRequired:
         assert abs(lifetime.total_seconds() - 600) < 5
 
     async def test_stored_as_sha256_only(self, confirming):
-        await confirming.api.signup(unique_email())
-        token = await confirming.token()
+        email = unique_email()
+        await confirming.api.signup(email)
+        token = await confirming.token(email)
 
         def hashes(conn: sa.Connection) -> list[str]:
             return list(conn.execute(sa.select(identity_account_tokens.c.token_hash)).scalars())
@@ -172,9 +174,9 @@ class TestConfirmationRequired:
         """Kinds never mix: a reset link posted to /auth/email/verify is 400."""
         api, email = confirming.api, unique_email()
         await api.signup(email)
-        await confirming.token()
+        await confirming.token(email)
         await api.post("/auth/password/forgot", {"email": email})
-        reset = token_of((await eml_files(confirming.outbox, 2))[-1], "reset-password")
+        reset = token_of((await mails_to(confirming.outbox, email, 2))[-1], "reset-password")
 
         response = await api.post("/auth/email/verify", {"token": reset})
 
@@ -184,7 +186,7 @@ class TestConfirmationRequired:
         """No session can be had before confirming, so the store is asked directly."""
         api, email = confirming.api, unique_email()
         await api.signup(email)
-        await confirming.token()
+        await confirming.token(email)
         services = confirming.app.state.services
         found = await services.identity.store.credentials(email_key=email_key(email))
         assert found.user.email_confirmed_at is None
@@ -206,11 +208,11 @@ class TestResend:
     async def test_resend_mails_a_new_link_and_spends_the_old(self, confirming):
         api, email = confirming.api, unique_email()
         await api.signup(email)
-        old = await confirming.token()
+        old = await confirming.token(email)
 
         response = await api.post("/auth/email/resend", {"email": email})
         assert (response.status_code, response.json()) == (202, {"ok": True})
-        new = await confirming.token(2)
+        new = await confirming.token(email, 2)
 
         assert new != old
         stale = await api.post("/auth/email/verify", {"token": old})
@@ -221,22 +223,22 @@ class TestResend:
         """202 for any address; only an unconfirmed sign-up is mailed."""
         api, email = confirming.api, unique_email()
         await api.signup(email)
-        token = await confirming.token()
+        token = await confirming.token(email)
         await api.post("/auth/email/verify", {"token": token})
 
         pending = unique_email()
         await api.signup(pending)
-        await confirming.token(2)
+        await confirming.token(pending)
         answers = [
             await api.post("/auth/email/resend", {"email": address})
             for address in (email, unique_email(), pending)
         ]
 
         assert {(a.status_code, a.content) for a in answers} == {(202, answers[0].content)}
-        mails = await eml_files(confirming.outbox, 3)
+        await mails_to(confirming.outbox, pending, 2)
         await asyncio.sleep(0.2)
-        assert len(list(confirming.outbox.glob("*.eml"))) == 3
-        assert f"To: {pending}" in mails[-1]
+        assert count_to(confirming.outbox, email) == 1
+        assert count_to(confirming.outbox, pending) == 2
 
     async def test_malformed_email_is_422(self, confirming):
         response = await confirming.api.post("/auth/email/resend", {"email": "nope"})
