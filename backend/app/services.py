@@ -82,7 +82,12 @@ async def start_services(settings: Settings) -> Services:
         settings=settings,
         database=database,
         identity=identity.provider,
-        sessions=SessionService(identity=identity.provider, gotrue=gotrue, limiter=rate_limiter),
+        sessions=SessionService(
+            identity=identity.provider,
+            gotrue=gotrue,
+            limiter=rate_limiter,
+            confirmation_required=settings.email_confirmation_required,
+        ),
         signer=identity.signer,
         gotrue=gotrue,
         cookies=cookies,

@@ -23,7 +23,10 @@ from backend.app.api.deps import (
 )
 from backend.app.api.errors import error_response
 from backend.app.api.models import (
+    ConfirmedOut,
+    ConfirmedUserOut,
     CsrfOut,
+    EmailChangeIn,
     EmailIn,
     LiveSessionOut,
     LogoutIn,
@@ -38,6 +41,7 @@ from backend.app.api.models import (
     SignInIn,
     SignUpIn,
     SignUpOut,
+    TokenIn,
     UserOut,
 )
 from backend.app.core.errors import RefreshTokenError, RefreshTokenMissing
@@ -49,7 +53,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "`unauthorized` / `auth_invalid_credentials` / `refresh_token_*`"},
-    403: {"description": "`csrf_missing` / `csrf_mismatch` / `origin_not_allowed`"},
+    403: {"description": "`csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in)"},
     422: {"description": "`validation_error` / `weak_password`"},
     429: {"description": "`rate_limited`, with `Retry-After`"},
 }
@@ -182,6 +186,70 @@ async def forgot_password(
 
 
 @router.post(
+    "/email/verify",
+    response_model=ConfirmedOut,
+    responses={
+        400: {"description": "`token_invalid`: unknown, spent, expired or of another kind"},
+        403: _ERRORS[403],
+        409: {"description": "`user_already_exists`: the new address was taken meanwhile"},
+        422: {"description": "`validation_error`"},
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def verify_email(body: TokenIn, _csrf: CsrfDep, sessions: SessionsDep) -> ConfirmedOut:
+    """Confirm a sign-up's address, or apply an email change, with the link's token."""
+    user = await sessions.verify_email(token=body.token)
+    return ConfirmedOut(user=ConfirmedUserOut(id=user.id, email=user.email, email_confirmed=True))
+
+
+@router.post(
+    "/email/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OkOut,
+    responses={
+        403: _ERRORS[403],
+        422: {"description": "`validation_error`"},
+        429: _ERRORS[429],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def resend_confirmation(
+    body: EmailIn, _csrf: CsrfDep, sessions: SessionsDep, address: ClientAddress
+) -> OkOut:
+    """Mail a new confirmation link if the address has an unconfirmed sign-up: the same 202
+    for any address, answered before any SMTP work."""
+    await sessions.resend_confirmation(email=str(body.email), address=address)
+    return OkOut()
+
+
+@router.post(
+    "/email",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OkOut,
+    responses={
+        401: _ERRORS[401],
+        403: {"description": "`invalid_current_password`"},
+        409: {"description": "`user_already_exists`"},
+        422: {"description": "`validation_error`"},
+        429: _ERRORS[429],
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
+)
+async def change_email(
+    body: EmailChangeIn, claims: CurrentUser, sessions: SessionsDep, address: ClientAddress
+) -> OkOut:
+    """Ask to change the address: a link to the new one, a notice to the old one; nothing
+    changes until the link is used (`POST /auth/email/verify`)."""
+    await sessions.request_email_change(
+        claims=claims,
+        new_email=str(body.new_email),
+        current_password=body.current_password,
+        address=address,
+    )
+    return OkOut()
+
+
+@router.post(
     "/password/reset",
     response_model=SessionOut,
     responses={
@@ -284,6 +352,7 @@ async def me(scoped: UserScopedDep, services: ServicesDep) -> MeOut:
         user=MeUserOut(
             id=user.id,
             email=user.email,
+            email_confirmed=user.email_confirmed,
             profile=ProfileOut(display_name=profile["display_name"] if profile else None),
         )
     )

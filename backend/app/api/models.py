@@ -156,6 +156,24 @@ class EmailIn(CamelModel):
     email: EmailStr
 
 
+class TokenIn(CamelModel):
+    # Tokens are 43 characters (32 bytes, base64url); a longer one is not ours.
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class EmailChangeIn(CamelModel):
+    new_email: EmailStr
+    current_password: Annotated[Password, Field(max_length=MAX_PASSWORD_LENGTH)]
+
+
+class ConfirmedUserOut(UserOut):
+    email_confirmed: bool
+
+
+class ConfirmedOut(CamelModel):
+    user: ConfirmedUserOut
+
+
 class PasswordResetIn(CamelModel):
     # Tokens are 43 characters (32 bytes, base64url); a longer one is not ours.
     token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -192,6 +210,7 @@ class ProfileOut(CamelModel):
 
 
 class MeUserOut(UserOut):
+    email_confirmed: bool
     profile: ProfileOut
 
 

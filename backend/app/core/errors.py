@@ -10,7 +10,7 @@ framework's own 404, 405, 422, 500 in the same body) are the API layer's: `api/e
     ├── WeakPassword              422 weak_password
     ├── UserAlreadyExists         409 user_already_exists
     ├── InvalidCredentials        401 auth_invalid_credentials
-    │   └── EmailNotConfirmed         (GoTrue API: 400 email_not_confirmed)
+    │   └── EmailNotConfirmed     403 email_not_confirmed   (GoTrue API: 400)
     ├── Unauthorized              401 unauthorized          (+ WWW-Authenticate)
     ├── RefreshTokenError         401 refresh_token_*
     │   ├── RefreshTokenMissing
@@ -67,6 +67,7 @@ __all__ = [
 class ErrorCode(StrEnum):
     VALIDATION_ERROR = "validation_error"
     TOKEN_INVALID = "token_invalid"
+    EMAIL_NOT_CONFIRMED = "email_not_confirmed"
     WEAK_PASSWORD = "weak_password"
     USER_ALREADY_EXISTS = "user_already_exists"
     AUTH_INVALID_CREDENTIALS = "auth_invalid_credentials"
@@ -93,6 +94,7 @@ class ErrorCode(StrEnum):
 STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.TOKEN_INVALID: 400,
+    ErrorCode.EMAIL_NOT_CONFIRMED: 403,
     ErrorCode.WEAK_PASSWORD: 422,
     ErrorCode.USER_ALREADY_EXISTS: 409,
     ErrorCode.AUTH_INVALID_CREDENTIALS: 401,
@@ -163,9 +165,12 @@ class InvalidCredentials(AppError):
 
 
 class EmailNotConfirmed(InvalidCredentials):
-    """The password was right, but the address is not confirmed yet (an admin created the user
-    without `email_confirm`). `/auth` answers it like any failed sign-in; GoTrue's API names it."""
+    """The password was right, but the address is not confirmed yet (EMAIL_CONFIRMATION_REQUIRED,
+    or an admin created the user without `email_confirm`). Raised only after the password check,
+    so it reveals nothing to someone without the password: `/auth` answers 403
+    `email_not_confirmed`, GoTrue's API 400 `email_not_confirmed`."""
 
+    code = ErrorCode.EMAIL_NOT_CONFIRMED
     default_message = "Email not confirmed"
 
 

@@ -30,6 +30,7 @@ class SignOutScope(StrEnum):
 class AuthUser:
     id: str
     email: str
+    email_confirmed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,35 @@ class IdentityProvider(Protocol):
         Raises:
             AccountTokenInvalid: checked first; WeakPassword: the token stays usable.
             NotSupported.
+        """
+        ...
+
+    async def resend_confirmation(self, *, email: str) -> None:
+        """Mail a new sign-up confirmation link if the address has an unconfirmed sign-up; the
+        same outcome either way.
+
+        Raises:
+            NotSupported.
+        """
+        ...
+
+    async def verify_email(self, *, token: str) -> AuthUser:
+        """Confirm a sign-up's address, or apply an email change, with the link's token.
+
+        Raises:
+            AccountTokenInvalid, UserAlreadyExists (the new address was taken meanwhile),
+            NotSupported.
+        """
+        ...
+
+    async def request_email_change(
+        self, claims: AccessClaims, *, new_email: str, current_password: str
+    ) -> None:
+        """Mail a link that applies the change to the new address and a notice to the old one;
+        nothing changes until the link is used.
+
+        Raises:
+            InvalidCurrentPassword, UserAlreadyExists, Unauthorized, NotSupported.
         """
         ...
 

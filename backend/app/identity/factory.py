@@ -60,6 +60,8 @@ def build_identity(
         reuse_interval_seconds=settings.refresh_reuse_interval_seconds,
         mailer=mailer,
         reset_ttl_seconds=settings.password_reset_ttl_seconds,
+        confirmation_required=settings.email_confirmation_required,
+        confirm_ttl_seconds=settings.email_confirm_ttl_seconds,
     )
     return Identity(provider=provider, signer=signer, gotrue=EmbeddedGoTrue(provider))
 

@@ -53,6 +53,7 @@ class SessionService:
     identity: the provider the settings chose.
     gotrue: the embedded provider's GoTrue operations, when GoTrue's API is served; else None.
     limiter: the rate limits of every credential grant.
+    confirmation_required: sign-up mails a confirmation link (counted as a mail).
     """
 
     def __init__(
@@ -61,7 +62,9 @@ class SessionService:
         identity: IdentityProvider,
         gotrue: EmbeddedGoTrue | None,
         limiter: SignInRateLimiter,
+        confirmation_required: bool = False,
     ):
+        self._confirmation_required = confirmation_required
         self._identity = identity
         self._gotrue = gotrue
         self._limiter = limiter
@@ -75,6 +78,8 @@ class SessionService:
             RateLimited, WeakPassword, UserAlreadyExists, ProviderUnavailable.
         """
         await self._count_sign_up(address)
+        if self._confirmation_required:
+            await self._count_email(email, address, reason="signup_confirmation")
         user = await self._identity.sign_up(
             email=email, password=password, display_name=display_name
         )
@@ -165,6 +170,48 @@ class SessionService:
             log_security_event("password_change_failed", reason=exc.code, account=account)
             raise
         logger.info("password changed", extra={"user_id": claims.user_id})
+
+    async def resend_confirmation(self, *, email: str, address: str) -> None:
+        """Count as `request_password_reset` does, then let the provider mail a new link if the
+        address has an unconfirmed sign-up. Raises RateLimited, NotSupported."""
+        await self._count_email(email, address, reason="email_resend")
+        await self._identity.resend_confirmation(email=email)
+
+    async def verify_email(self, *, token: str) -> AuthUser:
+        """Raises AccountTokenInvalid (logged at info: never the token), UserAlreadyExists."""
+        try:
+            user = await self._identity.verify_email(token=token)
+        except AccountTokenInvalid:
+            logger.info("email confirmation refused", extra={"reason": "token_invalid"})
+            raise
+        logger.info("email confirmed", extra={"user_id": user.id})
+        return user
+
+    async def request_email_change(
+        self, *, claims: AccessClaims, new_email: str, current_password: str, address: str
+    ) -> None:
+        """Ask to change the caller's address. Every attempt counts toward the sign-in limits
+        of the caller's account and address (as a password change), and toward the mail limits
+        of the new address (its recipient) and of the client's address.
+
+        Raises:
+            RateLimited, InvalidCurrentPassword (logged), UserAlreadyExists, NotSupported.
+        """
+        account = account_fingerprint(email_key(claims.email))
+        try:
+            await self._limiter.hit_sign_in(email_key=email_key(claims.email), address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="email_change", account=account)
+            raise
+        await self._count_email(new_email, address, reason="email_change")
+        try:
+            await self._identity.request_email_change(
+                claims, new_email=new_email, current_password=current_password
+            )
+        except InvalidCurrentPassword as exc:
+            log_security_event("email_change_failed", reason=exc.code, account=account)
+            raise
+        logger.info("email change requested", extra={"user_id": claims.user_id})
 
     async def list_sessions(self, *, claims: AccessClaims) -> list[LiveSession]:
         """The caller's live sessions, newest first. Raises NotSupported (supabase, for now)."""

@@ -222,6 +222,17 @@ class SupabaseIdentityProvider:
     ) -> AuthSession:
         raise NotSupported()
 
+    async def resend_confirmation(self, *, email: str) -> None:
+        raise NotSupported()
+
+    async def verify_email(self, *, token: str) -> AuthUser:
+        raise NotSupported()
+
+    async def request_email_change(
+        self, claims: AccessClaims, *, new_email: str, current_password: str
+    ) -> None:
+        raise NotSupported()
+
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
         raise NotSupported()
 
@@ -241,7 +252,11 @@ class SupabaseIdentityProvider:
         if response is None:
             raise Unauthorized(token_was_sent=True)
         await self._ensure_profile_of(response.user)
-        return AuthUser(id=response.user.id, email=_display_email(response.user))
+        return AuthUser(
+            id=response.user.id,
+            email=_display_email(response.user),
+            email_confirmed=response.user.email_confirmed_at is not None,
+        )
 
     async def verify_access_token(self, access_token: str) -> AccessClaims:
         return await self._verifier.verify(access_token)

@@ -230,7 +230,12 @@ class TestMe:
 
         assert response.status_code == 200
         assert response.json() == {
-            "user": {"id": user.id, "email": user.email, "profile": {"displayName": "Ada"}}
+            "user": {
+                "id": user.id,
+                "email": user.email,
+                "emailConfirmed": True,
+                "profile": {"displayName": "Ada"},
+            }
         }
 
     async def test_me_without_header_is_401_with_plain_bearer_challenge(self, app):

@@ -56,6 +56,27 @@ class TestSupabaseProviderLifecycle:
 
         _assert_not_supported(response)
 
+    async def test_verify_email_is_501(self, api: AuthApi):
+        _assert_not_supported(await api.post("/auth/email/verify", {"token": "x" * 43}))
+
+    async def test_resend_confirmation_is_501(self, api: AuthApi, user: ApiUser):
+        _assert_not_supported(await api.post("/auth/email/resend", {"email": user.email}))
+
+    async def test_change_email_is_501(self, api: AuthApi, user: ApiUser):
+        response = await api.client.post(
+            "/auth/email",
+            json={"newEmail": "someone-new@example.com", "currentPassword": PASSWORD},
+            headers=user.auth,
+        )
+
+        _assert_not_supported(response)
+
+    async def test_me_carries_email_confirmed(self, api: AuthApi, user: ApiUser):
+        response = await api.client.get("/auth/me", headers=user.auth)
+
+        assert response.status_code == 200, response.text
+        assert isinstance(response.json()["user"]["emailConfirmed"], bool)
+
     async def test_logout_with_a_scope_still_works(self, api: AuthApi, user: ApiUser):
         """The scopes map onto GoTrue's own `/logout?scope=`: not a 501."""
         response = await api.logout(json={"scope": "global"})

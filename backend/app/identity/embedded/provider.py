@@ -37,6 +37,7 @@ from backend.app.core.errors import (
     ProviderUnavailable,
     RefreshTokenReused,
     Unauthorized,
+    UserAlreadyExists,
     WeakPassword,
 )
 from backend.app.db.engine import DatabaseUnavailable
@@ -52,7 +53,7 @@ from backend.app.identity.passwords import (
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
 from backend.app.mail import Mailer
 
-from .store import RESET, Grant, IdentityStore, Reused, UserRecord, hash_token
+from .store import RESET, SIGNUP, Grant, IdentityStore, Reused, UserRecord, hash_token
 
 __all__ = ["EmbeddedIdentityProvider", "provider_call"]
 
@@ -91,8 +92,13 @@ class EmbeddedIdentityProvider:
         reuse_interval_seconds: int,
         mailer: Mailer | None = None,
         reset_ttl_seconds: int = 3600,
+        confirmation_required: bool = False,
+        confirm_ttl_seconds: int = 86400,
     ):
         self._mailer = mailer
+        # Without a mailer no link could be sent: sign-ups are confirmed at once then.
+        self.confirmation_required = confirmation_required and mailer is not None
+        self._confirm_ttl = timedelta(seconds=confirm_ttl_seconds)
         self._reset_ttl = timedelta(seconds=reset_ttl_seconds)
         self.store = store
         self.signer = signer
@@ -109,8 +115,12 @@ class EmbeddedIdentityProvider:
             password,
             display_name=display_name,
             user_metadata={"display_name": display_name} if display_name else {},
+            email_confirmed=not self.confirmation_required,
         )
-        return AuthUser(id=user.id, email=email)
+        if self.confirmation_required:
+            await self._issue_confirmation(email, only_unconfirmed=False)
+        confirmed = not self.confirmation_required
+        return AuthUser(id=user.id, email=user.email, email_confirmed=confirmed)
 
     async def create_user(
         self,
@@ -295,6 +305,81 @@ class EmbeddedIdentityProvider:
         return self.session(await self.open_session(user, user_agent=user_agent))
 
     @provider_call
+    async def resend_confirmation(self, *, email: str) -> None:
+        """Mail a new confirmation link to an unconfirmed sign-up's stored address (spending its
+        older ones); a confirmed or unknown address takes the same path and gets nothing."""
+        if self._mailer is None:
+            raise NotSupported()
+        await self._issue_confirmation(email, only_unconfirmed=True)
+
+    async def _issue_confirmation(self, email: str, *, only_unconfirmed: bool) -> None:
+        if self._mailer is None:
+            raise NotSupported()
+        mailer, ttl = self._mailer, self._confirm_ttl
+        token = secrets.token_urlsafe(32)  # 256 bits
+        expires_at = utcnow() + ttl
+
+        def mail(conn: Connection, stored_email: str) -> None:
+            message = mailer.signup_confirmation(to=stored_email, token=token, valid_for=ttl)
+            mailer.enqueue(conn, message, not_after=expires_at)
+
+        def decoy(conn: Connection) -> None:
+            mailer.signup_confirmation(to=email, token=token, valid_for=ttl)  # rendered, not sent
+
+        await self.store.issue_account_token(
+            email_key=email_key(email),
+            purpose=SIGNUP,
+            token_hash=hash_token(token),
+            expires_at=expires_at,
+            on_issued=mail,
+            on_unknown=decoy,
+            only_unconfirmed=only_unconfirmed,
+        )
+
+    @provider_call
+    async def verify_email(self, *, token: str) -> AuthUser:
+        user = await self.store.confirm_email(token_hash=hash_token(token))
+        if user is None:
+            raise AccountTokenInvalid()
+        return AuthUser(id=user.id, email=user.email, email_confirmed=True)
+
+    @provider_call
+    async def request_email_change(
+        self, claims: AccessClaims, *, new_email: str, current_password: str
+    ) -> None:
+        """Check the current password, then (unless the new address is taken) store a token
+        carrying the new address and mail its link to the new address, a notice without token
+        to the old one, in one transaction. The change is applied by `verify_email`."""
+        if self._mailer is None:
+            raise NotSupported()
+        password_hash = await self.store.password_hash(claims.user_id)
+        if password_hash is None:
+            raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
+        check = await verify_password(password_hash=password_hash, password=current_password)
+        if not check.matches:
+            raise InvalidCurrentPassword()
+        mailer, ttl = self._mailer, self._confirm_ttl
+        token = secrets.token_urlsafe(32)  # 256 bits
+        expires_at = utcnow() + ttl
+
+        def mail(conn: Connection, old_email: str) -> None:
+            link = mailer.email_change_confirmation(to=new_email, token=token, valid_for=ttl)
+            mailer.enqueue(conn, link, not_after=expires_at)
+            notice = mailer.email_change_notice(to=old_email, new_email=new_email)
+            mailer.enqueue(conn, notice, not_after=expires_at)
+
+        issued = await self.store.issue_email_change(
+            user_id=claims.user_id,
+            new_email=email_key(new_email),
+            new_email_as_typed=new_email,
+            token_hash=hash_token(token),
+            expires_at=expires_at,
+            on_issued=mail,
+        )
+        if not issued:
+            raise UserAlreadyExists()
+
+    @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
         return await self.store.live_sessions(claims.user_id)
 
@@ -308,8 +393,8 @@ class EmbeddedIdentityProvider:
         live = await self.store.live_user(claims)
         if live is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
-        user_id, email = live
-        return AuthUser(id=user_id, email=email)
+        user_id, email, confirmed = live
+        return AuthUser(id=user_id, email=email, email_confirmed=confirmed)
 
     async def close(self) -> None:
         """Nothing to release: the database belongs to the app."""

@@ -36,8 +36,10 @@ from backend.app.db.tables import (
 from backend.app.identity.base import LiveSession, SignOutScope
 
 __all__ = [
+    "EMAIL_CHANGE",
     "EMAIL_PROVIDER_METADATA",
     "RESET",
+    "SIGNUP",
     "Credentials",
     "Grant",
     "IdentityStore",
@@ -198,7 +200,11 @@ class IdentityStore:
         idle = idle_timeout is not None
         # Asked on every `/auth/me`: built and compiled once.
         self._live_user = Query(
-            sa.select(identity_users.c.id, identity_users.c.email_as_typed)
+            sa.select(
+                identity_users.c.id,
+                identity_users.c.email_as_typed,
+                identity_users.c.email_confirmed_at,
+            )
             .select_from(identity_sessions.join(identity_users))
             .where(_live_session(of_user=True, with_idle_timeout=idle))
         )
@@ -411,18 +417,22 @@ class IdentityStore:
         expires_at: datetime,
         on_issued: Callable[[Connection, str], None],
         on_unknown: Callable[[Connection], None] | None = None,
+        only_unconfirmed: bool = False,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
         in the same transaction. False, and nothing stored, when there is no such user: then the
         same spending UPDATE runs on no row and `on_unknown(conn)` (the decoy render) is called,
-        so the unknown address takes the known one's path (see `request_password_reset`)."""
+        so the unknown address takes the known one's path (see `request_password_reset`).
+        `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
+        sign-up confirmation)."""
 
         def issue(conn: Connection) -> bool:
+            chosen = identity_users.c.email == email_key
+            if only_unconfirmed:
+                chosen = sa.and_(chosen, identity_users.c.email_confirmed_at.is_(None))
             user = conn.execute(
-                sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(
-                    identity_users.c.email == email_key
-                )
+                sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(chosen)
             ).first()
             now = utcnow()
             if user is None:
@@ -444,6 +454,109 @@ class IdentityStore:
             return True
 
         return await self._db.write(issue)
+
+    async def issue_email_change(
+        self,
+        *,
+        user_id: str,
+        new_email: str,
+        new_email_as_typed: str,
+        token_hash: str,
+        expires_at: datetime,
+        on_issued: Callable[[Connection, str], None],
+    ) -> bool:
+        """Spend the user's older email-change tokens, store a new one carrying the new address
+        and call `on_issued(conn, current stored address)` (which enqueues both mails), in one
+        transaction. False, and nothing stored, when the new address is taken or the user gone."""
+
+        def issue(conn: Connection) -> bool:
+            now = utcnow()
+            taken = conn.execute(
+                sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
+            ).first()
+            user = conn.execute(
+                sa.select(identity_users.c.email_as_typed).where(identity_users.c.id == user_id)
+            ).first()
+            if taken is not None or user is None:
+                return False
+            _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
+            conn.execute(
+                identity_account_tokens.insert().values(
+                    token_hash=token_hash,
+                    purpose=EMAIL_CHANGE,
+                    user_id=user_id,
+                    new_email=new_email,
+                    new_email_as_typed=new_email_as_typed,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            on_issued(conn, user.email_as_typed)
+            return True
+
+        return await self._db.write(issue)
+
+    async def confirm_email(self, *, token_hash: str) -> UserRecord | None:
+        """Spend a sign-up confirmation or email-change token (one conditional UPDATE: of two
+        racing confirmations one wins) and confirm the address, or apply the change, in one
+        transaction. None when the token is not usable.
+
+        Raises:
+            UserAlreadyExists: the new address of a change was taken meanwhile; nothing is
+                written (the token stays as it was).
+        """
+
+        def confirm(conn: Connection) -> UserRecord | None:
+            now = utcnow()
+            usable = sa.or_(
+                _usable(token_hash, SIGNUP, now), _usable(token_hash, EMAIL_CHANGE, now)
+            )
+            spent = conn.execute(
+                identity_account_tokens.update()
+                .where(usable)
+                .values(spent_at=now)
+                .returning(
+                    identity_account_tokens.c.user_id,
+                    identity_account_tokens.c.purpose,
+                    identity_account_tokens.c.new_email,
+                    identity_account_tokens.c.new_email_as_typed,
+                )
+            ).first()
+            if spent is None:
+                return None
+            values: dict[str, Any] = {
+                "updated_at": now,
+                "email_confirmed_at": sa.func.coalesce(identity_users.c.email_confirmed_at, now),
+            }
+            if spent.purpose == EMAIL_CHANGE:
+                taken = conn.execute(
+                    sa.select(identity_users.c.id).where(
+                        identity_users.c.email == spent.new_email,
+                        identity_users.c.id != spent.user_id,
+                    )
+                ).first()
+                if taken is not None:
+                    raise UserAlreadyExists()  # rolls the transaction back
+                values.update(
+                    email=spent.new_email,
+                    email_as_typed=spent.new_email_as_typed,
+                    email_confirmed_at=now,
+                )
+            try:
+                conn.execute(
+                    identity_users.update()
+                    .where(identity_users.c.id == spent.user_id)
+                    .values(**values)
+                )
+            except IntegrityError as exc:  # taken by a racing sign-up
+                raise UserAlreadyExists() from exc
+            _spend_tokens(conn, user_id=spent.user_id, purpose=spent.purpose, now=now)
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(confirm)
 
     async def account_token_usable(self, *, token_hash: str, purpose: str) -> bool:
         """Whether the token is known, of `purpose`, unspent and unexpired (a read: nothing is
@@ -603,12 +716,12 @@ class IdentityStore:
         )
         return None if row is None else (row.id, row.user_id)
 
-    async def live_user(self, claims: AccessClaims) -> tuple[str, str] | None:
-        """`(user id, email)` of the claims' session if it still lives (one point read: this is
-        the check of every `/auth/me`)."""
+    async def live_user(self, claims: AccessClaims) -> tuple[str, str, bool] | None:
+        """`(user id, email, whether it is confirmed)` of the claims' session if it still
+        lives (one point read: this is the check of every `/auth/me`)."""
         values = {"user_id": claims.user_id, **self._session_values(claims.session_id, utcnow())}
         row = await self._db.fetch_one(self._live_user, values)
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], row[1], row[2] is not None)
 
     async def revoke_sessions(
         self, *, user_id: str, session_id: str, scope: SignOutScope = SignOutScope.LOCAL
