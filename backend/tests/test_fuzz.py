@@ -109,6 +109,8 @@ NEVER_2XX_WHEN_GENERATED = BY_ID | {
     "DELETE /auth/sessions/{session_id}",
     "POST /auth/password/reset",
     "POST /auth/password",
+    "POST /auth/email",
+    "POST /auth/email/verify",
 }
 # What a 2xx of these may end besides the session it was sent with (logout `scope=global`, a
 # password change, ending a session by id): the primary session too, so the user is replaced.
