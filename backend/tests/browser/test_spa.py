@@ -393,12 +393,14 @@ class TestTabs:
             second = context.new_page()
             second.goto(url)
             expect(second.get_by_text(SIGNED_IN)).to_be_visible()
-            responses: list[tuple[int, str]] = []
+            # Statuses only: a body read in the handler can fail under load and lose the entry,
+            # and a replayed cookie's `refresh_token_reused` is a 401, which the check refuses.
+            refresh_statuses: list[int] = []
             for tab in (first, second):
                 tab.on(
                     "response",
                     lambda r: (
-                        responses.append((r.status, r.text()))
+                        refresh_statuses.append(r.status)
                         if r.url.endswith("/auth/refresh")
                         else None
                     ),
@@ -415,9 +417,8 @@ class TestTabs:
             expect(second.get_by_text("From the second tab")).to_be_visible()
             # At least one each (no tab hands its token to the other); a sign-in or refresh
             # notice arriving while a tab's own refresh is due can add one more, never a reuse.
-            assert len(responses) >= 2
-            assert all(status == 200 for status, _ in responses)
-            assert not any("refresh_token_reused" in body for _, body in responses)
+            assert len(refresh_statuses) >= 2
+            assert set(refresh_statuses) == {200}
             for tab in (first, second):
                 expect(tab.get_by_text(SIGNED_IN)).to_be_visible()
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,15 @@ import sqlalchemy as sa
 from backend.app.db.engine import Database
 from backend.app.db.migrate import upgrade_to_head
 from backend.tests.mail.smtp_server import SmtpServer, TestCertificates
+
+
+@pytest.fixture(autouse=True)
+async def _closed_connections_finish_closing():
+    """A refused connection is closed by aiosmtplib at once, but its socket is released on a
+    later turn of the loop; let that turn come before this test's loop ends (else the socket is
+    collected in a later test as an "unclosed transport" ResourceWarning, an error here)."""
+    yield
+    await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

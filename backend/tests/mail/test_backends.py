@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import ssl
@@ -15,15 +14,6 @@ from backend.app.mail import FileBackend, MailMessage, SmtpBackend, build_backen
 from backend.tests.mail.smtp_server import PASSWORD, USERNAME
 
 FROM = "My Ideas <no-reply@example.com>"
-
-
-@pytest.fixture(autouse=True)
-async def _closed_connections_finish_closing():
-    """A refused connection is closed by aiosmtplib at once, but its socket is released on a
-    later turn of the loop; let that turn come before this test's loop ends (else the socket is
-    collected in a later test as an "unclosed transport" ResourceWarning, an error here)."""
-    yield
-    await asyncio.sleep(0.05)
 
 
 def _message(to: str = "ada@example.com", subject: str = "Hello") -> MailMessage:
