@@ -11,7 +11,8 @@ take the lock sees that the token it sent is no longer the current one and just 
 
 The session (access token, CSRF token, refresh and CSRF cookies) lives in this object's memory
 only, in a cookie jar of its own, so two instances share nothing and a client's other cookies
-never decide which session is refreshed. `POST /auth/logout` through a client with this auth
+never decide which session is refreshed (httpx also files every `Set-Cookie` in the client's own
+jar; this flow never reads that copy). `POST /auth/logout` through a client with this auth
 carries that session, and ends it here too when the server clears the refresh cookie.
 """
 
