@@ -88,4 +88,6 @@ def _supabase(settings: Settings, database: Database) -> SupabaseIdentityProvide
         service_role_key=service.get_secret_value(),
         verifier=verifier,
         database=database,
+        site_url=settings.site_url,
+        confirmation_required=settings.email_confirmation_required,
     )

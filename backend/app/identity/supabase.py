@@ -9,12 +9,19 @@
   `/auth/me` asks GoTrue for the user, so a deleted user or an ended session is refused at once.
 - GoTrue unreachable, slow past the timeout, or answering 5xx is `ProviderUnavailable` (503, the
   cookie kept); every GoTrue error code maps to this app's codes (`_raise_mapped`).
-- Sign-up creates a confirmed user through the admin API, then its `user_profile` row; if the row
-  cannot be written, the GoTrue user is deleted again, so there is never a user without a profile.
+- Sign-up creates the user through the admin API, then its `user_profile` row; if the row cannot
+  be written, the GoTrue user is deleted again, so there is never a user without a profile. With
+  `EMAIL_CONFIRMATION_REQUIRED` the user is created unconfirmed and GoTrue mails its own
+  confirmation (`/resend`), so Supabase's templates and SMTP send it.
+- The account lifecycle maps onto GoTrue: `/recover` and `/verify` (`token_hash`, the link's
+  token), `PUT /user` with the caller's own access token, `/logout?scope=`. A current password is
+  checked by a sign-in of its own, whose session is ended at once. GoTrue lets no user list or
+  end one session, so those two routes answer 501 `not_supported`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,12 +30,16 @@ from typing import Any, NoReturn
 import httpx
 from supabase_auth import AsyncGoTrueAdminAPI, AsyncGoTrueClient
 from supabase_auth.errors import AuthError, AuthRetryableError, AuthWeakPasswordError
-from supabase_auth.types import Session, User
+from supabase_auth.helpers import parse_user_response
+from supabase_auth.types import AuthResponse, Session, User
 
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import (
+    AccountTokenInvalid,
     AppError,
+    EmailNotConfirmed,
     InvalidCredentials,
+    InvalidCurrentPassword,
     NotSupported,
     ProviderUnavailable,
     RateLimited,
@@ -48,12 +59,15 @@ from backend.app.identity.tokens import IssuedAccessToken, TokenVerifier
 
 __all__ = ["SupabaseIdentityProvider"]
 
+logger = logging.getLogger(__name__)
+
 PROVIDER_TIMEOUT_SECONDS = 5.0
 
 # GoTrue's error codes (../shared/GOTRUE.md §3) as this app's errors.
 _BY_CODE: dict[str, Callable[[], AppError]] = {
     "invalid_credentials": InvalidCredentials,
-    "email_not_confirmed": InvalidCredentials,
+    # GoTrue checks the password first, as this app does.
+    "email_not_confirmed": EmailNotConfirmed,
     "user_already_exists": UserAlreadyExists,
     "email_exists": UserAlreadyExists,
     "refresh_token_already_used": RefreshTokenReused,
@@ -63,6 +77,8 @@ _BY_CODE: dict[str, Callable[[], AppError]] = {
     "user_not_found": RefreshTokenInvalid,
     # GoTrue's own input checks (a malformed refresh token, a password over bcrypt's 72 bytes).
     "validation_failed": RequestInvalid,
+    # A link's token unknown, used, expired, or of another kind.
+    "otp_expired": AccountTokenInvalid,
 }
 
 
@@ -96,6 +112,19 @@ async def _gotrue_errors_mapped(**overrides: Callable[[], AppError]) -> AsyncIte
         raise ProviderUnavailable() from error
 
 
+@asynccontextmanager
+async def _mail_refusal_hidden(flow: str) -> AsyncIterator[None]:
+    """For a mail whose answer must not tell a known address from an unknown one: GoTrue refuses
+    a second mail of a kind to a known user within its interval, or past its hourly mail count,
+    and says so (429), where an unknown address gets 200. This app's own limits have already
+    counted the request; GoTrue's refusal is logged for the operator and not passed on."""
+    try:
+        async with _gotrue_errors_mapped():
+            yield
+    except RateLimited:
+        logger.warning("GoTrue refused to send a %s mail (its mail rate limit)", flow)
+
+
 def _token_refused() -> Unauthorized:
     return Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
 
@@ -123,9 +152,18 @@ class SupabaseIdentityProvider:
         service_role_key: str,
         verifier: TokenVerifier,
         database: Database,
+        site_url: str = "",
+        confirmation_required: bool = False,
         timeout_seconds: float = PROVIDER_TIMEOUT_SECONDS,
     ):
+        """Args:
+        site_url: `SITE_URL`, where GoTrue's links send the user back (`redirect_to`); it must
+            be in the project's redirect allow-list, else GoTrue uses its own site URL.
+        confirmation_required: `EMAIL_CONFIRMATION_REQUIRED`.
+        """
         self._auth_url = url.rstrip("/") + "/auth/v1"
+        self._site_url = site_url
+        self._confirmation_required = confirmation_required
         self._anon_key = anon_key
         self._service_role_key = service_role_key
         self._verifier = verifier
@@ -157,11 +195,14 @@ class SupabaseIdentityProvider:
         )
 
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
+        """Created through the admin API, so a taken address is always 409 (GoTrue's public
+        sign-up answers a look-alike user for a confirmed one and 200 for an unconfirmed one);
+        with confirmation required, GoTrue then mails its own confirmation link."""
         check_password_policy(password)  # the same policy as the embedded provider, first
         attributes: dict[str, Any] = {
             "email": email_key(email),
             "password": password,
-            "email_confirm": True,
+            "email_confirm": not self._confirmation_required,
             "user_metadata": {"display_name": display_name, "email_as_typed": email},
         }
         async with _gotrue_errors_mapped():
@@ -173,7 +214,16 @@ class SupabaseIdentityProvider:
             async with _gotrue_errors_mapped():
                 await self._admin().delete_user(user.id)
             raise
-        return AuthUser(id=user.id, email=_display_email(user))
+        if self._confirmation_required:
+            # The account stands without the mail: a refused or failed send is what the resend
+            # route is for, so it is logged, not answered.
+            try:
+                await self._send_confirmation(user.email or email_key(email))
+            except ProviderUnavailable:
+                logger.warning("GoTrue did not take the confirmation mail of a new sign-up")
+        return AuthUser(
+            id=user.id, email=_display_email(user), email_confirmed=not self._confirmation_required
+        )
 
     async def sign_in_with_password(
         self, *, email: str, password: str, user_agent: str | None = None
@@ -207,37 +257,156 @@ class SupabaseIdentityProvider:
         async with _gotrue_errors_mapped():
             await self._client().admin.sign_out(session.access_token.token, scope.value)
 
-    # The account lifecycle through GoTrue is issue 16; until then a clean 501, never a 500.
-
     async def change_password(
         self, claims: AccessClaims, *, current_password: str, new_password: str
     ) -> None:
-        raise NotSupported()
+        """GoTrue's `PUT /user` with the caller's own token ends every other session of the
+        user (its own stays) and spends every outstanding link."""
+        email = await self._email_of(claims)
+        await self._check_current_password(email, current_password)
+        if new_password == current_password:
+            raise WeakPassword(
+                "The new password must differ from the current one",
+                details={"reasons": ["same_password"]},
+            )
+        check_password_policy(new_password)
+        await self._update_own_user(claims.token, {"password": new_password})
 
     async def request_password_reset(self, *, email: str) -> None:
-        raise NotSupported()
+        # GoTrue answers 200 for an unknown address too, and mails the known one's link.
+        async with _mail_refusal_hidden("password reset"):
+            await self._client().reset_password_for_email(
+                email_key(email), {"redirect_to": self._site_url} if self._site_url else {}
+            )
 
     async def reset_password(
         self, *, token: str, password: str, user_agent: str | None = None
     ) -> AuthSession:
-        raise NotSupported()
+        """Verify the link's `token_hash` (which signs the user in, spends the link and
+        confirms the address), set the password with that session, and end every other one.
+
+        The password policy is checked before the token, where the embedded provider checks the
+        token first: GoTrue spends a token when it verifies it, so a refused password would
+        otherwise spend a good link."""
+        check_password_policy(password)
+        async with _gotrue_errors_mapped():
+            verified = await self._client().verify_otp({"type": "recovery", "token_hash": token})
+        session, user = _session_of(verified)
+        try:
+            await self._update_own_user(session.access_token, {"password": password})
+        except WeakPassword as error:
+            # The link proved the mailbox; asking for the password the user already has is
+            # not a failure of a reset.
+            if error.details.get("reasons") != ["same_password"]:
+                raise
+        async with _gotrue_errors_mapped():
+            await self._client().admin.sign_out(session.access_token, SignOutScope.OTHERS.value)
+        await self._ensure_profile_of(user)
+        return _auth_session(session, user)
 
     async def resend_confirmation(self, *, email: str) -> None:
-        raise NotSupported()
+        # GoTrue sends nothing, and answers 200, for an unknown or confirmed address.
+        await self._send_confirmation(email_key(email))
 
     async def verify_email(self, *, token: str) -> AuthUser:
-        raise NotSupported()
+        """One link route for both kinds, as this app's links: a sign-up confirmation first,
+        then an email change (each `token_hash` is of one kind; a miss spends nothing). The
+        session GoTrue opens for the link is ended at once: a confirmation signs nobody in."""
+        verified: AuthResponse | None = None
+        for kind in ("signup", "email_change"):
+            try:
+                async with _gotrue_errors_mapped():
+                    verified = await self._client().verify_otp(
+                        {"type": kind, "token_hash": token}
+                    )
+                break
+            except AccountTokenInvalid:
+                continue
+        if verified is None:
+            raise AccountTokenInvalid()
+        # GoTrue's secure email change (a link to each address) answers the first link with no
+        # session: this app's contract is one link, to the new address (README).
+        session, user = _session_of(verified)
+        async with _gotrue_errors_mapped():
+            await self._client().admin.sign_out(session.access_token, SignOutScope.LOCAL.value)
+        await self._ensure_profile_of(user)
+        return AuthUser(id=user.id, email=_display_email(user), email_confirmed=True)
 
     async def request_email_change(
         self, claims: AccessClaims, *, new_email: str, current_password: str
     ) -> None:
-        raise NotSupported()
+        """GoTrue stores the new address as pending, mails the link to it (and, with secure
+        email change, one to the old address too) and changes nothing until it is verified; a
+        taken address is 409 (GoTrue's `email_exists`)."""
+        email = await self._email_of(claims)
+        await self._check_current_password(email, current_password)
+        await self._update_own_user(claims.token, {"email": email_key(new_email)})
+
+    # GoTrue offers a user neither a list of their sessions nor the end of one (only
+    # `/logout?scope=`), and its admin API has none either: no safe way here.
 
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
         raise NotSupported()
 
     async def end_session(self, claims: AccessClaims, session_id: str) -> None:
         raise NotSupported()
+
+    async def _send_confirmation(self, email: str) -> None:
+        options = {"email_redirect_to": self._site_url} if self._site_url else {}
+        async with _mail_refusal_hidden("sign-up confirmation"):
+            await self._client().resend(
+                {"type": "signup", "email": email, "options": options}  # type: ignore[typeddict-item]
+            )
+
+    async def _email_of(self, claims: AccessClaims) -> str:
+        """The address GoTrue holds for the caller (never one the token or the request says)."""
+        async with _gotrue_errors_mapped(
+            bad_jwt=_token_refused,
+            session_not_found=_token_refused,
+            user_not_found=_token_refused,
+        ):
+            response = await self._client().get_user(claims.token)
+        if response is None or not response.user.email:
+            raise Unauthorized(token_was_sent=True)
+        return response.user.email
+
+    async def _check_current_password(self, email: str, password: str) -> None:
+        """GoTrue has no password check of its own: a sign-in with it, whose session ends at
+        once (a wrong one is 403 `invalid_current_password`, counted by the session service)."""
+        async with _gotrue_errors_mapped(
+            invalid_credentials=InvalidCurrentPassword,
+            email_not_confirmed=InvalidCurrentPassword,
+        ):
+            response = await self._client().sign_in_with_password(
+                {"email": email, "password": password}
+            )
+        if response.session is None:
+            raise ProviderUnavailable()
+        async with _gotrue_errors_mapped():
+            await self._client().admin.sign_out(
+                response.session.access_token, SignOutScope.LOCAL.value
+            )
+
+    async def _update_own_user(self, access_token: str, attributes: dict[str, Any]) -> User:
+        """`PUT /user` as the token's own user. Not the client's `update_user`, which needs a
+        stored session and refreshes one that is near its expiry with a refresh token this app
+        does not hold on a bearer route."""
+        client = self._client()
+        async with _gotrue_errors_mapped(
+            bad_jwt=_token_refused,
+            session_not_found=_token_refused,
+            user_not_found=_token_refused,
+            email_exists=UserAlreadyExists,
+            same_password=lambda: WeakPassword(details={"reasons": ["same_password"]}),
+        ):
+            response = await client._request(  # the client's own transport
+                "PUT",
+                "user",
+                jwt=access_token,
+                body=attributes,
+                redirect_to=self._site_url or None,
+            )
+            return parse_user_response(response).user
 
     async def get_user(self, claims: AccessClaims) -> AuthUser:
         # GoTrue refuses a deleted user or an ended session with 401/403 (bad_jwt,
@@ -265,6 +434,14 @@ class SupabaseIdentityProvider:
         # The metadata is the user's to write: a name that does not fit the profile is dropped.
         display_name = clean_display_name(user.user_metadata.get("display_name"))
         await ensure_profile(self._db, user_id=user.id, display_name=display_name)
+
+
+def _session_of(response: AuthResponse) -> tuple[Session, User]:
+    """The session and user of a verified link; GoTrue answers both, else it is not usable as
+    configured here (e.g. the second step of a secure email change)."""
+    if response.session is None or response.user is None:
+        raise ProviderUnavailable()
+    return response.session, response.user
 
 
 def _auth_session(session: Session, user: User) -> AuthSession:

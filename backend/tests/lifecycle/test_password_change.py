@@ -1,10 +1,12 @@
-"""POST /auth/password: change the password with the current one (DESIGN §12, ASVS V6.2.3)."""
+"""POST /auth/password: change the password with the current one (DESIGN §12, ASVS V6.2.3), with
+both identity providers."""
 
 from __future__ import annotations
 
 import httpx
 
 from backend.tests.helpers import PASSWORD, AuthApi
+from backend.tests.providers import both_identity_providers  # noqa: F401 -- runs under both
 
 NEW_PASSWORD = "a brand new passphrase 42"
 

@@ -36,16 +36,6 @@ class TestSupabaseProviderLifecycle:
 
         _assert_not_supported(response)
 
-    async def test_change_password_is_501(self, api: AuthApi, user: ApiUser):
-        response = await api.post(
-            "/auth/password",
-            {"currentPassword": PASSWORD, "newPassword": "a brand new passphrase 42"},
-            headers=user.auth,
-        )
-
-        _assert_not_supported(response)
-        assert (await api.signin(user.email, PASSWORD)).status_code == 200
-
     async def test_forgot_password_is_501(self, api: AuthApi, user: ApiUser):
         _assert_not_supported(await api.post("/auth/password/forgot", {"email": user.email}))
 
