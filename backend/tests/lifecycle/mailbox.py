@@ -8,6 +8,15 @@ from pathlib import Path
 from urllib.parse import unquote
 
 _LINK = re.compile(r"#(reset-password|confirm-email)\?token=([A-Za-z0-9_%\-]+)")
+# A mail of the GoTrue-compatible API (what the supabase provider's project sends): GoTrue's
+# `…/verify?token=<token hash>&type=…`, the value Supabase's templates give as `{{ .TokenHash }}`
+# and the supabase provider verifies.
+_GOTRUE_LINK = re.compile(r"/verify\?token=([A-Za-z0-9_%\-]+)&(?:amp;)?type=([a-z_]+)")
+_ROUTE_OF_TYPE = {
+    "recovery": "reset-password",
+    "signup": "confirm-email",
+    "email_change": "confirm-email",
+}
 
 
 async def eml_files(outbox: Path, count: int, *, seconds: float = 5.0) -> list[str]:
@@ -23,8 +32,16 @@ async def eml_files(outbox: Path, count: int, *, seconds: float = 5.0) -> list[s
 
 
 def token_of(text: str, route: str) -> str:
-    (found,) = {unquote(token) for kind, token in _LINK.findall(text) if kind == route}
-    return found
+    """The token of the mail's `route` link (`reset-password` or `confirm-email`), in this
+    app's form or GoTrue's."""
+    found = {unquote(token) for kind, token in _LINK.findall(text) if kind == route}
+    found |= {
+        unquote(token)
+        for token, kind in _GOTRUE_LINK.findall(text)
+        if _ROUTE_OF_TYPE.get(kind) == route
+    }
+    (token,) = found
+    return token
 
 
 def recipient_of(text: str) -> str:
