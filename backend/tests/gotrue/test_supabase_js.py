@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from backend.tests.conftest import SPA_ORIGIN
+from backend.tests.gotrue.mails import smtp_mails
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 
 JS = Path(__file__).parent / "js"
@@ -107,4 +109,84 @@ class TestSupabaseJs:
         assert errors["session_not_found"]["name"] == "AuthSessionMissingError"
         assert observed["rateLimit"] == {
             "name": "AuthApiError", "status": 429, "code": "over_request_rate_limit"
+        }  # fmt: skip
+
+
+@pytest.fixture
+def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
+    """`js/lifecycle.mjs` against the API with autoconfirm off, mailing through a real SMTP
+    server on loopback: each mail the script asks for is read from that server and handed to
+    it on stdin (its link, token and code)."""
+    if not (JS / "node_modules" / "@supabase" / "supabase-js").is_dir():
+        pytest.fail("run `npm ci --prefix backend/tests/gotrue/js` (make test does)")
+    smtp = make_smtp_server()
+    settings = {
+        "gotrue_mailer_autoconfirm": False,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "smtp_tls": "none",
+        "rate_limit_email_per_recipient": "3/hour",
+    }
+    with serve(**settings) as url:
+        node = subprocess.Popen(  # noqa: S603 -- fixed arguments
+            ["node", "--experimental-websocket", "--no-warnings", "lifecycle.mjs",  # noqa: S607
+             url, ANON_KEY, SPA_ORIGIN],
+            cwd=JS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert node.stdin is not None
+        assert node.stdout is not None
+        try:
+            last = ""
+            for line in node.stdout:
+                asked = json.loads(line)
+                if set(asked) != {"mail", "count"}:
+                    last = line
+                    continue
+                found = smtp_mails(smtp, asked["mail"], asked["count"])[-1]
+                answer = {"link": found.link, "token": found.token, "code": found.code}
+                node.stdin.write(json.dumps(answer) + "\n")
+                node.stdin.flush()
+            returncode = node.wait(timeout=120)
+        finally:
+            if node.poll() is None:
+                node.kill()
+                node.wait()
+            stderr = node.stderr.read() if node.stderr else ""
+            for stream in (node.stdin, node.stdout, node.stderr):
+                if stream is not None:
+                    stream.close()
+    assert returncode == 0, stderr
+    result: dict[str, Any] = json.loads(last)
+    return result
+
+
+class TestSupabaseJsLifecycle:
+    def test_sign_up_link_verify_resend_and_recovery(self, lifecycle_observed):
+        """supabase-js's signUp, verifyOtp (token_hash and code), resend,
+        resetPasswordForEmail and updateUser, each mail caught by SMTP and followed."""
+        observed = lifecycle_observed
+        not_confirmed = {"name": "AuthApiError", "status": 400, "code": "email_not_confirmed"}
+        expired = {"name": "AuthApiError", "status": 403, "code": "otp_expired"}
+
+        assert observed["signUpLink"] == {
+            "error": None,
+            "session": False,
+            "early": not_confirmed,
+            "status": 303,
+            "landsOnSite": True,
+            "restored": None,
+            "confirmed": True,
+        }
+        assert observed["verifyTokenHash"] == {
+            "error": None, "session": True, "email": True, "replay": expired
+        }  # fmt: skip
+        assert observed["resend"] == {"error": None, "session": True}
+        assert observed["recovery"] == {"error": None, "sameAnswer": True, "session": True}
+        assert observed["errors"] == {
+            "otp_expired": expired,
+            "otp_expired_code": expired,
+            "over_email_send_rate_limit": {
+                "name": "AuthApiError", "status": 429, "code": "over_email_send_rate_limit"
+            },
         }  # fmt: skip

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
+from backend.tests.conftest import SPA_ORIGIN
+from backend.tests.gotrue.mails import received_mails
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 from backend.tests.helpers import PASSWORD, unique_email
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
@@ -240,3 +243,150 @@ class TestSupabasePy:
         }
         assert weak.value.code == "weak_password"
         assert weak.value.reasons == ["length"]
+
+
+def _fragment(location: str) -> dict[str, str]:
+    values = parse_qs(urlsplit(location).fragment, keep_blank_values=True)
+    return {key: found[0] for key, found in values.items()}
+
+
+class TestLifecycleSupabasePy:
+    """Each lifecycle call of supabase-py, with the mail caught by a real SMTP server on
+    loopback and its link or code followed."""
+
+    @pytest.fixture
+    def mailing(self, serve, make_smtp_server):
+        """Factory: `with mailing(**overrides) as (url, smtp):` the API with autoconfirm off,
+        mailing through an SMTP server on loopback."""
+        smtp = make_smtp_server()
+
+        @contextlib.contextmanager
+        def run(**overrides: Any):
+            settings = {
+                "gotrue_mailer_autoconfirm": False,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp.port,
+                "smtp_tls": "none",
+            }
+            with serve(**(settings | overrides)) as url:
+                yield url, smtp
+
+        return run
+
+    async def test_sign_up_mails_a_link_that_the_browser_follows_to_a_session(
+        self, mailing, clients
+    ):
+        with mailing() as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+
+            signed_up = await client.auth.sign_up({"email": email, "password": PASSWORD})
+            refused = await api_error(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+            (mail,) = await received_mails(smtp, email)
+            async with httpx.AsyncClient() as browser:
+                opened = await browser.get(mail.link)
+            values = _fragment(opened.headers["location"])
+            restored = await client.auth.set_session(
+                values["access_token"], values["refresh_token"]
+            )
+            user = await client.auth.get_user()
+
+        assert signed_up.session is None
+        assert signed_up.user is not None
+        assert signed_up.user.email_confirmed_at is None
+        assert (refused.status, str(refused.code)) == (400, "email_not_confirmed")
+        assert mail.link.startswith(f"{url}/auth/v1/verify?")
+        assert opened.status_code == 303
+        assert restored.session is not None
+        assert user is not None
+        assert user.user.email_confirmed_at is not None
+
+    async def test_verify_otp_with_the_token_hash_confirms(self, mailing, clients):
+        with mailing() as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+            (mail,) = await received_mails(smtp, email)
+
+            verified = await client.auth.verify_otp({"type": "signup", "token_hash": mail.token})
+            replayed = await api_error(
+                client.auth.verify_otp({"type": "signup", "token_hash": mail.token})
+            )
+
+        assert verified.session is not None
+        assert verified.user is not None
+        assert verified.user.email == email
+        assert (replayed.status, str(replayed.code)) == (403, "otp_expired")
+
+    async def test_resend_mails_a_new_code_that_confirms(self, mailing, clients):
+        with mailing() as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+            await received_mails(smtp, email)
+
+            await client.auth.resend({"type": "signup", "email": email})
+            mail = (await received_mails(smtp, email, 2))[-1]
+            verified = await client.auth.verify_otp(
+                {"type": "email", "email": email, "token": mail.code}
+            )
+
+        assert verified.session is not None
+
+    async def test_reset_password_for_email_then_verify_then_update_user(self, mailing, clients):
+        with mailing(gotrue_mailer_autoconfirm=True) as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+
+            await client.auth.reset_password_for_email(email, {"redirect_to": SPA_ORIGIN})
+            await client.auth.reset_password_for_email(unique_email())
+            (mail,) = await received_mails(smtp, email)
+            verified = await client.auth.verify_otp({"type": "recovery", "token_hash": mail.token})
+            await client.auth.update_user({"password": "a brand new passphrase"})
+            fresh, _ = await clients(url)
+            signed_in = await fresh.auth.sign_in_with_password(
+                {"email": email, "password": "a brand new passphrase"}
+            )
+
+        assert mail.query["type"] == "recovery"
+        assert mail.query["redirect_to"] == SPA_ORIGIN
+        assert verified.session is not None
+        assert signed_in.session is not None
+
+    async def test_the_clients_typed_errors(self, mailing, clients):
+        with mailing(gotrue_disable_signup=True, rate_limit_email_per_recipient="1/hour") as (
+            url,
+            _,
+        ):
+            client, _ = await clients(url)
+            address = unique_email()
+            await client.auth.reset_password_for_email(address)
+
+            codes = {
+                "signup_disabled": await outcome(
+                    client.auth.sign_up({"email": unique_email(), "password": PASSWORD})
+                ),
+                "over_email_send_rate_limit": await outcome(
+                    client.auth.reset_password_for_email(address)
+                ),
+                "otp_expired": await outcome(
+                    client.auth.verify_otp({"type": "recovery", "token_hash": "x" * 43})
+                ),
+                "otp_expired_code": await outcome(
+                    client.auth.verify_otp({"type": "email", "email": address, "token": "000000"})
+                ),
+                "validation_failed": await outcome(
+                    client.auth.resend({"type": "signup", "email": "not-an-email"})
+                ),
+            }
+
+        assert codes == {
+            "signup_disabled": "signup_disabled",
+            "over_email_send_rate_limit": "over_email_send_rate_limit",
+            "otp_expired": "otp_expired",
+            "otp_expired_code": "otp_expired",
+            "validation_failed": "validation_failed",
+        }

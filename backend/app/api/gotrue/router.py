@@ -3,7 +3,7 @@
 Bodies, statuses and error codes are GoTrue's (`../shared/GOTRUE.md` §2 to §4; each route names
 its upstream file), so supabase-js and supabase-py work against it unchanged. It shares everything
 with `/auth`: the user store, the sessions and their refresh-token rotation and reuse rule, the
-sign-in rate limits. This server sends no mail, so it autoconfirms: sign-up returns a session.
+sign-in rate limits, and the lifecycle's tokens and mail outbox (`lifecycle.py`).
 """
 
 from __future__ import annotations
@@ -20,19 +20,22 @@ from backend.app.api.deps import ClientAddress, SessionsDep
 from backend.app.core.request_limits import client_user_agent
 from backend.app.identity.base import SignOutScope
 from backend.app.identity.emails import email_key
-from backend.app.identity.embedded import GoTrueSession
+from backend.app.identity.embedded import GoTrueSession, Unconfirmed
 from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
-from .callers import Admin, ApiKey, GoTrueDep, SignedIn
+from . import lifecycle
+from .callers import Admin, ApiKey, Config, GoTrueDep, SignedIn
 from .errors import (
     GoTrueCode,
     GoTrueError,
     GoTrueOAuthError,
     bad_request,
     email_exists,
+    phone_disabled,
     translate_app_errors,
     validation_failed,
 )
+from .links import verify_links
 from .schemas import (
     AdminCreateBody,
     AdminDeleteBody,
@@ -41,6 +44,7 @@ from .schemas import (
     SignUpBody,
     UserUpdateBody,
     checked_email,
+    openapi_body,
     read_body,
     session_json,
     user_json,
@@ -73,35 +77,25 @@ _LOGOUT_SCOPES = {
 }
 
 
-def _body(schema: type[Any]) -> dict[str, Any]:
-    """OpenAPI for a body this module parses itself (see `schemas.read_body`)."""
-    return {
-        "requestBody": {
-            "required": False,
-            "content": {"application/json": {"schema": schema.model_json_schema()}},
-        }
-    }
+def signup_disabled() -> GoTrueError:
+    return GoTrueError(422, GoTrueCode.SIGNUP_DISABLED, "Signups not allowed for this instance")
 
 
-def _phone_disabled(action: str) -> GoTrueError:
-    return GoTrueError(
-        400 if action == "signups" else 422,
-        GoTrueCode.PHONE_PROVIDER_DISABLED,
-        f"Phone {action} are disabled",
-    )
-
-
-@router.post("/signup", openapi_extra=_body(SignUpBody))
+@router.post("/signup", openapi_extra=openapi_body(SignUpBody))
 async def sign_up(
     request: Request,
     _key: ApiKey,
     sessions: SessionsDep,
     address: ClientAddress,
+    config: Config,
 ) -> dict[str, Any]:
-    """GoTrue `signup.go`: 200 with a session (autoconfirm), `data` becomes `user_metadata`."""
+    """GoTrue `signup.go`: 200, `data` becomes `user_metadata`. Autoconfirm: a session.
+    EMAIL_CONFIRMATION_REQUIRED: the bare user with `confirmation_sent_at`, and a mail."""
+    if config.gotrue_disable_signup:  # before the body is read, as GoTrue
+        raise signup_disabled()
     body = await read_body(request, SignUpBody)
     if body.phone and not body.email:
-        raise _phone_disabled("signups")
+        raise phone_disabled("signups")
     if not body.password:
         raise validation_failed("Signup requires a valid password")
     email = checked_email(body.email)
@@ -111,12 +105,19 @@ async def sign_up(
             password=body.password,
             user_metadata=body.data or {},
             address=address,
+            links=verify_links(request, config),
             user_agent=client_user_agent(request),
+        )
+    if isinstance(answer, Unconfirmed):
+        return user_json(
+            answer.user,
+            confirmation_sent_at=answer.confirmation_sent_at,
+            identities=not answer.obfuscated,
         )
     return session_json(answer.session, answer.user)
 
 
-@router.post("/token", openapi_extra=_body(PasswordGrantBody))
+@router.post("/token", openapi_extra=openapi_body(PasswordGrantBody))
 async def token(
     request: Request,
     _key: ApiKey,
@@ -147,7 +148,7 @@ async def _password_grant(request: Request, sessions: SessionsDep, address: str)
     body = await read_body(request, PasswordGrantBody)
     if not body.email:
         if body.phone:
-            raise _phone_disabled("logins")
+            raise phone_disabled("logins")
         raise validation_failed("missing email or phone")
     password = body.password or ""
     if len(password) > MAX_PASSWORD_LENGTH:
@@ -169,7 +170,7 @@ async def get_user(caller: SignedIn) -> dict[str, Any]:
     return user_json(caller.user)
 
 
-@router.put("/user", openapi_extra=_body(UserUpdateBody))
+@router.put("/user", openapi_extra=openapi_body(UserUpdateBody))
 async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> dict[str, Any]:
     """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
     `data` merged into `user_metadata` (null deletes a key)."""
@@ -183,7 +184,7 @@ async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> 
         # GoTrue confirms a new address by mail, and this server sends none.
         raise validation_failed("Changing the email address is not supported here", status=422)
     if body.phone:
-        raise _phone_disabled("logins")
+        raise phone_disabled("logins")
     with translate_app_errors(user_exists=email_exists):
         user = await gotrue.update_user(
             caller.claims, password=body.password, user_metadata=body.data
@@ -208,13 +209,13 @@ async def logout(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> Respo
 
 
 @router.get("/settings")
-async def settings(_key: ApiKey) -> dict[str, Any]:
-    """GoTrue `settings.go`: email sign-up on, everything else off, and autoconfirm (no mail)."""
+async def settings(_key: ApiKey, config: Config) -> dict[str, Any]:
+    """GoTrue `settings.go`: email on, everything else off; the sign-up switches as set."""
     external = dict.fromkeys(_OFF_PROVIDERS, False)
     return {
         "external": external | {"email": True},
-        "disable_signup": False,
-        "mailer_autoconfirm": True,
+        "disable_signup": config.gotrue_disable_signup,
+        "mailer_autoconfirm": not config.email_confirmation_required,
         "phone_autoconfirm": False,
         "sms_provider": "",
         "saml_enabled": False,
@@ -233,7 +234,7 @@ async def health(_key: ApiKey) -> dict[str, str]:
     }
 
 
-@router.post("/admin/users", openapi_extra=_body(AdminCreateBody))
+@router.post("/admin/users", openapi_extra=openapi_body(AdminCreateBody))
 async def admin_create_user(request: Request, _admin: Admin, gotrue: GoTrueDep) -> dict[str, Any]:
     """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none."""
     body = await read_body(request, AdminCreateBody)
@@ -316,7 +317,7 @@ async def admin_get_user(user_id: str, _admin: Admin, gotrue: GoTrueDep) -> dict
     return user_json(user)
 
 
-@router.delete("/admin/users/{user_id}", openapi_extra=_body(AdminDeleteBody))
+@router.delete("/admin/users/{user_id}", openapi_extra=openapi_body(AdminDeleteBody))
 async def admin_delete_user(
     request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
@@ -331,3 +332,6 @@ async def admin_delete_user(
     if not deleted:
         raise _user_not_found()
     return {}
+
+
+router.include_router(lifecycle.router)

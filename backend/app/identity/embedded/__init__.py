@@ -7,16 +7,19 @@ gotrue.py     what GoTrue's HTTP API needs beyond the protocol
 
 from __future__ import annotations
 
-from .gotrue import EmbeddedGoTrue, GoTrueSession, SessionUser
-from .provider import EmbeddedIdentityProvider
+from .gotrue import VERIFY_TYPES, EmbeddedGoTrue, GoTrueSession, SessionUser, Unconfirmed
+from .provider import EmbeddedIdentityProvider, VerifyLinks
 from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
+    "VERIFY_TYPES",
     "EmbeddedGoTrue",
     "EmbeddedIdentityProvider",
     "GoTrueSession",
     "IdentityStore",
     "SessionUser",
+    "Unconfirmed",
     "UserRecord",
+    "VerifyLinks",
 ]

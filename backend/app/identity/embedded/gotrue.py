@@ -9,19 +9,52 @@ made through either API signs in through the other.
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from backend.app.core.claims import AccessClaims
-from backend.app.core.errors import SamePassword
+from backend.app.core.errors import AccountTokenInvalid, SamePassword, UserAlreadyExists
+from backend.app.db.tables import utcnow
 from backend.app.identity.base import AuthSession, SignOutScope
-from backend.app.identity.passwords import check_password_policy, hash_password, verify_password
+from backend.app.identity.emails import email_key
+from backend.app.identity.passwords import hash_password, verify_password
 from backend.app.identity.profiles import clean_display_name
 
-from .provider import EmbeddedIdentityProvider, provider_call
-from .store import Grant, UserRecord
+from .provider import EmbeddedIdentityProvider, VerifyLinks, provider_call
+from .store import (
+    EMAIL_CHANGE,
+    MAGICLINK,
+    RESET,
+    SIGNUP,
+    Grant,
+    UserRecord,
+    code_hash,
+    hash_token,
+)
 
-__all__ = ["EmbeddedGoTrue", "GoTrueSession", "SessionUser"]
+__all__ = [
+    "VERIFY_TYPES",
+    "EmbeddedGoTrue",
+    "GoTrueSession",
+    "SessionUser",
+    "Unconfirmed",
+    "VerifyLinks",
+]
+
+# GoTrue's verification types (`internal/api/verify.go` `verifyTokenHash`) and the kinds of this
+# store's tokens each accepts: recovery and magic link share one, as GoTrue's recovery token;
+# `email` tries the confirmation, then the sign-in tokens.
+VERIFY_TYPES: dict[str, tuple[str, ...]] = {
+    "signup": (SIGNUP,),
+    "invite": (SIGNUP,),
+    "recovery": (RESET, MAGICLINK),
+    "magiclink": (RESET, MAGICLINK),
+    "email_change": (EMAIL_CHANGE,),
+    "email": (SIGNUP, RESET, MAGICLINK),
+}
+_CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE})
 
 # A password GoTrue's admin API makes up when none is given: nobody knows it.
 _RANDOM_PASSWORD_BYTES = 48
@@ -44,6 +77,17 @@ class SessionUser:
     session_alive: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    """A sign-up that waits for its confirmation mail (autoconfirm off): GoTrue answers the bare
+    user with `confirmation_sent_at`. For an address already registered the user is a stand-in
+    (a random id, no identities: GoTrue's `sanitizeUser`), so the answer reveals nothing."""
+
+    user: UserRecord
+    confirmation_sent_at: datetime
+    obfuscated: bool
+
+
 def _display_name(user_metadata: dict[str, Any]) -> str | None:
     return clean_display_name(user_metadata.get("display_name"))
 
@@ -56,6 +100,10 @@ class EmbeddedGoTrue:
     def _answer(self, grant: Grant) -> GoTrueSession:
         return GoTrueSession(session=self._provider.session(grant), user=grant.user)
 
+    @property
+    def confirmation_required(self) -> bool:
+        return self._provider.confirmation_required
+
     @provider_call
     async def sign_up(
         self,
@@ -63,17 +111,92 @@ class EmbeddedGoTrue:
         email: str,
         password: str,
         user_metadata: dict[str, Any],
+        links: VerifyLinks,
         user_agent: str | None = None,
-    ) -> GoTrueSession:
-        """GoTrue's sign-up with autoconfirm: the user, its profile (named after
-        `user_metadata.display_name` when that is a usable name), and a first session.
+    ) -> GoTrueSession | Unconfirmed:
+        """GoTrue's sign-up: the user and its profile (named after `user_metadata.display_name`
+        when that is a usable name). Autoconfirm (EMAIL_CONFIRMATION_REQUIRED off): a first
+        session. Otherwise the user unconfirmed and a confirmation mail (`links`), no session;
+        an address already registered gets a stand-in user, and a new mail only if it is still
+        unconfirmed.
 
         Raises:
-            WeakPassword, UserAlreadyExists: as `IdentityProvider.sign_up`.
+            WeakPassword: as `IdentityProvider.sign_up`.
+            UserAlreadyExists: the address is taken, with autoconfirm on.
         """
-        user = await self._provider.create_user(
-            email, password, display_name=_display_name(user_metadata), user_metadata=user_metadata
-        )
+        confirm = self.confirmation_required
+        try:
+            user = await self._provider.create_user(
+                email,
+                password,
+                display_name=_display_name(user_metadata),
+                user_metadata=user_metadata,
+                email_confirmed=not confirm,
+            )
+        except UserAlreadyExists:
+            if not confirm:
+                raise
+            await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+            now = utcnow()
+            stand_in = UserRecord(
+                id=str(uuid.uuid4()),
+                email=email,
+                user_metadata=user_metadata,
+                app_metadata={},
+                email_confirmed_at=None,
+                created_at=now,
+                updated_at=now,
+                last_sign_in_at=None,
+            )
+            return Unconfirmed(user=stand_in, confirmation_sent_at=now, obfuscated=True)
+        if confirm:
+            await self._provider.issue_confirmation(email, only_unconfirmed=False, links=links)
+            return Unconfirmed(user=user, confirmation_sent_at=utcnow(), obfuscated=False)
+        return self._answer(await self._provider.open_session(user, user_agent=user_agent))
+
+    @provider_call
+    async def recover(self, *, email: str, links: VerifyLinks) -> None:
+        """GoTrue's `/recover`: a reset mail if the address is known, the same path if not."""
+        await self._provider.mail_sign_in_link(email=email, purpose=RESET, links=links)
+
+    @provider_call
+    async def resend_confirmation(self, *, email: str, links: VerifyLinks) -> None:
+        """GoTrue's `/resend` `signup`: a new confirmation mail if the sign-up is unconfirmed."""
+        await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+
+    @provider_call
+    async def verify(
+        self,
+        *,
+        kind: str,
+        token_hash: str | None = None,
+        token: str | None = None,
+        email: str | None = None,
+        user_agent: str | None = None,
+    ) -> GoTrueSession:
+        """GoTrue's `/verify`: spend a link's token (`token_hash`, the link's `token`) or a
+        mail's code (`token` with `email`) of the kinds `kind` accepts, confirm the address (or
+        apply the email change) and open a session.
+
+        Raises:
+            AccountTokenInvalid: unknown, spent, expired, or of a kind `kind` does not accept.
+        """
+        if token_hash is not None:
+            hashed = hash_token(token_hash)
+        elif token is not None and email is not None:
+            hashed = code_hash(email_key(email), token)
+        else:
+            raise AccountTokenInvalid()
+        purposes = VERIFY_TYPES[kind]
+        user = None
+        confirming = tuple(p for p in purposes if p in _CONFIRMING)
+        if confirming:
+            user = await self._store.confirm_email(token_hash=hashed, purposes=confirming)
+        signing_in = tuple(p for p in purposes if p not in _CONFIRMING)
+        if user is None and signing_in:
+            user = await self._store.spend_sign_in_token(token_hash=hashed, purposes=signing_in)
+        if user is None:
+            raise AccountTokenInvalid()
         return self._answer(await self._provider.open_session(user, user_agent=user_agent))
 
     @provider_call
@@ -123,7 +246,7 @@ class EmbeddedGoTrue:
         """
         password_hash = None
         if password is not None:
-            check_password_policy(password)
+            self._provider.check_password(password)
             current = await self._store.password_hash(claims.user_id)
             if current is not None:
                 same = await verify_password(password_hash=current, password=password)

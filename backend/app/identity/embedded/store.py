@@ -38,6 +38,8 @@ from backend.app.identity.base import LiveSession, SignOutScope
 __all__ = [
     "EMAIL_CHANGE",
     "EMAIL_PROVIDER_METADATA",
+    "MAGICLINK",
+    "REAUTHENTICATION",
     "RESET",
     "SIGNUP",
     "Credentials",
@@ -46,6 +48,8 @@ __all__ = [
     "LiveSession",
     "Reused",
     "UserRecord",
+    "code_hash",
+    "hash_token",
     "merge_metadata",
 ]
 
@@ -55,6 +59,9 @@ EMAIL_PROVIDER_METADATA: dict[str, Any] = {"provider": "email", "providers": ["e
 SIGNUP = "signup"
 EMAIL_CHANGE = "email_change"
 RESET = "reset"
+# GoTrue's API only: a magic link's sign-in, and the nonce of a password change (`/reauthenticate`).
+MAGICLINK = "magiclink"
+REAUTHENTICATION = "reauth"
 # How far a reused token may be followed along its successors inside the reuse interval.
 _MAX_SUCCESSOR_WALK = 32
 
@@ -140,6 +147,12 @@ def merge_metadata(current: dict[str, Any], changes: dict[str, Any]) -> dict[str
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def code_hash(email_key: str, code: str) -> str:
+    """A mail's 6-digit code is stored as the SHA-256 of the address and the code (as GoTrue's
+    `GenerateTokenHash`): the code alone is not unique across users, the pair is."""
+    return hash_token(f"{email_key}\n{code}")
 
 
 # The statements of each sign-in and refresh, built once.
@@ -418,6 +431,7 @@ class IdentityStore:
         on_issued: Callable[[Connection, str], None],
         on_unknown: Callable[[Connection], None] | None = None,
         only_unconfirmed: bool = False,
+        code_hash: str | None = None,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
@@ -425,7 +439,8 @@ class IdentityStore:
         same spending UPDATE runs on no row and `on_unknown(conn)` (the decoy render) is called,
         so the unknown address takes the known one's path (see `request_password_reset`).
         `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
-        sign-up confirmation)."""
+        sign-up confirmation). `code_hash`: a second token of the same purpose, the mail's code
+        (GoTrue's API); spending either spends both."""
 
         def issue(conn: Connection) -> bool:
             chosen = identity_users.c.email == email_key
@@ -441,14 +456,13 @@ class IdentityStore:
                     on_unknown(conn)
                 return False
             _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
-            conn.execute(
-                identity_account_tokens.insert().values(
-                    token_hash=token_hash,
-                    purpose=purpose,
-                    user_id=user.id,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
+            _insert_tokens(
+                conn,
+                [token_hash, code_hash],
+                purpose=purpose,
+                user_id=user.id,
+                now=now,
+                expires_at=expires_at,
             )
             on_issued(conn, user.email_as_typed)
             return True
@@ -496,7 +510,9 @@ class IdentityStore:
 
         return await self._db.write(issue)
 
-    async def confirm_email(self, *, token_hash: str) -> UserRecord | None:
+    async def confirm_email(
+        self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
+    ) -> UserRecord | None:
         """Spend a sign-up confirmation or email-change token (one conditional UPDATE: of two
         racing confirmations one wins) and confirm the address, or apply the change, in one
         transaction. None when the token is not usable.
@@ -508,9 +524,7 @@ class IdentityStore:
 
         def confirm(conn: Connection) -> UserRecord | None:
             now = utcnow()
-            usable = sa.or_(
-                _usable(token_hash, SIGNUP, now), _usable(token_hash, EMAIL_CHANGE, now)
-            )
+            usable = sa.or_(*(_usable(token_hash, purpose, now) for purpose in purposes))
             spent = conn.execute(
                 identity_account_tokens.update()
                 .where(usable)
@@ -557,6 +571,42 @@ class IdentityStore:
             return None if row is None else _record(row)
 
         return await self._db.write(confirm)
+
+    async def spend_sign_in_token(
+        self, *, token_hash: str, purposes: tuple[str, ...]
+    ) -> UserRecord | None:
+        """Spend a reset or magic-link token (GoTrue's recovery and magic-link verify: one
+        conditional UPDATE, of two racing verifies one wins), spend the user's other tokens of
+        those kinds and confirm the address (the link proved the mailbox), in one transaction.
+        None when the token is not usable. The caller opens the session."""
+
+        def spend(conn: Connection) -> UserRecord | None:
+            now = utcnow()
+            usable = sa.or_(*(_usable(token_hash, purpose, now) for purpose in purposes))
+            spent = conn.execute(
+                identity_account_tokens.update()
+                .where(usable)
+                .values(spent_at=now)
+                .returning(identity_account_tokens.c.user_id)
+            ).first()
+            if spent is None:
+                return None
+            conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == spent.user_id)
+                .values(
+                    updated_at=now,
+                    email_confirmed_at=sa.func.coalesce(identity_users.c.email_confirmed_at, now),
+                )
+            )
+            for purpose in purposes:
+                _spend_tokens(conn, user_id=spent.user_id, purpose=purpose, now=now)
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(spend)
 
     async def account_token_usable(self, *, token_hash: str, purpose: str) -> bool:
         """Whether the token is known, of `purpose`, unspent and unexpired (a read: nothing is
@@ -846,6 +896,36 @@ def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bo
 
 # No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
 _NO_USER = "00000000-0000-0000-0000-000000000000"
+
+
+def _insert_tokens(
+    conn: Connection,
+    hashes: list[str | None],
+    *,
+    purpose: str,
+    user_id: str,
+    now: datetime,
+    expires_at: datetime,
+    **values: Any,
+) -> None:
+    for token_hash in filter(None, hashes):
+        # A code's hash can repeat (one in a million per mail): only this user's own earlier
+        # code has it (the address is in the hash), spent just above or long ago.
+        conn.execute(
+            identity_account_tokens.delete().where(
+                identity_account_tokens.c.token_hash == token_hash
+            )
+        )
+        conn.execute(
+            identity_account_tokens.insert().values(
+                token_hash=token_hash,
+                purpose=purpose,
+                user_id=user_id,
+                created_at=now,
+                expires_at=expires_at,
+                **values,
+            )
+        )
 
 
 def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:
