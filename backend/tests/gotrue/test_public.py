@@ -92,7 +92,7 @@ class TestSignUp:
             ({"email": "ada@example.com"}, 400, "validation_failed"),
             ({"email": "ada@example.com", "password": ""}, 400, "validation_failed"),
             ({"email": "not an email", "password": PASSWORD}, 400, "validation_failed"),
-            ({"password": PASSWORD}, 400, "validation_failed"),
+            ({"password": PASSWORD}, 422, "anonymous_provider_disabled"),
             ({"phone": "+15550100", "password": PASSWORD}, 400, "phone_provider_disabled"),
             ({"email": "ada@example.com", "password": "1234567"}, 422, "weak_password"),
             ({"email": "ada@example.com", "password": "x" * 1025}, 400, "validation_failed"),

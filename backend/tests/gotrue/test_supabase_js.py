@@ -190,3 +190,24 @@ class TestSupabaseJsLifecycle:
                 "name": "AuthApiError", "status": 429, "code": "over_email_send_rate_limit"
             },
         }  # fmt: skip
+
+
+class TestSupabaseJsDisabledFeatures:
+    def test_each_disabled_feature_is_gotrues_typed_error(self, observed):
+        disabled = observed["disabled"]
+
+        assert {name: (e["status"], e["code"]) for name, e in disabled.items()} == {
+            "sso": (404, "saml_provider_disabled"),
+            "anonymous": (422, "anonymous_provider_disabled"),
+            "phone": (400, "phone_provider_disabled"),
+            "id_token": (400, "provider_disabled"),
+            "web3": (422, "web3_provider_disabled"),
+            "linking": (404, "manual_linking_disabled"),
+            "mfa": (422, "mfa_totp_enroll_not_enabled"),
+            # Without a session supabase-js sends `Bearer <apikey>`: not a JWT here.
+            "mfaWithoutSession": (403, "bad_jwt"),
+        }
+        assert disabled["sso"]["message"] == "SAML 2.0 is disabled"
+        assert disabled["id_token"]["message"] == (
+            'Provider (issuer "https://accounts.google.com") is not enabled'
+        )

@@ -390,3 +390,37 @@ class TestLifecycleSupabasePy:
             "otp_expired_code": "otp_expired",
             "validation_failed": "validation_failed",
         }
+
+
+class TestDisabledFeaturesSupabasePy:
+    async def test_each_disabled_feature_is_gotrues_typed_error(self, serve, clients):
+        """What supabase-py raises against a Supabase project with these features off."""
+        with serve() as url:
+            client, _ = await clients(url)
+            await client.auth.sign_up({"email": unique_email(), "password": PASSWORD})
+
+            errors = {
+                "sso": await api_error(client.auth.sign_in_with_sso({"domain": "example.com"})),
+                "anonymous": await api_error(client.auth.sign_in_anonymously()),
+                "phone": await api_error(
+                    client.auth.sign_up({"phone": "+15550100", "password": PASSWORD})
+                ),
+                "id_token": await api_error(
+                    client.auth.sign_in_with_id_token({"provider": "google", "token": "x"})
+                ),
+                "linking": await api_error(client.auth.link_identity({"provider": "github"})),
+                "mfa": await api_error(
+                    client.auth.mfa.enroll({"factor_type": "totp", "friendly_name": "phone"})
+                ),
+            }
+
+        assert {name: (error.status, str(error.code)) for name, error in errors.items()} == {
+            "sso": (404, "saml_provider_disabled"),
+            "anonymous": (422, "anonymous_provider_disabled"),
+            "phone": (400, "phone_provider_disabled"),
+            "id_token": (400, "provider_disabled"),
+            "linking": (404, "manual_linking_disabled"),
+            "mfa": (422, "mfa_totp_enroll_not_enabled"),
+        }
+        assert errors["sso"].message == "SAML 2.0 is disabled"
+        assert errors["linking"].message == "Manual linking is disabled"

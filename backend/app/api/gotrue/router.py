@@ -23,7 +23,7 @@ from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import GoTrueSession, Unconfirmed
 from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
-from . import lifecycle
+from . import disabled, lifecycle
 from .callers import Admin, ApiKey, Config, GoTrueDep, SignedIn
 from .errors import (
     GoTrueCode,
@@ -45,6 +45,7 @@ from .schemas import (
     UserUpdateBody,
     checked_email,
     openapi_body,
+    parse_json_object,
     read_body,
     session_json,
     user_json,
@@ -91,9 +92,13 @@ async def sign_up(
 ) -> dict[str, Any]:
     """GoTrue `signup.go`: 200, `data` becomes `user_metadata`. Autoconfirm: a session.
     EMAIL_CONFIRMATION_REQUIRED: the bare user with `confirmation_sent_at`, and a mail."""
-    if config.gotrue_disable_signup:  # before the body is read, as GoTrue
-        raise signup_disabled()
     body = await read_body(request, SignUpBody)
+    if not body.email and not body.phone:  # GoTrue's anonymous sign-in (`api.go`), off
+        raise GoTrueError(
+            422, GoTrueCode.ANONYMOUS_PROVIDER_DISABLED, "Anonymous sign-ins are disabled"
+        )
+    if config.gotrue_disable_signup:  # `signup.go`: before any other check of the body
+        raise signup_disabled()
     if body.phone and not body.email:
         raise phone_disabled("signups")
     if not body.password:
@@ -139,6 +144,10 @@ async def token(
             answer = await sessions.gotrue_refresh(
                 refresh_token=body.refresh_token, address=address
             )
+        elif grant_type == "id_token":
+            disabled.id_token_grant(parse_json_object(await request.body()))
+        elif grant_type == "web3":
+            disabled.web3_grant()
         else:
             raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "unsupported_grant_type")
     return session_json(answer.session, answer.user)
@@ -335,3 +344,4 @@ async def admin_delete_user(
 
 
 router.include_router(lifecycle.router)
+router.include_router(disabled.router)

@@ -145,6 +145,24 @@ for (const scope of ["global", "local", "others"]) {
   out.errors = Object.fromEntries(Object.entries(errors).map(([name, error]) => [name, { ...fail(error), reasons: error?.reasons }]));
 }
 
+// Features this server does not offer: GoTrue's own "disabled" errors, typed by the client.
+{
+  const { supabase } = client();
+  const noSession = fail((await supabase.auth.mfa.enroll({ factorType: "totp" })).error);
+  await supabase.auth.signUp({ email: email(), password: PASSWORD });
+  const disabled = {
+    sso: (await supabase.auth.signInWithSSO({ domain: "example.com" })).error,
+    anonymous: (await client().supabase.auth.signInAnonymously()).error,
+    phone: (await client().supabase.auth.signUp({ phone: "+15550100", password: PASSWORD })).error,
+    id_token: (await client().supabase.auth.signInWithIdToken({ provider: "google", token: "x" })).error,
+    web3: (await client().supabase.auth.signInWithWeb3({ chain: "solana", message: "m", signature: new Uint8Array(64) })).error,
+    linking: (await supabase.auth.linkIdentity({ provider: "github", options: { skipBrowserRedirect: true } })).error,
+    mfa: (await supabase.auth.mfa.enroll({ factorType: "totp" })).error,
+  };
+  out.disabled = Object.fromEntries(Object.entries(disabled).map(([name, error]) => [name, { ...fail(error), message: error?.message }]));
+  out.disabled.mfaWithoutSession = noSession;
+}
+
 // Rate limit (the server under test is started with a small per-account limit).
 {
   const { supabase } = client();
