@@ -4,13 +4,15 @@ PostgreSQL. The clients' typed errors for them: test_supabase_py.py, test_supaba
 
 from __future__ import annotations
 
+from typing import Any
+
 import jwt
 import pytest
 
 from backend.tests.helpers import PASSWORD
 
 
-def body_of(response) -> tuple[int, dict]:
+def body_of(response) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
