@@ -256,6 +256,33 @@ class SessionService:
             logger.info("user signed up", extra={"user_id": answer.user.id})
         return answer
 
+    async def gotrue_magic_link(
+        self,
+        *,
+        email: str,
+        create_user: bool,
+        user_metadata: dict[str, Any],
+        address: str,
+        links: VerifyLinks,
+        signup_disabled: bool,
+    ) -> None:
+        """GoTrue's `/otp`: counted as a mail to that recipient before anything else (so the
+        `create_user: false` answer, which GoTrue lets tell known from unknown, is rate-limited
+        like every other lifecycle mail)."""
+        await self._count_email(email, address, reason="magic_link")
+        await self._gotrue_operations().magic_link(
+            email=email,
+            create_user=create_user,
+            user_metadata=user_metadata,
+            links=links,
+            signup_disabled=signup_disabled,
+        )
+
+    async def gotrue_reauthenticate(self, *, claims: AccessClaims, address: str) -> None:
+        """GoTrue's `/reauthenticate`: counted as a mail to the caller."""
+        await self._count_email(claims.email, address, reason="reauthenticate")
+        await self._gotrue_operations().reauthenticate(claims)
+
     async def gotrue_recover(self, *, email: str, address: str, links: VerifyLinks) -> None:
         """GoTrue's `/recover`: counted and mailed as `request_password_reset`, GoTrue's link."""
         await self._count_email(email, address, reason="password_forgot")

@@ -42,6 +42,7 @@ _SUBJECTS = {
     "email_change_notice": "Your {product} email is being changed",
     "password_reset": "Reset your {product} password",
     "magic_link": "Your {product} sign-in link",
+    "reauthentication": "Your {product} confirmation code",
 }
 
 
@@ -155,6 +156,18 @@ class Mailer:
             to=to,
             display_name=display_name,
             link=link,
+            code=code,
+            valid_for=_duration(valid_for),
+        )
+
+    def reauthentication(
+        self, *, to: str, code: str, valid_for: timedelta, display_name: str | None = None
+    ) -> MailMessage:
+        """GoTrue's API only (`GET /auth/v1/reauthenticate`): the nonce a password change needs."""
+        return self._render(
+            "reauthentication",
+            to=to,
+            display_name=display_name,
             code=code,
             valid_for=_duration(valid_for),
         )

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from backend.tests.mail.smtp_server import SmtpServer
 
 _LINK = re.compile(r"(https?://\S+/auth/v1/verify\?\S+)")
-_CODE = re.compile(r"Or enter this code: (\d{6})")
+_CODE = re.compile(r"enter this code:\s+(\d{6})")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class GoTrueMail:
         return str(found)
 
     @property
+    def link_or_none(self) -> str | None:
+        return self.link if _LINK.search(self.text) else None
+
+    @property
     def query(self) -> dict[str, str]:
         parsed = parse_qs(urlsplit(self.link).query)
         return {key: str(values[0]) for key, values in parsed.items()}
@@ -37,6 +41,15 @@ class GoTrueMail:
     @property
     def token(self) -> str:
         return self.query["token"]
+
+    def for_script(self) -> dict[str, str | None]:
+        """What a client script needs of it: the link, its token and the code (None if absent)."""
+        link = self.link_or_none
+        return {
+            "link": link,
+            "token": self.token if link else None,
+            "code": self.code if _CODE.search(self.text) else None,
+        }
 
     @property
     def code(self) -> str:

@@ -17,10 +17,11 @@ from backend.app.core.logging import redact
 from backend.app.core.settings import Settings
 from backend.app.db.tables import identity_account_tokens
 from backend.app.doctor import Status, check_password_settings
+from backend.app.identity.embedded import gotrue as gotrue_operations
 from backend.tests.conftest import SPA_ORIGIN
 from backend.tests.gotrue.conftest import GoTrue
 from backend.tests.gotrue.mails import count_outbox, outbox_mails
-from backend.tests.helpers import unique_email
+from backend.tests.helpers import PASSWORD, unique_email
 
 NEW_PASSWORD = "a brand new passphrase 42"
 
@@ -591,3 +592,194 @@ class TestResend:
             status,
             {"code": code, "message": message},
         )
+
+
+class TestOtp:
+    async def test_a_confirmed_user_gets_a_magic_link_that_signs_in(self, gotrue, outbox):
+        email = (await gotrue.session())["user"]["email"]
+
+        response = await gotrue.call("POST", "/otp", json={"email": email})
+        (mail,) = await outbox_mails(outbox, email)
+        opened = await follow(gotrue, mail.link)
+
+        assert (response.status_code, response.json()) == (200, {})
+        assert mail.query["type"] == "magiclink"
+        assert fragment(opened.headers["location"])["type"] == "magiclink"
+        assert "access_token" in fragment(opened.headers["location"])
+
+    async def test_the_six_digit_code_signs_in_once(self, gotrue, outbox):
+        email = (await gotrue.session())["user"]["email"]
+        await gotrue.call("POST", "/otp", json={"email": email})
+        (mail,) = await outbox_mails(outbox, email)
+        body = {"type": "email", "email": email, "token": mail.code}
+
+        first = await gotrue.call("POST", "/verify", json=body)
+        again = await gotrue.call("POST", "/verify", json=body)
+
+        assert first.status_code == 200
+        assert first.json()["user"]["email"] == email
+        assert (again.status_code, again.json()["code"]) == (403, "otp_expired")
+
+    async def test_a_new_address_is_signed_up_and_mailed(self, gotrue, outbox):
+        """Autoconfirm on: the new user gets a magic link at once (GoTrue `magic_link.go`)."""
+        email = unique_email()
+
+        response = await gotrue.call(
+            "POST", "/otp", json={"email": email, "data": {"plan": "free"}}
+        )
+        (mail,) = await outbox_mails(outbox, email)
+        verified = await gotrue.call(
+            "POST", "/verify", json={"type": "magiclink", "token_hash": mail.token}
+        )
+
+        assert response.status_code == 200
+        assert verified.json()["user"]["user_metadata"] == {"plan": "free"}
+
+    async def test_with_confirmation_a_new_address_gets_the_confirmation(self, confirming, outbox):
+        email = unique_email()
+
+        await confirming.call("POST", "/otp", json={"email": email})
+        (mail,) = await outbox_mails(outbox, email)
+
+        assert mail.query["type"] == "signup"
+
+    async def test_create_user_false_for_an_unknown_address_is_otp_disabled(self, gotrue, outbox):
+        email = unique_email()
+
+        response = await gotrue.call("POST", "/otp", json={"email": email, "create_user": False})
+
+        assert (response.status_code, response.json()) == (
+            422,
+            {"code": "otp_disabled", "message": "Signups not allowed for otp"},
+        )
+        assert (await gotrue.sign_in(email)).json()["code"] == "invalid_credentials"
+
+    async def test_sign_up_disabled_is_signup_disabled_for_a_new_address(self, make_gotrue):
+        gotrue = await make_gotrue(gotrue_disable_signup=True)
+
+        response = await gotrue.call("POST", "/otp", json={"email": unique_email()})
+
+        assert (response.status_code, response.json()["code"]) == (422, "signup_disabled")
+
+    async def test_it_counts_toward_the_mail_limit(self, make_gotrue):
+        gotrue = await make_gotrue(rate_limit_email_per_recipient="1/hour")
+        email = unique_email()
+        await gotrue.call("POST", "/otp", json={"email": email, "create_user": False})
+
+        response = await gotrue.call("POST", "/otp", json={"email": email, "create_user": False})
+
+        assert (response.status_code, response.json()["code"]) == (
+            429,
+            "over_email_send_rate_limit",
+        )
+
+    @pytest.mark.parametrize(
+        ("body", "code", "message"),
+        [
+            ({}, "validation_failed", "One of email or phone must be set"),
+            (
+                {"email": "a@example.com", "phone": "+15550100"},
+                "validation_failed",
+                "Only an email address or phone number should be provided",
+            ),
+            (
+                {"email": "a@example.com", "channel": "sms"},
+                "validation_failed",
+                "Channel should only be specified with Phone OTP",
+            ),
+            ({"phone": "+15550100"}, "phone_provider_disabled", "Unsupported phone provider"),
+            (
+                {"email": "nope"},
+                "validation_failed",
+                "Unable to validate email address: invalid format",
+            ),
+            (
+                {"email": "a@example.com", "create_user": "yes"},
+                "validation_failed",
+                "Invalid value for: create_user",
+            ),
+        ],
+    )
+    async def test_bad_requests_are_gotrues(self, gotrue, body, code, message):
+        response = await gotrue.call("POST", "/otp", json=body)
+
+        assert (response.status_code, response.json()) == (400, {"code": code, "message": message})
+
+
+class TestReauthentication:
+    @pytest.fixture
+    async def strict(self, make_gotrue, monkeypatch) -> GoTrue:
+        """The switch on, and every session "over a day old" (GoTrue's window, shrunk)."""
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        driver: GoTrue = await make_gotrue(
+            gotrue_security_update_password_require_reauthentication=True
+        )
+        return driver
+
+    async def test_a_new_password_needs_the_mailed_nonce(self, strict, outbox):
+        session = await strict.session()
+        token, email = session["access_token"], session["user"]["email"]
+
+        without = await strict.call("PUT", "/user", bearer=token, json={"password": NEW_PASSWORD})
+        asked = await strict.call("GET", "/reauthenticate", bearer=token)
+        (mail,) = await outbox_mails(outbox, email)
+        wrong = await strict.call(
+            "PUT", "/user", bearer=token, json={"password": NEW_PASSWORD, "nonce": "000000"}
+        )
+        right = await strict.call(
+            "PUT", "/user", bearer=token, json={"password": NEW_PASSWORD, "nonce": mail.code}
+        )
+        replay = await strict.call(
+            "PUT", "/user", bearer=token, json={"password": PASSWORD, "nonce": mail.code}
+        )
+
+        assert (without.status_code, without.json()) == (
+            400,
+            {
+                "code": "reauthentication_needed",
+                "message": "Password update requires reauthentication",
+            },
+        )
+        assert (asked.status_code, asked.json()) == (200, {})
+        assert (wrong.status_code, wrong.json()) == (
+            422,
+            {"code": "reauthentication_not_valid", "message": "Nonce has expired or is invalid"},
+        )
+        assert right.status_code == 200
+        assert replay.json()["code"] == "reauthentication_not_valid"
+
+    async def test_metadata_needs_no_nonce(self, strict):
+        token = (await strict.session())["access_token"]
+
+        response = await strict.call("PUT", "/user", bearer=token, json={"data": {"a": 1}})
+
+        assert response.status_code == 200
+
+    async def test_a_fresh_session_needs_no_nonce(self, make_gotrue):
+        """GoTrue asks only when the session is over a day old."""
+        gotrue = await make_gotrue(gotrue_security_update_password_require_reauthentication=True)
+        token = (await gotrue.session())["access_token"]
+
+        response = await gotrue.call("PUT", "/user", bearer=token, json={"password": NEW_PASSWORD})
+
+        assert response.status_code == 200
+
+    async def test_off_by_default(self, gotrue, monkeypatch):
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        token = (await gotrue.session())["access_token"]
+
+        response = await gotrue.call("PUT", "/user", bearer=token, json={"password": NEW_PASSWORD})
+
+        assert response.status_code == 200
+
+    async def test_reauthenticate_needs_a_session_and_a_confirmed_address(self, gotrue):
+        email = unique_email()
+        await gotrue.admin("POST", "/users", json={"email": email, "password": PASSWORD})
+        unconfirmed = await gotrue.call(
+            "POST", "/token?grant_type=password", json={"email": email, "password": PASSWORD}
+        )
+
+        anonymous = await gotrue.call("GET", "/reauthenticate")
+
+        assert (anonymous.status_code, anonymous.json()["code"]) == (401, "no_authorization")
+        assert unconfirmed.json()["code"] == "email_not_confirmed"  # no session to ask with

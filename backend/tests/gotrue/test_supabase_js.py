@@ -126,6 +126,7 @@ def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
         "smtp_port": smtp.port,
         "smtp_tls": "none",
         "rate_limit_email_per_recipient": "3/hour",
+        "gotrue_security_update_password_require_reauthentication": True,
     }
     with serve(**settings) as url:
         node = subprocess.Popen(  # noqa: S603 -- fixed arguments
@@ -144,8 +145,7 @@ def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
                     last = line
                     continue
                 found = smtp_mails(smtp, asked["mail"], asked["count"])[-1]
-                answer = {"link": found.link, "token": found.token, "code": found.code}
-                node.stdin.write(json.dumps(answer) + "\n")
+                node.stdin.write(json.dumps(found.for_script()) + "\n")
                 node.stdin.flush()
             returncode = node.wait(timeout=120)
         finally:
@@ -162,9 +162,11 @@ def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
 
 
 class TestSupabaseJsLifecycle:
-    def test_sign_up_link_verify_resend_and_recovery(self, lifecycle_observed):
+    def test_sign_up_link_verify_resend_recovery_otp_and_reauthenticate(self, lifecycle_observed):
         """supabase-js's signUp, verifyOtp (token_hash and code), resend,
-        resetPasswordForEmail and updateUser, each mail caught by SMTP and followed."""
+        resetPasswordForEmail, signInWithOtp, reauthenticate and updateUser (with the nonce,
+        GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION on), each mail caught by SMTP
+        and followed."""
         observed = lifecycle_observed
         not_confirmed = {"name": "AuthApiError", "status": 400, "code": "email_not_confirmed"}
         expired = {"name": "AuthApiError", "status": 403, "code": "otp_expired"}
@@ -183,6 +185,13 @@ class TestSupabaseJsLifecycle:
         }  # fmt: skip
         assert observed["resend"] == {"error": None, "session": True}
         assert observed["recovery"] == {"error": None, "sameAnswer": True, "session": True}
+        assert observed["otp"] == {
+            "error": None,
+            "magicLink": "magiclink",
+            "session": True,
+            "refused": {"name": "AuthApiError", "status": 422, "code": "otp_disabled"},
+        }
+        assert observed["reauthenticate"] == {"error": None, "updated": True}
         assert observed["errors"] == {
             "otp_expired": expired,
             "otp_expired_code": expired,

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
+from backend.app.identity.embedded import gotrue as gotrue_operations
 from backend.tests.conftest import SPA_ORIGIN
 from backend.tests.gotrue.mails import received_mails
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
@@ -424,3 +425,55 @@ class TestDisabledFeaturesSupabasePy:
         }
         assert errors["sso"].message == "SAML 2.0 is disabled"
         assert errors["linking"].message == "Manual linking is disabled"
+
+
+class TestOtpAndReauthenticationSupabasePy:
+    async def test_sign_in_with_otp_then_the_code(self, serve, clients, make_smtp_server):
+        smtp = make_smtp_server()
+        mail_settings = {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_tls": "none"}
+        with serve(**mail_settings) as url:
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+
+            sent = await client.auth.sign_in_with_otp({"email": email})
+            (mail,) = await received_mails(smtp, email)
+            verified = await client.auth.verify_otp(
+                {"type": "email", "email": email, "token": mail.code}
+            )
+            refused = await outcome(
+                client.auth.sign_in_with_otp(
+                    {"email": unique_email(), "options": {"should_create_user": False}}
+                )
+            )
+
+        assert sent.user is None
+        assert sent.session is None
+        assert verified.session is not None
+        assert refused == "otp_disabled"
+
+    async def test_reauthenticate_then_update_user_with_the_nonce(
+        self, serve, clients, make_smtp_server, monkeypatch
+    ):
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        smtp = make_smtp_server()
+        settings = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_tls": "none",
+            "gotrue_security_update_password_require_reauthentication": True,
+        }
+        with serve(**settings) as url:
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+
+            needed = await outcome(client.auth.update_user({"password": "a brand new passphrase"}))
+            await client.auth.reauthenticate()
+            (mail,) = await received_mails(smtp, email)
+            updated = await client.auth.update_user(
+                {"password": "a brand new passphrase", "nonce": mail.code}
+            )
+
+        assert needed == "reauthentication_needed"
+        assert updated.user is not None

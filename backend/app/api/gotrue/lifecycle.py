@@ -17,9 +17,14 @@ from fastapi.responses import RedirectResponse
 
 from backend.app.api.deps import ClientAddress, SessionsDep
 from backend.app.core.request_limits import client_user_agent
-from backend.app.identity.embedded import VERIFY_TYPES, GoTrueSession
+from backend.app.identity.embedded import (
+    VERIFY_TYPES,
+    EmailUnconfirmed,
+    GoTrueSession,
+    SignUpsNotAllowed,
+)
 
-from .callers import ApiKey, Config
+from .callers import ApiKey, Config, SignedIn
 from .errors import (
     GoTrueCode,
     GoTrueError,
@@ -31,6 +36,7 @@ from .errors import (
 )
 from .links import allowed_redirect, verify_links
 from .schemas import (
+    OtpBody,
     RecoverBody,
     ResendBody,
     VerifyBody,
@@ -74,6 +80,64 @@ async def recover(
         await sessions.gotrue_recover(
             email=email, address=address, links=verify_links(request, config)
         )
+    return {}
+
+
+@router.post("/otp", openapi_extra=openapi_body(OtpBody))
+async def otp(
+    request: Request, _key: ApiKey, sessions: SessionsDep, address: ClientAddress, config: Config
+) -> dict[str, Any]:
+    """GoTrue `otp.go` and `magic_link.go` for an email: 200 `{}`; a magic link and its code
+    to a confirmed user, a sign-up (and its confirmation, autoconfirm off) for a new address.
+    `create_user: false` for an unknown address is GoTrue's 422 `otp_disabled`."""
+    body = await read_body(request, OtpBody)
+    if body.email and body.phone:
+        raise validation_failed("Only an email address or phone number should be provided")
+    if body.email and body.channel:
+        raise validation_failed("Channel should only be specified with Phone OTP")
+    if not body.email:
+        if not body.phone:
+            raise validation_failed("One of email or phone must be set")
+        if not body.create_user:  # no user has a phone number here
+            raise _otp_disabled()
+        raise GoTrueError(400, GoTrueCode.PHONE_PROVIDER_DISABLED, "Unsupported phone provider")
+    email = _email_of(body.email)
+    try:
+        with translate_app_errors(rate_limited=email_rate_limited):
+            await sessions.gotrue_magic_link(
+                email=email,
+                create_user=body.create_user,
+                user_metadata=body.data or {},
+                address=address,
+                links=verify_links(request, config),
+                signup_disabled=config.gotrue_disable_signup,
+            )
+    except SignUpsNotAllowed as exc:
+        if exc.for_otp:
+            raise _otp_disabled() from None
+        raise GoTrueError(
+            422, GoTrueCode.SIGNUP_DISABLED, "Signups not allowed for this instance"
+        ) from None
+    return {}
+
+
+def _otp_disabled() -> GoTrueError:
+    return GoTrueError(422, GoTrueCode.OTP_DISABLED, "Signups not allowed for otp")
+
+
+@router.get("/reauthenticate")
+async def reauthenticate(
+    caller: SignedIn, sessions: SessionsDep, address: ClientAddress
+) -> dict[str, Any]:
+    """GoTrue `reauthenticate.go`: 200 `{}`; mails the caller the nonce that `PUT /user` asks
+    for with GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION."""
+    try:
+        with translate_app_errors(rate_limited=email_rate_limited):
+            await sessions.gotrue_reauthenticate(claims=caller.claims, address=address)
+    except EmailUnconfirmed:
+        raise GoTrueError(
+            422, GoTrueCode.EMAIL_NOT_CONFIRMED, "Please verify your email first."
+        ) from None
     return {}
 
 

@@ -20,7 +20,12 @@ from backend.app.api.deps import ClientAddress, SessionsDep
 from backend.app.core.request_limits import client_user_agent
 from backend.app.identity.base import SignOutScope
 from backend.app.identity.emails import email_key
-from backend.app.identity.embedded import GoTrueSession, Unconfirmed
+from backend.app.identity.embedded import (
+    GoTrueSession,
+    NonceInvalid,
+    NonceRequired,
+    Unconfirmed,
+)
 from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
 from . import disabled, lifecycle
@@ -180,7 +185,9 @@ async def get_user(caller: SignedIn) -> dict[str, Any]:
 
 
 @router.put("/user", openapi_extra=openapi_body(UserUpdateBody))
-async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> dict[str, Any]:
+async def update_user(
+    request: Request, caller: SignedIn, gotrue: GoTrueDep, config: Config
+) -> dict[str, Any]:
     """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
     `data` merged into `user_metadata` (null deletes a key)."""
     body = await read_body(request, UserUpdateBody)
@@ -194,10 +201,25 @@ async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> 
         raise validation_failed("Changing the email address is not supported here", status=422)
     if body.phone:
         raise phone_disabled("logins")
-    with translate_app_errors(user_exists=email_exists):
-        user = await gotrue.update_user(
-            caller.claims, password=body.password, user_metadata=body.data
-        )
+    try:
+        with translate_app_errors(user_exists=email_exists):
+            user = await gotrue.update_user(
+                caller.claims,
+                password=body.password,
+                user_metadata=body.data,
+                nonce=body.nonce,
+                require_reauthentication=(
+                    config.gotrue_security_update_password_require_reauthentication
+                ),
+            )
+    except NonceRequired:
+        raise bad_request(
+            GoTrueCode.REAUTHENTICATION_NEEDED, "Password update requires reauthentication"
+        ) from None
+    except NonceInvalid:
+        raise GoTrueError(
+            422, GoTrueCode.REAUTHENTICATION_NOT_VALID, "Nonce has expired or is invalid"
+        ) from None
     if user is None:
         raise GoTrueError(
             403, GoTrueCode.USER_NOT_FOUND, "User from sub claim in JWT does not exist"

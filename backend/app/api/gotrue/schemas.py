@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import email_validator
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 # Imported for its effect too: it lets email-validator accept special-use domains, as /auth does.
 from backend.app.api import models as _app_models  # noqa: F401
@@ -31,6 +31,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "AdminCreateBody",
     "AdminDeleteBody",
+    "OtpBody",
     "PasswordGrantBody",
     "RecoverBody",
     "RefreshGrantBody",
@@ -76,6 +77,7 @@ class RefreshGrantBody(_Body):
 
 
 class UserUpdateBody(_Body):
+    nonce: str | None = None
     email: str | None = None
     phone: str | None = None
     password: str | None = None
@@ -107,6 +109,14 @@ class VerifyBody(_Body):
     email: str | None = None
     phone: str | None = None
     redirect_to: str | None = None
+
+
+class OtpBody(_Body):
+    email: str | None = None
+    phone: str | None = None
+    channel: str | None = None
+    create_user: StrictBool = True
+    data: dict[str, Any] | None = None
 
 
 class ResendBody(_Body):

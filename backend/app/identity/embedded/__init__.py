@@ -7,18 +7,32 @@ gotrue.py     what GoTrue's HTTP API needs beyond the protocol
 
 from __future__ import annotations
 
-from .gotrue import VERIFY_TYPES, EmbeddedGoTrue, GoTrueSession, SessionUser, Unconfirmed
+from .gotrue import (
+    VERIFY_TYPES,
+    EmailUnconfirmed,
+    EmbeddedGoTrue,
+    GoTrueSession,
+    NonceInvalid,
+    NonceRequired,
+    SessionUser,
+    SignUpsNotAllowed,
+    Unconfirmed,
+)
 from .provider import EmbeddedIdentityProvider, VerifyLinks
 from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
     "VERIFY_TYPES",
+    "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "EmbeddedIdentityProvider",
     "GoTrueSession",
     "IdentityStore",
+    "NonceInvalid",
+    "NonceRequired",
     "SessionUser",
+    "SignUpsNotAllowed",
     "Unconfirmed",
     "UserRecord",
     "VerifyLinks",

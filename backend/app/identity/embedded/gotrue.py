@@ -8,7 +8,9 @@ made through either API signs in through the other.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ from .provider import EmbeddedIdentityProvider, VerifyLinks, provider_call
 from .store import (
     EMAIL_CHANGE,
     MAGICLINK,
+    REAUTHENTICATION,
     RESET,
     SIGNUP,
     Grant,
@@ -35,10 +38,15 @@ from .store import (
 )
 
 __all__ = [
+    "REAUTHENTICATION_WINDOW_SECONDS",
     "VERIFY_TYPES",
+    "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "GoTrueSession",
+    "NonceInvalid",
+    "NonceRequired",
     "SessionUser",
+    "SignUpsNotAllowed",
     "Unconfirmed",
     "VerifyLinks",
 ]
@@ -55,6 +63,30 @@ VERIFY_TYPES: dict[str, tuple[str, ...]] = {
     "email": (SIGNUP, RESET, MAGICLINK),
 }
 _CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE})
+# GoTrue `user.go`: with GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION, a session
+# older than this needs a nonce to change the password.
+REAUTHENTICATION_WINDOW_SECONDS = 24 * 3600
+
+
+class SignUpsNotAllowed(Exception):
+    """`/otp` for an address with no user: `create_user` false (`for_otp`), or sign-up off."""
+
+    def __init__(self, *, for_otp: bool):
+        super().__init__("signups not allowed")
+        self.for_otp = for_otp
+
+
+class NonceRequired(Exception):
+    """A new password without the re-authentication nonce GoTrue's switch asks for."""
+
+
+class NonceInvalid(Exception):
+    """A wrong, spent or expired re-authentication nonce."""
+
+
+class EmailUnconfirmed(Exception):
+    """Re-authentication of a user whose address is not confirmed."""
+
 
 # A password GoTrue's admin API makes up when none is given: nobody knows it.
 _RANDOM_PASSWORD_BYTES = 48
@@ -86,6 +118,15 @@ class Unconfirmed:
     user: UserRecord
     confirmation_sent_at: datetime
     obfuscated: bool
+
+
+def _session_is_old(claims: AccessClaims) -> bool:
+    """Whether the session began over `REAUTHENTICATION_WINDOW_SECONDS` ago (its `amr`)."""
+    amr = claims.raw.get("amr")
+    started = amr[0].get("timestamp") if isinstance(amr, list) and amr else None
+    if not isinstance(started, int):
+        return True
+    return time.time() - started > REAUTHENTICATION_WINDOW_SECONDS
 
 
 def _display_name(user_metadata: dict[str, Any]) -> str | None:
@@ -153,6 +194,56 @@ class EmbeddedGoTrue:
             await self._provider.issue_confirmation(email, only_unconfirmed=False, links=links)
             return Unconfirmed(user=user, confirmation_sent_at=utcnow(), obfuscated=False)
         return self._answer(await self._provider.open_session(user, user_agent=user_agent))
+
+    @provider_call
+    async def magic_link(
+        self,
+        *,
+        email: str,
+        create_user: bool,
+        user_metadata: dict[str, Any],
+        links: VerifyLinks,
+        signup_disabled: bool,
+    ) -> None:
+        """GoTrue's `/otp` for an email (`magic_link.go`): a confirmed user is mailed a magic
+        link and code; an unknown address (when `create_user`) is signed up with a password
+        nobody knows and, with autoconfirm, mailed a magic link, else a confirmation; an
+        unconfirmed user gets a new confirmation.
+
+        Raises:
+            SignUpsNotAllowed: unknown address and `create_user` false, or sign-up disabled.
+        """
+        found = await self._store.credentials(email_key=email_key(email))
+        user = found.user if found is not None else None
+        if user is None:
+            if not create_user:
+                raise SignUpsNotAllowed(for_otp=True)
+            if signup_disabled:
+                raise SignUpsNotAllowed(for_otp=False)
+            with contextlib.suppress(UserAlreadyExists):  # a racing sign-up: as if it were there
+                user = await self._provider.create_user(
+                    email,
+                    secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                    display_name=_display_name(user_metadata),
+                    user_metadata=user_metadata,
+                    email_confirmed=not self.confirmation_required,
+                )
+        if self.confirmation_required and (user is None or user.email_confirmed_at is None):
+            await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+            return
+        await self._provider.mail_sign_in_link(email=email, purpose=MAGICLINK, links=links)
+
+    @provider_call
+    async def reauthenticate(self, claims: AccessClaims) -> None:
+        """GoTrue's `/reauthenticate`: mail the caller a nonce.
+
+        Raises:
+            EmailUnconfirmed: the caller's address is not confirmed.
+        """
+        user = await self._store.user(claims.user_id)
+        if user is None or user.email_confirmed_at is None:
+            raise EmailUnconfirmed()
+        await self._provider.mail_reauthentication(user_id=user.id, email=user.email)
 
     @provider_call
     async def recover(self, *, email: str, links: VerifyLinks) -> None:
@@ -233,6 +324,8 @@ class EmbeddedGoTrue:
         *,
         password: str | None = None,
         user_metadata: dict[str, Any] | None = None,
+        nonce: str | None = None,
+        require_reauthentication: bool = False,
     ) -> UserRecord | None:
         """Change the password and/or merge `user_metadata` (a null value deletes its key). A
         new password ends every other session of the user; the caller's stays.
@@ -243,8 +336,20 @@ class EmbeddedGoTrue:
         Raises:
             WeakPassword: the new password breaks the policy.
             SamePassword: it is the password the user already has.
+            NonceRequired, NonceInvalid: `require_reauthentication` and a session over a day
+                old (GoTrue's rule), without a usable nonce from `reauthenticate`.
         """
         password_hash = None
+        if password is not None and require_reauthentication and _session_is_old(claims):
+            if not nonce:
+                raise NonceRequired()
+            spent = await self._store.spend_user_token(
+                token_hash=code_hash(email_key(claims.email), nonce),
+                purpose=REAUTHENTICATION,
+                user_id=claims.user_id,
+            )
+            if not spent:
+                raise NonceInvalid()
         if password is not None:
             self._provider.check_password(password)
             current = await self._store.password_hash(claims.user_id)

@@ -56,6 +56,7 @@ from backend.app.identity.tokens import TokenSigner, TokenVerifier
 from backend.app.mail import Mailer
 
 from .store import (
+    REAUTHENTICATION,
     RESET,
     SIGNUP,
     Grant,
@@ -361,6 +362,27 @@ class EmbeddedIdentityProvider:
             expires_at=expires_at,
             on_issued=mail,
             on_unknown=decoy,
+        )
+
+    async def mail_reauthentication(self, *, user_id: str, email: str) -> None:
+        """GoTrue's `/reauthenticate`: mail the user a 6-digit nonce (stored as the hash of the
+        address and the code), spending older ones. Raises NotSupported without a mailer."""
+        if self._mailer is None:
+            raise NotSupported()
+        mailer, ttl = self._mailer, self._reset_ttl
+        code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+        expires_at = utcnow() + ttl
+
+        def mail(conn: Connection, stored_email: str) -> None:
+            message = mailer.reauthentication(to=stored_email, code=code, valid_for=ttl)
+            mailer.enqueue(conn, message, not_after=expires_at)
+
+        await self.store.issue_account_token(
+            email_key=email_key(email),
+            purpose=REAUTHENTICATION,
+            token_hash=code_hash(email_key(email), code),
+            expires_at=expires_at,
+            on_issued=mail,
         )
 
     @provider_call

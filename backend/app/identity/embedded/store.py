@@ -608,6 +608,25 @@ class IdentityStore:
 
         return await self._db.write(spend)
 
+    async def spend_user_token(self, *, token_hash: str, purpose: str, user_id: str) -> bool:
+        """Spend one usable token of `purpose` that belongs to `user_id` (a re-authentication
+        nonce): one conditional UPDATE, so a nonce works once. False when there is none."""
+
+        def spend(conn: Connection) -> bool:
+            now = utcnow()
+            spent = conn.execute(
+                identity_account_tokens.update()
+                .where(
+                    _usable(token_hash, purpose, now),
+                    identity_account_tokens.c.user_id == user_id,
+                )
+                .values(spent_at=now)
+                .returning(identity_account_tokens.c.id)
+            ).first()
+            return spent is not None
+
+        return await self._db.write(spend)
+
     async def account_token_usable(self, *, token_hash: str, purpose: str) -> bool:
         """Whether the token is known, of `purpose`, unspent and unexpired (a read: nothing is
         spent, so a refused password after it leaves the token usable)."""

@@ -98,6 +98,37 @@ const out = {};
   };
 }
 
+// signInWithOtp: the magic link's code signs a confirmed user in; shouldCreateUser false
+// for an unknown address is GoTrue's otp_disabled.
+{
+  const auth = client();
+  const address = email();
+  await auth.signUp({ email: address, password: PASSWORD });
+  await auth.verifyOtp({ type: "email", email: address, token: (await mail(address)).code });
+  const sent = await client().signInWithOtp({ email: address });
+  const { code, link } = await mail(address, 2);
+  const verified = await client().verifyOtp({ type: "email", email: address, token: code });
+  const refused = await client().signInWithOtp({ email: email(), options: { shouldCreateUser: false } });
+  out.otp = {
+    error: fail(sent.error) ?? fail(verified.error),
+    magicLink: new URL(link).searchParams.get("type"),
+    session: Boolean(verified.data.session),
+    refused: fail(refused.error),
+  };
+}
+
+// reauthenticate mails the nonce; updateUser takes it with the new password.
+{
+  const auth = client();
+  const address = email();
+  await auth.signUp({ email: address, password: PASSWORD });
+  await auth.verifyOtp({ type: "email", email: address, token: (await mail(address)).code });
+  const asked = await auth.reauthenticate();
+  const { code } = await mail(address, 2);
+  const updated = await auth.updateUser({ password: "another new passphrase", nonce: code });
+  out.reauthenticate = { error: fail(asked.error) ?? fail(updated.error), updated: Boolean(updated.data.user) };
+}
+
 // Typed errors.
 {
   const auth = client();
