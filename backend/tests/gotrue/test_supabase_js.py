@@ -81,6 +81,9 @@ class TestSupabaseJs:
         assert admin["total"] >= 2
         assert (admin["nextPage"], admin["lastPage"]) == (2, admin["total"])
         assert admin["fetched"] is True
+        assert admin["updated"] == {
+            "error": None, "email": True, "metadata": {"display_name": "Ada", "plan": "pro"}
+        }  # fmt: skip
         assert admin["gone"] == {"name": "AuthApiError", "status": 404, "code": "user_not_found"}
 
     def test_each_error_code_the_client_exposes(self, observed):

@@ -477,3 +477,38 @@ class TestOtpAndReauthenticationSupabasePy:
 
         assert needed == "reauthentication_needed"
         assert updated.user is not None
+
+
+class TestAdminUpdateSupabasePy:
+    async def test_update_user_by_id(self, serve, clients):
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            created = await admin_client.auth.admin.create_user(
+                {"email": unique_email(), "password": PASSWORD}
+            )
+            new_email = unique_email()
+
+            updated = await admin_client.auth.admin.update_user_by_id(
+                created.user.id,
+                {
+                    "email": new_email,
+                    "password": "a brand new passphrase",
+                    "user_metadata": {"plan": "pro"},
+                    "email_confirm": True,
+                },
+            )
+            client, _ = await clients(url)
+            signed_in = await client.auth.sign_in_with_password(
+                {"email": new_email, "password": "a brand new passphrase"}
+            )
+            missing = await outcome(
+                admin_client.auth.admin.update_user_by_id(
+                    "00000000-0000-4000-8000-000000000000", {"user_metadata": {}}
+                )
+            )
+
+        assert updated.user.email == new_email
+        assert updated.user.user_metadata == {"plan": "pro"}
+        assert updated.user.email_confirmed_at is not None
+        assert signed_in.session is not None
+        assert missing == "user_not_found"

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "AdminCreateBody",
     "AdminDeleteBody",
+    "AdminUpdateBody",
     "OtpBody",
     "PasswordGrantBody",
     "RecoverBody",
@@ -92,6 +93,18 @@ class AdminCreateBody(_Body):
     email_confirm: bool = False
     user_metadata: dict[str, Any] | None = None
     app_metadata: dict[str, Any] | None = None
+
+
+class AdminUpdateBody(_Body):
+    email: str | None = None
+    phone: str | None = None
+    password: str | None = None
+    email_confirm: StrictBool = False
+    phone_confirm: StrictBool = False
+    user_metadata: dict[str, Any] | None = None
+    app_metadata: dict[str, Any] | None = None
+    ban_duration: str | None = None
+    role: str | None = None
 
 
 class AdminDeleteBody(_Body):

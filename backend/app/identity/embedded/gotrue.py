@@ -398,6 +398,39 @@ class EmbeddedGoTrue:
         )
 
     @provider_call
+    async def admin_update_user(
+        self,
+        user_id: str,
+        *,
+        email: str | None = None,
+        password: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+        app_metadata: dict[str, Any] | None = None,
+        email_confirm: bool = False,
+    ) -> UserRecord | None:
+        """GoTrue's admin update (`adminUserUpdate`): the address is set at once (no mail), a
+        new password ends **every** session of the user, metadata is merged.
+
+        Returns:
+            The updated user, or None if there is none.
+
+        Raises:
+            WeakPassword, UserAlreadyExists (the address is another user's).
+        """
+        password_hash = None
+        if password is not None:
+            self._provider.check_password(password)
+            password_hash = await hash_password(password)
+        return await self._store.update_user(
+            user_id,
+            user_metadata=user_metadata,
+            app_metadata=app_metadata,
+            password_hash=password_hash,
+            email=(email_key(email), email) if email is not None else None,
+            confirm_email=email_confirm,
+        )
+
+    @provider_call
     async def admin_get_user(self, user_id: str) -> UserRecord | None:
         return await self._store.user(user_id)
 

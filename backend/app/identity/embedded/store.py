@@ -348,18 +348,26 @@ class IdentityStore:
         user_metadata: dict[str, Any] | None = None,
         password_hash: str | None = None,
         keep_session_id: str | None = None,
+        app_metadata: dict[str, Any] | None = None,
+        email: tuple[str, str] | None = None,
+        confirm_email: bool = False,
     ) -> UserRecord | None:
-        """Merge `user_metadata` (see `merge_metadata`) and/or set a new password hash, in one
+        """Merge `user_metadata` and `app_metadata` (see `merge_metadata`), set a new password
+        hash, a new address (`email`: normalized, as typed) and/or confirm the address, in one
         transaction. A new password ends every session of the user but `keep_session_id`, as
         GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password.
+        A new address spends the user's pending email changes.
 
         Returns:
             The updated user, or None when the user no longer exists.
+
+        Raises:
+            UserAlreadyExists: the new address is another user's; nothing is written.
         """
 
         def update(conn: Connection) -> UserRecord | None:
             current = conn.execute(
-                sa.select(identity_users.c.user_metadata)
+                sa.select(identity_users.c.user_metadata, identity_users.c.app_metadata)
                 .where(identity_users.c.id == user_id)
                 .with_for_update()
             ).first()
@@ -370,15 +378,38 @@ class IdentityStore:
                 changes["user_metadata"] = merge_metadata(
                     dict(current.user_metadata or {}), user_metadata
                 )
+            if app_metadata is not None:
+                changes["app_metadata"] = merge_metadata(
+                    dict(current.app_metadata or {}), app_metadata
+                )
+            if confirm_email:
+                changes["email_confirmed_at"] = sa.func.coalesce(
+                    identity_users.c.email_confirmed_at, changes["updated_at"]
+                )
+            if email is not None:
+                taken = conn.execute(
+                    sa.select(identity_users.c.id).where(
+                        identity_users.c.email == email[0], identity_users.c.id != user_id
+                    )
+                ).first()
+                if taken is not None:
+                    raise UserAlreadyExists()
+                changes.update(email=email[0], email_as_typed=email[1])
+                _spend_tokens(
+                    conn, user_id=user_id, purpose=EMAIL_CHANGE, now=changes["updated_at"]
+                )
             if password_hash is not None:
                 changes["password_hash"] = password_hash
                 others = identity_sessions.c.user_id == user_id
                 if keep_session_id is not None:
                     others = sa.and_(others, identity_sessions.c.id != keep_session_id)
                 _revoke(conn, others)
-            conn.execute(
-                identity_users.update().where(identity_users.c.id == user_id).values(**changes)
-            )
+            try:
+                conn.execute(
+                    identity_users.update().where(identity_users.c.id == user_id).values(**changes)
+                )
+            except IntegrityError as exc:  # taken by a racing sign-up
+                raise UserAlreadyExists() from exc
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
             ).one()

@@ -103,6 +103,8 @@ for (const scope of ["global", "local", "others"]) {
   await admin.createUser({ email: email(), email_confirm: true });
   const page = await admin.listUsers({ page: 1, perPage: 1 });
   const fetched = await admin.getUserById(created.data.user.id);
+  const renamed = email();
+  const updated = await admin.updateUserById(created.data.user.id, { email: renamed, user_metadata: { plan: "pro" } });
   const deleted = await admin.deleteUser(created.data.user.id);
   const gone = await admin.getUserById(created.data.user.id);
   out.admin = {
@@ -115,6 +117,7 @@ for (const scope of ["global", "local", "others"]) {
     nextPage: page.data.nextPage,
     lastPage: page.data.lastPage,
     fetched: fetched.data.user?.id === created.data.user.id,
+    updated: { error: fail(updated.error), email: updated.data.user?.email === renamed, metadata: updated.data.user?.user_metadata },
     gone: fail(gone.error),
   };
 }
