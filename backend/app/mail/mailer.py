@@ -42,6 +42,7 @@ _SUBJECTS = {
     "email_change_notice": "Your {product} email is being changed",
     "password_reset": "Reset your {product} password",
     "magic_link": "Your {product} sign-in link",
+    "invite": "You are invited to {product}",
     "reauthentication": "Your {product} confirmation code",
 }
 
@@ -153,6 +154,29 @@ class Mailer:
         del token  # the link carries it
         return self._render(
             "magic_link",
+            to=to,
+            display_name=display_name,
+            link=link,
+            code=code,
+            valid_for=_duration(valid_for),
+        )
+
+    def invite(
+        self,
+        *,
+        to: str,
+        token: str,
+        valid_for: timedelta,
+        link: str | None = None,
+        code: str | None = None,
+        display_name: str | None = None,
+    ) -> MailMessage:
+        """GoTrue's API only (`POST /auth/v1/invite`): the link that accepts an invitation."""
+        if link is None:
+            raise ValueError("an invitation is GoTrue's: it needs the link to /auth/v1/verify")
+        del token  # the link carries it
+        return self._render(
+            "invite",
             to=to,
             display_name=display_name,
             link=link,

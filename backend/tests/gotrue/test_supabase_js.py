@@ -134,7 +134,7 @@ def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
     with serve(**settings) as url:
         node = subprocess.Popen(  # noqa: S603 -- fixed arguments
             ["node", "--experimental-websocket", "--no-warnings", "lifecycle.mjs",  # noqa: S607
-             url, ANON_KEY, SPA_ORIGIN],
+             url, ANON_KEY, SPA_ORIGIN, SERVICE_ROLE_KEY],
             cwd=JS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -195,6 +195,15 @@ class TestSupabaseJsLifecycle:
             "refused": {"name": "AuthApiError", "status": 422, "code": "otp_disabled"},
         }
         assert observed["reauthenticate"] == {"error": None, "updated": True}
+        assert observed["admin"] == {
+            "error": None,
+            "invitedAt": True,
+            "type": "invite",
+            "session": True,
+            "again": {"name": "AuthApiError", "status": 422, "code": "email_exists"},
+            "verificationType": "recovery",
+            "verified": True,
+        }
         assert observed["errors"] == {
             "otp_expired": expired,
             "otp_expired_code": expired,

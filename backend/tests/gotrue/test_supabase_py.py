@@ -512,3 +512,50 @@ class TestAdminUpdateSupabasePy:
         assert updated.user.email_confirmed_at is not None
         assert signed_in.session is not None
         assert missing == "user_not_found"
+
+
+class TestInviteAndGenerateLinkSupabasePy:
+    async def test_invite_user_by_email_and_follow_its_link(self, serve, clients, make_smtp_server):
+        smtp = make_smtp_server()
+        with serve(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none") as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            email = unique_email()
+
+            invited = await admin_client.auth.admin.invite_user_by_email(
+                email, {"data": {"team": "blue"}}
+            )
+            (mail,) = await received_mails(smtp, email)
+            async with httpx.AsyncClient() as browser:
+                opened = await browser.get(mail.link)
+            values = _fragment(opened.headers["location"])
+            again = await outcome(admin_client.auth.admin.invite_user_by_email(email))
+
+        assert invited.user.email == email
+        assert invited.user.invited_at is not None
+        assert values["type"] == "invite"
+        assert "access_token" in values
+        assert again == "email_exists"
+
+    @pytest.mark.parametrize("kind", ["recovery", "magiclink", "invite", "signup"])
+    async def test_generate_link_then_verify_the_hashed_token(self, serve, clients, kind):
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            if kind in ("recovery", "magiclink"):
+                await client.auth.sign_up({"email": email, "password": PASSWORD})
+            params: dict[str, Any] = {"type": kind, "email": email}
+            if kind == "signup":
+                params["password"] = PASSWORD
+
+            generated = await admin_client.auth.admin.generate_link(params)
+            properties = generated.properties
+            verified = await client.auth.verify_otp(
+                {"type": kind, "token_hash": properties.hashed_token}
+            )
+
+        assert properties.verification_type == kind
+        assert properties.action_link.startswith(f"{url}/auth/v1/verify?")
+        assert len(properties.email_otp) == 6
+        assert generated.user.email == email
+        assert verified.session is not None

@@ -9,6 +9,7 @@ error codes, and the mails' links (`links.py`). Sources: GT `internal/api/recove
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -17,18 +18,22 @@ from fastapi.responses import RedirectResponse
 
 from backend.app.api.deps import ClientAddress, SessionsDep
 from backend.app.core.request_limits import client_user_agent
+from backend.app.db.tables import utcnow
 from backend.app.identity.embedded import (
     VERIFY_TYPES,
     EmailUnconfirmed,
     GoTrueSession,
+    LinkRefused,
     SignUpsNotAllowed,
+    VerifyLinks,
 )
 
-from .callers import ApiKey, Config, SignedIn
+from .callers import Admin, ApiKey, Config, GoTrueDep, SignedIn
 from .errors import (
     GoTrueCode,
     GoTrueError,
     code_invalid,
+    email_exists,
     email_rate_limited,
     link_invalid,
     translate_app_errors,
@@ -36,6 +41,8 @@ from .errors import (
 )
 from .links import allowed_redirect, verify_links
 from .schemas import (
+    GenerateLinkBody,
+    InviteBody,
     OtpBody,
     RecoverBody,
     ResendBody,
@@ -45,6 +52,7 @@ from .schemas import (
     read_body,
     session_fields,
     session_json,
+    user_json,
 )
 
 __all__ = ["router"]
@@ -265,3 +273,79 @@ async def verify_get(
         return RedirectResponse(_with_fragment(target, error), status_code=303)
     fields = {**session_fields(answer.session), "type": kind}
     return RedirectResponse(_with_fragment(target, fields), status_code=303)
+
+
+def _link_refused(exc: LinkRefused, kind: str) -> GoTrueError:
+    match exc.reason:
+        case "email_exists":
+            return email_exists()
+        case "user_not_found":
+            return GoTrueError(404, GoTrueCode.USER_NOT_FOUND, "User with this email not found")
+        case "password_required":
+            return validation_failed("Signup requires a valid password")
+        case "new_email_required":
+            return validation_failed("An email address is required")
+    return validation_failed(f"Invalid email action link type requested: {kind}")
+
+
+@router.post("/invite", openapi_extra=openapi_body(InviteBody))
+async def invite(
+    request: Request, _admin: Admin, gotrue: GoTrueDep, config: Config
+) -> dict[str, Any]:
+    """GoTrue `invite.go`: 200 the (new, unconfirmed) user, `invited_at` and
+    `confirmation_sent_at` set; an invitation mail whose link (`type=invite`) confirms the
+    address and signs in. A confirmed user's address is 422 `email_exists`. Not affected by
+    GOTRUE_DISABLE_SIGNUP, as GoTrue."""
+    body = await read_body(request, InviteBody)
+    email = _email_of(body.email)
+    try:
+        with translate_app_errors(user_exists=email_exists):
+            user = await gotrue.invite(
+                email=email, user_metadata=body.data or {}, links=verify_links(request, config)
+            )
+    except LinkRefused as exc:
+        raise _link_refused(exc, "invite") from None
+    now = utcnow()
+    # `invited_at` is not stored: the answer says when, as GoTrue's does.
+    return {**user_json(user, confirmation_sent_at=now), "invited_at": _iso(now)}
+
+
+@router.post("/admin/generate_link", openapi_extra=openapi_body(GenerateLinkBody))
+async def generate_link(
+    request: Request, _admin: Admin, gotrue: GoTrueDep, config: Config
+) -> dict[str, Any]:
+    """GoTrue `mail.go` `adminGenerateLink`: the user's fields plus `action_link`,
+    `email_otp`, `hashed_token` (the link's token, what `POST /verify {token_hash}` takes),
+    `verification_type` and `redirect_to`. No mail is sent; the token is stored, single use,
+    as a mail's would be (and spends that user's earlier ones of its kind)."""
+    body = await read_body(request, GenerateLinkBody)
+    email = _email_of(body.email)
+    kind = body.type or ""
+    new_email = _email_of(body.new_email) if body.new_email else None
+    target = allowed_redirect(body.redirect_to or request.query_params.get("redirect_to"), config)
+    links = VerifyLinks(verify_url=verify_links(request, config).verify_url, redirect_to=target)
+    try:
+        with translate_app_errors(user_exists=email_exists):
+            answer = await gotrue.generate_link(
+                kind=kind,
+                email=email,
+                links=links,
+                password=body.password,
+                new_email=new_email,
+                user_metadata=body.data,
+            )
+    except LinkRefused as exc:
+        raise _link_refused(exc, kind) from None
+    issued = answer.issued
+    return {
+        **user_json(answer.user),
+        "action_link": issued.link,
+        "email_otp": issued.code,
+        "hashed_token": issued.token,
+        "verification_type": answer.verification_type,
+        "redirect_to": target,
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

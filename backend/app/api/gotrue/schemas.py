@@ -32,6 +32,8 @@ __all__ = [
     "AdminCreateBody",
     "AdminDeleteBody",
     "AdminUpdateBody",
+    "GenerateLinkBody",
+    "InviteBody",
     "OtpBody",
     "PasswordGrantBody",
     "RecoverBody",
@@ -105,6 +107,20 @@ class AdminUpdateBody(_Body):
     app_metadata: dict[str, Any] | None = None
     ban_duration: str | None = None
     role: str | None = None
+
+
+class InviteBody(_Body):
+    email: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class GenerateLinkBody(_Body):
+    type: str | None = None
+    email: str | None = None
+    new_email: str | None = None
+    password: str | None = None
+    data: dict[str, Any] | None = None
+    redirect_to: str | None = None
 
 
 class AdminDeleteBody(_Body):

@@ -8,10 +8,13 @@ gotrue.py     what GoTrue's HTTP API needs beyond the protocol
 from __future__ import annotations
 
 from .gotrue import (
+    GENERATE_LINK_TYPES,
     VERIFY_TYPES,
     EmailUnconfirmed,
     EmbeddedGoTrue,
+    GeneratedLink,
     GoTrueSession,
+    LinkRefused,
     NonceInvalid,
     NonceRequired,
     SessionUser,
@@ -23,12 +26,15 @@ from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
+    "GENERATE_LINK_TYPES",
     "VERIFY_TYPES",
     "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "EmbeddedIdentityProvider",
+    "GeneratedLink",
     "GoTrueSession",
     "IdentityStore",
+    "LinkRefused",
     "NonceInvalid",
     "NonceRequired",
     "SessionUser",

@@ -24,7 +24,7 @@ from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import hash_password, verify_password
 from backend.app.identity.profiles import clean_display_name
 
-from .provider import EmbeddedIdentityProvider, VerifyLinks, provider_call
+from .provider import EmbeddedIdentityProvider, IssuedLink, VerifyLinks, provider_call
 from .store import (
     EMAIL_CHANGE,
     MAGICLINK,
@@ -82,6 +82,32 @@ class NonceRequired(Exception):
 
 class NonceInvalid(Exception):
     """A wrong, spent or expired re-authentication nonce."""
+
+
+class LinkRefused(Exception):
+    """`generate_link` or `/invite` refused: `reason` is `email_exists`, `user_not_found`,
+    `password_required`, `new_email_required` or `bad_type`."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedLink:
+    """GoTrue's `GenerateLinkResponse`: the user and the link's secrets (no mail is sent)."""
+
+    user: UserRecord
+    issued: IssuedLink
+    verification_type: str
+
+    def __repr__(self) -> str:
+        return f"GeneratedLink(user={self.user!r}, verification_type={self.verification_type!r})"
+
+
+GENERATE_LINK_TYPES = frozenset(
+    {"signup", "invite", "magiclink", "recovery", "email_change_current", "email_change_new"}
+)
 
 
 class EmailUnconfirmed(Exception):
@@ -232,6 +258,106 @@ class EmbeddedGoTrue:
             await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
             return
         await self._provider.mail_sign_in_link(email=email, purpose=MAGICLINK, links=links)
+
+    async def _new_unconfirmed(
+        self, email: str, password: str | None, user_metadata: dict[str, Any]
+    ) -> UserRecord | None:
+        """A user who has yet to confirm (an invitation, a generated sign-up link); None when
+        the address was taken meanwhile."""
+        try:
+            return await self._provider.create_user(
+                email,
+                password or secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                display_name=_display_name(user_metadata),
+                user_metadata=user_metadata,
+                email_confirmed=False,
+            )
+        except UserAlreadyExists:
+            return None
+
+    @provider_call
+    async def invite(
+        self, *, email: str, user_metadata: dict[str, Any], links: VerifyLinks
+    ) -> UserRecord:
+        """GoTrue's `/invite`: a new (or still unconfirmed) user and an invitation mail whose
+        link (`type=invite`) confirms the address and signs in.
+
+        Raises:
+            LinkRefused: `email_exists`, the address belongs to a confirmed user.
+        """
+        user = await self._user_by_email(email)
+        if user is None:
+            user = await self._new_unconfirmed(email, None, user_metadata)
+        if user is None or user.email_confirmed_at is not None:
+            raise LinkRefused("email_exists")
+        await self._provider.issue_confirmation(
+            email, only_unconfirmed=True, links=links, kind="invite"
+        )
+        return user
+
+    @provider_call
+    async def generate_link(
+        self,
+        *,
+        kind: str,
+        email: str,
+        links: VerifyLinks,
+        password: str | None = None,
+        new_email: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+    ) -> GeneratedLink:
+        """GoTrue's `admin/generate_link` (`mail.go`): the link, code and token of a mail,
+        stored as any mail's would be, and no mail. `magiclink` for an unknown address signs
+        it up (`signup`); `signup` for an unknown address needs `password`.
+
+        Raises:
+            LinkRefused, WeakPassword.
+        """
+        if kind not in GENERATE_LINK_TYPES:
+            raise LinkRefused("bad_type")
+        user = await self._user_by_email(email)
+        metadata = user_metadata or {}
+        if user is None:
+            if kind in ("recovery", "email_change_current", "email_change_new"):
+                raise LinkRefused("user_not_found")
+            if kind == "magiclink":
+                kind = "signup"
+                password = secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES)
+            if kind == "signup" and not password:
+                raise LinkRefused("password_required")
+            user = await self._new_unconfirmed(email, password, metadata)
+            if user is None:
+                raise LinkRefused("email_exists")
+        issued: IssuedLink | None
+        if kind in ("signup", "invite"):
+            if user.email_confirmed_at is not None:
+                raise LinkRefused("email_exists")
+            issued = await self._provider.issue_confirmation(
+                email, only_unconfirmed=True, links=links, kind=kind, send=False
+            )
+        elif kind in ("magiclink", "recovery"):
+            purpose = MAGICLINK if kind == "magiclink" else RESET
+            issued = await self._provider.mail_sign_in_link(
+                email=email, purpose=purpose, links=links, send=False
+            )
+        else:
+            if not new_email:
+                raise LinkRefused("new_email_required")
+            issued = await self._provider.issue_email_change_link(
+                user_id=user.id,
+                new_email=new_email,
+                links=links,
+                code_for=email if kind == "email_change_current" else new_email,
+            )
+            if issued is None:
+                raise LinkRefused("email_exists")
+        if issued is None:  # the user went away meanwhile
+            raise LinkRefused("user_not_found")
+        return GeneratedLink(user=user, issued=issued, verification_type=kind)
+
+    async def _user_by_email(self, email: str) -> UserRecord | None:
+        found = await self._store.credentials(email_key=email_key(email))
+        return found.user if found is not None else None
 
     @provider_call
     async def reauthenticate(self, claims: AccessClaims) -> None:

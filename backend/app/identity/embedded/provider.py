@@ -67,7 +67,7 @@ from .store import (
     hash_token,
 )
 
-__all__ = ["EmbeddedIdentityProvider", "VerifyLinks", "provider_call"]
+__all__ = ["EmbeddedIdentityProvider", "IssuedLink", "VerifyLinks", "provider_call"]
 
 # GoTrue's GOTRUE_MAILER_OTP_LENGTH default: the code beside the link in a mail sent via /auth/v1.
 OTP_DIGITS = 6
@@ -89,7 +89,7 @@ class VerifyLinks:
 
 
 @dataclass(frozen=True, slots=True)
-class _Issued:
+class IssuedLink:
     """A mail's secrets: the link's token, and with GoTrue's links its code; only hashes are
     stored. The repr names neither."""
 
@@ -99,15 +99,15 @@ class _Issued:
     code_hash: str | None
 
     def __repr__(self) -> str:
-        return "_Issued(…)"
+        return "IssuedLink(…)"
 
 
-def _draw(email: str, links: VerifyLinks | None, kind: str) -> _Issued:
+def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
     token = secrets.token_urlsafe(32)  # 256 bits
     if links is None:
-        return _Issued(token=token, link=None, code=None, code_hash=None)
+        return IssuedLink(token=token, link=None, code=None, code_hash=None)
     code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
-    return _Issued(
+    return IssuedLink(
         token=token,
         link=links.link(token, kind),
         code=code,
@@ -319,8 +319,8 @@ class EmbeddedIdentityProvider:
         await self.mail_sign_in_link(email=email, purpose=RESET)
 
     async def mail_sign_in_link(
-        self, *, email: str, purpose: str, links: VerifyLinks | None = None
-    ) -> None:
+        self, *, email: str, purpose: str, links: VerifyLinks | None = None, send: bool = True
+    ) -> IssuedLink | None:
         """Mail a reset link (`purpose` RESET) or a magic link (MAGICLINK, GoTrue's API only) to
         the stored address of `email`'s user, if there is one; spend the user's older tokens of
         that purpose. Nothing tells a caller whether the address is known.
@@ -342,6 +342,8 @@ class EmbeddedIdentityProvider:
         render = mailer.password_reset if purpose == RESET else mailer.magic_link
 
         def mail(conn: Connection, stored_email: str) -> None:
+            if not send:
+                return
             message = render(
                 to=stored_email,
                 token=issued.token,
@@ -354,7 +356,7 @@ class EmbeddedIdentityProvider:
         def decoy(conn: Connection) -> None:  # rendered, not sent
             render(to=email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code)
 
-        await self.store.issue_account_token(
+        found = await self.store.issue_account_token(
             email_key=email_key(email),
             purpose=purpose,
             token_hash=hash_token(issued.token),
@@ -363,6 +365,7 @@ class EmbeddedIdentityProvider:
             on_issued=mail,
             on_unknown=decoy,
         )
+        return issued if found else None
 
     async def mail_reauthentication(self, *, user_id: str, email: str) -> None:
         """GoTrue's `/reauthenticate`: mail the user a 6-digit nonce (stored as the hash of the
@@ -410,19 +413,30 @@ class EmbeddedIdentityProvider:
         await self.issue_confirmation(email, only_unconfirmed=True)
 
     async def issue_confirmation(
-        self, email: str, *, only_unconfirmed: bool, links: VerifyLinks | None = None
-    ) -> bool:
-        """Mail a sign-up confirmation link (with `links`, GoTrue's link and code) to the stored
-        address of `email`'s user; False when there is none (or, `only_unconfirmed`, it is
-        already confirmed). Raises NotSupported without a mailer."""
+        self,
+        email: str,
+        *,
+        only_unconfirmed: bool,
+        links: VerifyLinks | None = None,
+        kind: str = "signup",
+        send: bool = True,
+    ) -> IssuedLink | None:
+        """Mail a sign-up confirmation link (with `links`, GoTrue's link and code; `kind`
+        `invite`, an invitation) to the stored address of `email`'s user. None when there is no
+        such user (or, `only_unconfirmed`, it is already confirmed). `send` False: only store
+        the token and return its secrets (GoTrue's `generate_link`). Raises NotSupported
+        without a mailer."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(email, links, "signup")
+        issued = _draw(email, links, kind)
         expires_at = utcnow() + ttl
+        render = mailer.invite if kind == "invite" else mailer.signup_confirmation
 
         def mail(conn: Connection, stored_email: str) -> None:
-            message = mailer.signup_confirmation(
+            if not send:
+                return
+            message = render(
                 to=stored_email,
                 token=issued.token,
                 valid_for=ttl,
@@ -432,11 +446,9 @@ class EmbeddedIdentityProvider:
             mailer.enqueue(conn, message, not_after=expires_at)
 
         def decoy(conn: Connection) -> None:  # rendered, not sent
-            mailer.signup_confirmation(
-                to=email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code
-            )
+            render(to=email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code)
 
-        return await self.store.issue_account_token(
+        found = await self.store.issue_account_token(
             email_key=email_key(email),
             purpose=SIGNUP,
             token_hash=hash_token(issued.token),
@@ -446,6 +458,25 @@ class EmbeddedIdentityProvider:
             on_unknown=decoy,
             only_unconfirmed=only_unconfirmed,
         )
+        return issued if found else None
+
+    async def issue_email_change_link(
+        self, *, user_id: str, new_email: str, links: VerifyLinks, code_for: str
+    ) -> IssuedLink | None:
+        """GoTrue's `generate_link` `email_change_*`: store an email-change token carrying
+        `new_email` (and a code for the address `code_for`) without mailing. None when the new
+        address is taken or the user gone."""
+        issued = _draw(code_for, links, "email_change")
+        stored = await self.store.issue_email_change(
+            user_id=user_id,
+            new_email=email_key(new_email),
+            new_email_as_typed=new_email,
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
+            expires_at=utcnow() + self._confirm_ttl,
+            on_issued=lambda conn, stored_email: None,
+        )
+        return issued if stored else None
 
     @provider_call
     async def verify_email(self, *, token: str) -> AuthUser:

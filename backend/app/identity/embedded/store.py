@@ -509,6 +509,7 @@ class IdentityStore:
         token_hash: str,
         expires_at: datetime,
         on_issued: Callable[[Connection, str], None],
+        code_hash: str | None = None,
     ) -> bool:
         """Spend the user's older email-change tokens, store a new one carrying the new address
         and call `on_issued(conn, current stored address)` (which enqueues both mails), in one
@@ -525,16 +526,15 @@ class IdentityStore:
             if taken is not None or user is None:
                 return False
             _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
-            conn.execute(
-                identity_account_tokens.insert().values(
-                    token_hash=token_hash,
-                    purpose=EMAIL_CHANGE,
-                    user_id=user_id,
-                    new_email=new_email,
-                    new_email_as_typed=new_email_as_typed,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
+            _insert_tokens(
+                conn,
+                [token_hash, code_hash],
+                purpose=EMAIL_CHANGE,
+                user_id=user_id,
+                now=now,
+                expires_at=expires_at,
+                new_email=new_email,
+                new_email_as_typed=new_email_as_typed,
             )
             on_issued(conn, user.email_as_typed)
             return True

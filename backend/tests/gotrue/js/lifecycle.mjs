@@ -6,7 +6,7 @@
 import readline from "node:readline";
 import { createClient } from "@supabase/supabase-js";
 
-const [url, anonKey, siteUrl] = process.argv.slice(2);
+const [url, anonKey, siteUrl, serviceKey] = process.argv.slice(2);
 const PASSWORD = "correct horse battery staple";
 const email = () => `js-${Math.random().toString(16).slice(2, 14)}@example.com`;
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -17,8 +17,8 @@ async function mail(to, count = 1) {
   return JSON.parse(value);
 }
 
-const client = () =>
-  createClient(url, anonKey, {
+const client = (key = anonKey) =>
+  createClient(url, key, {
     auth: { autoRefreshToken: false, persistSession: false, detectSessionInUrl: false },
   }).auth;
 const fail = (error) => (error ? { name: error.name, status: error.status, code: error.code } : null);
@@ -127,6 +127,28 @@ const out = {};
   const { code } = await mail(address, 2);
   const updated = await auth.updateUser({ password: "another new passphrase", nonce: code });
   out.reauthenticate = { error: fail(asked.error) ?? fail(updated.error), updated: Boolean(updated.data.user) };
+}
+
+// The admin: inviteUserByEmail (its mail's link signs the invitee in), generateLink (no mail).
+{
+  const admin = client(serviceKey).admin;
+  const address = email();
+  const invited = await admin.inviteUserByEmail(address, { data: { team: "blue" } });
+  const { link } = await mail(address);
+  const opened = await fetch(link, { redirect: "manual" });
+  const values = new URLSearchParams(new URL(opened.headers.get("location")).hash.slice(1));
+  const again = await admin.inviteUserByEmail(address);
+  const generated = await admin.generateLink({ type: "recovery", email: address });
+  const verified = await client().verifyOtp({ type: "recovery", token_hash: generated.data.properties?.hashed_token });
+  out.admin = {
+    error: fail(invited.error) ?? fail(generated.error) ?? fail(verified.error),
+    invitedAt: Boolean(invited.data.user?.invited_at),
+    type: values.get("type"),
+    session: Boolean(values.get("access_token")),
+    again: fail(again.error),
+    verificationType: generated.data.properties?.verification_type,
+    verified: Boolean(verified.data.session),
+  };
 }
 
 // Typed errors.
