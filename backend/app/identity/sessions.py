@@ -30,6 +30,7 @@ from backend.app.core.errors import (
     RateLimited,
     RefreshTokenInvalid,
     RefreshTokenReused,
+    UserAlreadyExists,
 )
 from backend.app.core.logging import account_fingerprint, log_security_event
 from backend.app.core.rate_limit import SignInRateLimiter
@@ -282,6 +283,30 @@ class SessionService:
         """GoTrue's `/reauthenticate`: counted as a mail to the caller."""
         await self._count_email(claims.email, address, reason="reauthenticate")
         await self._gotrue_operations().reauthenticate(claims)
+
+    async def gotrue_request_email_change(
+        self, *, claims: AccessClaims, new_email: str, address: str, links: VerifyLinks
+    ) -> None:
+        """GoTrue's `PUT /user {email}`: counted toward the mail limits of the new address (its
+        recipient) and the client's, as `request_email_change`; no current password (GoTrue
+        asks for none: the bearer is the proof, and the old address gets a notice).
+
+        Raises:
+            RateLimited, UserAlreadyExists.
+        """
+        await self._count_email(new_email, address, reason="email_change")
+        if not await self._gotrue_operations().request_email_change(
+            claims, new_email=new_email, links=links
+        ):
+            raise UserAlreadyExists()
+        logger.info("email change requested", extra={"user_id": claims.user_id})
+
+    async def gotrue_resend_email_change(
+        self, *, email: str, address: str, links: VerifyLinks
+    ) -> None:
+        """GoTrue's `/resend` `email_change`: counted as `/resend` `signup`."""
+        await self._count_email(email, address, reason="email_resend")
+        await self._gotrue_operations().resend_email_change(email=email, links=links)
 
     async def gotrue_recover(self, *, email: str, address: str, links: VerifyLinks) -> None:
         """GoTrue's `/recover`: counted and mailed as `request_password_reset`, GoTrue's link."""

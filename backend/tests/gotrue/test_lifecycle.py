@@ -783,3 +783,79 @@ class TestReauthentication:
 
         assert (anonymous.status_code, anonymous.json()["code"]) == (401, "no_authorization")
         assert unconfirmed.json()["code"] == "email_not_confirmed"  # no session to ask with
+
+
+class TestEmailChange:
+    async def test_the_link_to_the_new_address_applies_it_and_the_old_one_is_told(
+        self, gotrue, outbox
+    ):
+        session = await gotrue.session()
+        old, new = session["user"]["email"], unique_email()
+
+        await gotrue.call("PUT", "/user", bearer=session["access_token"], json={"email": new})
+        (link,) = await outbox_mails(outbox, new)
+        (notice,) = await outbox_mails(outbox, old)
+        opened = await follow(gotrue, link.link)
+        values = fragment(opened.headers["location"])
+        user = await gotrue.call("GET", "/user", bearer=values["access_token"])
+
+        assert link.query["type"] == "email_change"
+        assert "verify?" not in notice.text
+        assert values["type"] == "email_change"
+        assert user.json()["email"] == new
+        assert (await gotrue.sign_in(new)).status_code == 200
+
+    async def test_the_code_with_the_new_address_applies_it(self, gotrue, outbox):
+        session = await gotrue.session()
+        new = unique_email()
+        await gotrue.call("PUT", "/user", bearer=session["access_token"], json={"email": new})
+        (mail,) = await outbox_mails(outbox, new)
+
+        response = await gotrue.call(
+            "POST", "/verify", json={"type": "email_change", "email": new, "token": mail.code}
+        )
+
+        assert response.json()["user"]["email"] == new
+
+    async def test_a_taken_address_is_email_exists(self, gotrue):
+        taken = (await gotrue.session())["user"]["email"]
+        session = await gotrue.session()
+
+        response = await gotrue.call(
+            "PUT", "/user", bearer=session["access_token"], json={"email": taken.upper()}
+        )
+
+        assert (response.status_code, response.json()["code"]) == (422, "email_exists")
+
+    async def test_resend_email_change_sends_a_new_link_for_the_pending_change(
+        self, gotrue, outbox
+    ):
+        session = await gotrue.session()
+        old, new = session["user"]["email"], unique_email()
+        await gotrue.call("PUT", "/user", bearer=session["access_token"], json={"email": new})
+        (first,) = await outbox_mails(outbox, new)
+
+        response = await gotrue.call("POST", "/resend", json={"type": "email_change", "email": old})
+        second = (await outbox_mails(outbox, new, 2))[-1]
+        stale = await gotrue.call(
+            "POST", "/verify", json={"type": "email_change", "token_hash": first.token}
+        )
+
+        assert (response.status_code, response.json()) == (200, {})
+        assert stale.status_code == 403
+        assert (
+            await gotrue.call(
+                "POST", "/verify", json={"type": "email_change", "token_hash": second.token}
+            )
+        ).status_code == 200
+
+    async def test_resend_with_nothing_pending_sends_nothing(self, gotrue, outbox):
+        email = (await gotrue.session())["user"]["email"]
+
+        response = await gotrue.call(
+            "POST", "/resend", json={"type": "email_change", "email": email}
+        )
+        await asyncio.sleep(0.2)
+
+        assert (response.status_code, response.json()) == (200, {})
+        assert count_outbox(outbox, email) == 0

@@ -360,15 +360,19 @@ class TestUpdateUser:
         assert code(response) == "weak_password"
         assert response.json()["weak_password"]["reasons"] == ["pwned"]
 
-    async def test_email_change_is_refused_since_no_mail_is_sent(self, gotrue):
+    async def test_email_change_answers_new_email_and_changes_nothing_yet(self, gotrue):
+        """GoTrue `user.go`: `new_email` in the answer; the address changes on verify
+        (test_lifecycle.py follows the link)."""
         session = await gotrue.session()
+        new_email = unique_email()
 
         response = await gotrue.call(
-            "PUT", "/user", bearer=session["access_token"], json={"email": unique_email()}
+            "PUT", "/user", bearer=session["access_token"], json={"email": new_email}
         )
 
-        assert response.status_code == 422
-        assert code(response) == "validation_failed"
+        assert response.status_code == 200
+        assert response.json()["new_email"] == new_email
+        assert response.json()["email"] == session["user"]["email"]
 
 
 class TestLogout:

@@ -195,6 +195,7 @@ class TestSupabaseJsLifecycle:
             "refused": {"name": "AuthApiError", "status": 422, "code": "otp_disabled"},
         }
         assert observed["reauthenticate"] == {"error": None, "updated": True}
+        assert observed["emailChange"] == {"error": None, "pending": True, "applied": True}
         assert observed["admin"] == {
             "error": None,
             "invitedAt": True,

@@ -559,3 +559,27 @@ class TestInviteAndGenerateLinkSupabasePy:
         assert len(properties.email_otp) == 6
         assert generated.user.email == email
         assert verified.session is not None
+
+
+class TestEmailChangeSupabasePy:
+    async def test_update_user_email_then_resend_then_verify(
+        self, serve, clients, make_smtp_server
+    ):
+        smtp = make_smtp_server()
+        with serve(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none") as url:
+            client, _ = await clients(url)
+            old, new = unique_email(), unique_email()
+            await client.auth.sign_up({"email": old, "password": PASSWORD})
+
+            asked = await client.auth.update_user({"email": new})
+            await received_mails(smtp, new)
+            await client.auth.resend({"type": "email_change", "email": old})
+            mail = (await received_mails(smtp, new, 2))[-1]
+            verified = await client.auth.verify_otp(
+                {"type": "email_change", "token_hash": mail.token}
+            )
+
+        assert asked.user.new_email == new
+        assert asked.user.email == old
+        assert verified.user is not None
+        assert verified.user.email == new

@@ -171,14 +171,12 @@ async def resend(
     if not body.email:
         raise validation_failed("Missing email address or phone number")
     email = _email_of(body.email)
-    if kind != "signup":
-        # An email change is applied by the link mailed when it was asked (`/auth/email`); no
-        # phone exists here. GoTrue answers {} when nothing is pending, and so does this.
-        return {}
+    links = verify_links(request, config)
     with translate_app_errors(rate_limited=email_rate_limited):
-        await sessions.gotrue_resend_confirmation(
-            email=email, address=address, links=verify_links(request, config)
-        )
+        if kind == "signup":
+            await sessions.gotrue_resend_confirmation(email=email, address=address, links=links)
+        elif kind == "email_change":
+            await sessions.gotrue_resend_email_change(email=email, address=address, links=links)
     return {}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,6 +37,7 @@ from .errors import (
     GoTrueOAuthError,
     bad_request,
     email_exists,
+    email_rate_limited,
     phone_disabled,
     translate_app_errors,
     validation_failed,
@@ -187,7 +189,12 @@ async def get_user(caller: SignedIn) -> dict[str, Any]:
 
 @router.put("/user", openapi_extra=openapi_body(UserUpdateBody))
 async def update_user(
-    request: Request, caller: SignedIn, gotrue: GoTrueDep, config: Config
+    request: Request,
+    caller: SignedIn,
+    gotrue: GoTrueDep,
+    config: Config,
+    sessions: SessionsDep,
+    address: ClientAddress,
 ) -> dict[str, Any]:
     """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
     `data` merged into `user_metadata` (null deletes a key)."""
@@ -197,9 +204,9 @@ async def update_user(
         raise GoTrueError(
             403, GoTrueCode.NOT_ADMIN, "Updating app_metadata requires admin privileges"
         )
+    new_email = None
     if body.email and email_key(body.email) != email_key(caller.user.email):
-        # GoTrue confirms a new address by mail, and this server sends none.
-        raise validation_failed("Changing the email address is not supported here", status=422)
+        new_email = checked_email(body.email)
     if body.phone:
         raise phone_disabled("logins")
     try:
@@ -225,7 +232,17 @@ async def update_user(
         raise GoTrueError(
             403, GoTrueCode.USER_NOT_FOUND, "User from sub claim in JWT does not exist"
         )
-    return user_json(user)
+    if new_email is None:
+        return user_json(user)
+    # GoTrue `user.go`: the address changes only when the link mailed to it is followed.
+    with translate_app_errors(user_exists=email_exists, rate_limited=email_rate_limited):
+        await sessions.gotrue_request_email_change(
+            claims=caller.claims,
+            new_email=new_email,
+            address=address,
+            links=verify_links(request, config),
+        )
+    return {**user_json(user), "new_email": new_email, "email_change_sent_at": _now_iso()}
 
 
 @router.post("/logout", status_code=204, response_class=Response)
@@ -401,3 +418,7 @@ async def admin_delete_user(
 
 router.include_router(lifecycle.router)
 router.include_router(disabled.router)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -372,6 +372,26 @@ class EmbeddedGoTrue:
         await self._provider.mail_reauthentication(user_id=user.id, email=user.email)
 
     @provider_call
+    async def request_email_change(
+        self, claims: AccessClaims, *, new_email: str, links: VerifyLinks
+    ) -> bool:
+        """GoTrue's `PUT /user {email}`: a link (and code) to the new address, a notice to the
+        old one; the address changes on verify. False when the new address is taken."""
+        return await self._provider.mail_email_change(
+            user_id=claims.user_id, new_email=new_email, links=links
+        )
+
+    @provider_call
+    async def resend_email_change(self, *, email: str, links: VerifyLinks) -> None:
+        """GoTrue's `/resend` `email_change`: a new link for the pending change, if any."""
+        pending = await self._store.pending_email_change(email_key=email_key(email))
+        if pending is not None:
+            user_id, new_email = pending
+            await self._provider.mail_email_change(
+                user_id=user_id, new_email=new_email, links=links
+            )
+
+    @provider_call
     async def recover(self, *, email: str, links: VerifyLinks) -> None:
         """GoTrue's `/recover`: a reset mail if the address is known, the same path if not."""
         await self._provider.mail_sign_in_link(email=email, purpose=RESET, links=links)

@@ -500,26 +500,43 @@ class EmbeddedIdentityProvider:
         check = await verify_password(password_hash=password_hash, password=current_password)
         if not check.matches:
             raise InvalidCurrentPassword()
+        if not await self.mail_email_change(user_id=claims.user_id, new_email=new_email):
+            raise UserAlreadyExists()
+
+    async def mail_email_change(
+        self, *, user_id: str, new_email: str, links: VerifyLinks | None = None
+    ) -> bool:
+        """Unless the new address is taken (or the user gone: False), store a token carrying
+        the new address and mail its link (with `links`, GoTrue's link and code) to the new
+        address, a notice without token to the old one, in one transaction. The change is
+        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`)."""
+        if self._mailer is None:
+            raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        token = secrets.token_urlsafe(32)  # 256 bits
+        issued = _draw(new_email, links, "email_change")
         expires_at = utcnow() + ttl
 
         def mail(conn: Connection, old_email: str) -> None:
-            link = mailer.email_change_confirmation(to=new_email, token=token, valid_for=ttl)
+            link = mailer.email_change_confirmation(
+                to=new_email,
+                token=issued.token,
+                valid_for=ttl,
+                link=issued.link,
+                code=issued.code,
+            )
             mailer.enqueue(conn, link, not_after=expires_at)
             notice = mailer.email_change_notice(to=old_email, new_email=new_email)
             mailer.enqueue(conn, notice, not_after=expires_at)
 
-        issued = await self.store.issue_email_change(
-            user_id=claims.user_id,
+        return await self.store.issue_email_change(
+            user_id=user_id,
             new_email=email_key(new_email),
             new_email_as_typed=new_email,
-            token_hash=hash_token(token),
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
         )
-        if not issued:
-            raise UserAlreadyExists()
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:

@@ -541,6 +541,31 @@ class IdentityStore:
 
         return await self._db.write(issue)
 
+    async def pending_email_change(self, *, email_key: str) -> tuple[str, str] | None:
+        """The user with this address and the new address (as typed) of its newest usable
+        email-change token, or None when nothing is pending."""
+
+        def read(conn: Connection) -> tuple[str, str] | None:
+            row = conn.execute(
+                sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
+                .join(
+                    identity_account_tokens,
+                    identity_account_tokens.c.user_id == identity_users.c.id,
+                )
+                .where(
+                    identity_users.c.email == email_key,
+                    identity_account_tokens.c.purpose == EMAIL_CHANGE,
+                    identity_account_tokens.c.spent_at.is_(None),
+                    identity_account_tokens.c.expires_at > utcnow(),
+                    identity_account_tokens.c.new_email_as_typed.is_not(None),
+                )
+                .order_by(identity_account_tokens.c.id.desc())
+                .limit(1)
+            ).first()
+            return None if row is None else (row.id, row.new_email_as_typed)
+
+        return await self._db.read(read)
+
     async def confirm_email(
         self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
     ) -> UserRecord | None:

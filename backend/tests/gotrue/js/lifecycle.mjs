@@ -129,6 +129,25 @@ const out = {};
   out.reauthenticate = { error: fail(asked.error) ?? fail(updated.error), updated: Boolean(updated.data.user) };
 }
 
+// updateUser({email}): a link to the new address; resend type email_change; verifyOtp applies it.
+{
+  const auth = client();
+  const address = email();
+  const renamed = email();
+  await auth.signUp({ email: address, password: PASSWORD });
+  await auth.verifyOtp({ type: "email", email: address, token: (await mail(address)).code });
+  const asked = await auth.updateUser({ email: renamed });
+  await mail(renamed);
+  const resent = await auth.resend({ type: "email_change", email: address });
+  const { token } = await mail(renamed, 2);
+  const verified = await client().verifyOtp({ type: "email_change", token_hash: token });
+  out.emailChange = {
+    error: fail(asked.error) ?? fail(resent.error) ?? fail(verified.error),
+    pending: asked.data.user?.new_email === renamed,
+    applied: verified.data.user?.email === renamed,
+  };
+}
+
 // The admin: inviteUserByEmail (its mail's link signs the invitee in), generateLink (no mail).
 {
   const admin = client(serviceKey).admin;
