@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 
 import pytest
 from fastapi.routing import APIRoute
@@ -10,6 +11,7 @@ from fastapi.routing import APIRoute
 from backend.app.core.errors import ErrorCode
 from backend.app.core.settings import PROJECT_ROOT, Settings
 from backend.app.main import create_app
+from backend.tests.live_server import live_server
 
 README = (PROJECT_ROOT / "README.md").read_text()
 # Codes of the framework's own errors (500, 405, other HTTP errors): the README documents them
@@ -51,3 +53,17 @@ class TestReadme:
         blocks = re.findall(r"```\n(.*?)```", section, flags=re.DOTALL)
 
         assert [block.strip() for block in blocks] == ["make run", "make test"]
+
+
+class TestReadmePythonClient:
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    def test_python_client_snippet_runs_against_a_live_server(self, make_settings, capsys):
+        """The README's Python snippet, run as written against a live API (its URL swapped in)."""
+        section = README.split("### The Python client")[1].split("\n## ")[0]
+        (snippet,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+        with live_server(create_app(make_settings()), log_level="warning") as base_url:
+            code = textwrap.dedent(snippet).replace("http://localhost:8000", base_url)
+            exec(compile(code, "README.md", "exec"), {})  # noqa: S102 -- the README's own code
+
+        assert capsys.readouterr().out == "Ada ['Write the Python client']\n404 not_found\n"
