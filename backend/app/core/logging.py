@@ -39,7 +39,8 @@ _PATTERNS = [
     (
         re.compile(
             r"(?i)\b(password|access_?token|refresh_?token|csrf_?token|sb_refresh_token|"
-            r"myideas_csrf)(['\"]?\s*[:=]\s*['\"]?)[^&'\",;\s}]+"
+            r"myideas_csrf|token|token_hash|hashed_token|email_otp|nonce)"
+            r"(['\"]?\s*[:=]\s*['\"]?)[^&'\",;\s}]+"
         ),
         r"\1\2[REDACTED]",
     ),
@@ -57,7 +58,8 @@ def redact(text: str) -> str:
 # Keys whose value is a secret whatever it looks like (a Supabase key may be any string).
 _SECRET_KEY = re.compile(
     r"(?i)^(authorization|cookie|set-cookie|x-csrf-token|apikey|password|"
-    r"access_?token|refresh_?token|csrf_?token|sb_refresh_token|myideas_csrf)$"
+    r"access_?token|refresh_?token|csrf_?token|sb_refresh_token|myideas_csrf|token|token_hash|"
+    r"hashed_token|email_otp|nonce)$"
 )
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
@@ -51,6 +51,10 @@ class SmtpTls(StrEnum):
 
 
 _SMTP_DEFAULT_PORTS = {SmtpTls.NONE: 25, SmtpTls.STARTTLS: 587, SmtpTls.TLS: 465}
+# The password policy's minimum length (identity/passwords.py's MIN_PASSWORD_LENGTH: core does not
+# import identity). GoTrue's own default is 6 and it raises lower values to 6, hence the floor.
+_PASSWORD_MIN_LENGTH = 8
+_GOTRUE_PASSWORD_FLOOR = 6
 
 
 class Settings(BaseSettings):
@@ -94,8 +98,27 @@ class Settings(BaseSettings):
     rate_limit_email_per_address: str = "30/hour"
     password_reset_ttl_seconds: int = Field(default=3600, gt=0)
     email_confirm_ttl_seconds: int = Field(default=86400, gt=0)
-    # Off: a sign-up is confirmed at once (GoTrue's autoconfirm) and no mail is sent.
+    # Off: a sign-up is confirmed at once (GoTrue's autoconfirm) and no mail is sent. On: sign-up
+    # (on /auth and on /auth/v1 alike) mails a confirmation link and opens no session.
     email_confirmation_required: bool = False
+    # The same switch under GoTrue's name, inverted: GOTRUE_MAILER_AUTOCONFIRM=false is
+    # EMAIL_CONFIRMATION_REQUIRED=true. Either may be set; both, only if they agree.
+    gotrue_mailer_autoconfirm: bool | None = None
+    # GoTrue's GOTRUE_DISABLE_SIGNUP, for /auth/v1: its /signup, and /otp for a new address, answer
+    # 422 `signup_disabled`; /invite and the admin API still create users. /auth's sign-up is the
+    # app's own contract (DESIGN.md §12) and is not affected.
+    gotrue_disable_signup: bool = False
+    # GoTrue's GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION: PUT /auth/v1/user with a
+    # new password needs the `nonce` that GET /auth/v1/reauthenticate mails.
+    gotrue_security_update_password_require_reauthentication: bool = False
+    # The shortest password accepted by both APIs. Below 8 only outside production (the doctor
+    # warns); GoTrue's name is accepted too.
+    password_min_length: int = Field(
+        default=_PASSWORD_MIN_LENGTH,
+        ge=_GOTRUE_PASSWORD_FLOOR,
+        le=1024,
+        validation_alias=AliasChoices("password_min_length", "gotrue_password_min_length"),
+    )
     jwt_issuer: str = "http://localhost:8000/auth/v1"
     # PEM of the EC P-256 key that signs access tokens; generated into data_dir in development.
     jwt_private_key: SecretStr | None = None
@@ -142,6 +165,22 @@ class Settings(BaseSettings):
         return value.strip().rstrip("/")
 
     @model_validator(mode="after")
+    def _one_confirmation_switch(self) -> Settings:
+        autoconfirm = self.gotrue_mailer_autoconfirm
+        if autoconfirm is None:
+            return self
+        if (
+            "email_confirmation_required" in self.model_fields_set
+            and self.email_confirmation_required == autoconfirm
+        ):
+            raise ValueError(
+                "EMAIL_CONFIRMATION_REQUIRED and GOTRUE_MAILER_AUTOCONFIRM disagree: they are one "
+                "switch (autoconfirm = not confirmation required); set one of them"
+            )
+        self.email_confirmation_required = not autoconfirm
+        return self
+
+    @model_validator(mode="after")
     def _fill_defaults_and_check_production(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'myideas.db'}"
@@ -163,6 +202,10 @@ class Settings(BaseSettings):
                 secret = getattr(self, name)
                 if is_placeholder_secret(secret):
                     raise ValueError(f"{name.upper()} must be set to a real secret in production")
+            if self.password_min_length < _PASSWORD_MIN_LENGTH:
+                raise ValueError(
+                    f"PASSWORD_MIN_LENGTH below {_PASSWORD_MIN_LENGTH} is for development only"
+                )
         return self
 
     @property

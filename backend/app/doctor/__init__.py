@@ -43,6 +43,7 @@ from backend.app.doctor.configuration import (
     check_dotenv,
     check_logging,
     check_mail,
+    check_password_settings,
     check_secrets,
     load_settings,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "check_dotenv",
     "check_logging",
     "check_mail",
+    "check_password_settings",
     "check_redis",
     "check_secrets",
     "check_smtp",
@@ -119,6 +121,7 @@ def _configuration_checks(
         level, source = logging.INFO, "the level myideas serve logs at"
     checks += check_logging(settings, level=level, source=source)
     checks += check_mail(settings)
+    checks += check_password_settings(settings)
     return checks
 
 

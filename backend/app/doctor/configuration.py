@@ -28,11 +28,13 @@ __all__ = [
     "check_dotenv",
     "check_logging",
     "check_mail",
+    "check_password_settings",
     "check_secrets",
     "load_settings",
 ]
 
 ENV_FILE = PROJECT_ROOT / ".env"
+_DEFAULT_PASSWORD_MIN_LENGTH = 8  # Settings' default (and identity/passwords.py's)
 
 
 class _AsWritten(Settings):
@@ -403,3 +405,20 @@ def check_mail(settings: Settings) -> list[Check]:
             )
         )
     return checks
+
+
+def check_password_settings(settings: Settings) -> list[Check]:
+    """The password minimum: 8 unless lowered (to GoTrue's 6, say) outside production."""
+    minimum = settings.password_min_length
+    if minimum >= _DEFAULT_PASSWORD_MIN_LENGTH:
+        return [Check("passwords", Status.OK, f"at least {minimum} characters")]
+    return [
+        Check(
+            "passwords",
+            Status.FAIL if settings.is_production else Status.WARN,
+            f"PASSWORD_MIN_LENGTH={minimum}: passwords shorter than "
+            f"{_DEFAULT_PASSWORD_MIN_LENGTH} characters are accepted (production refuses it)",
+            f"Unset PASSWORD_MIN_LENGTH (or GOTRUE_PASSWORD_MIN_LENGTH) outside tests; the "
+            f"default is {_DEFAULT_PASSWORD_MIN_LENGTH}.",
+        )
+    ]

@@ -62,6 +62,7 @@ def build_identity(
         reset_ttl_seconds=settings.password_reset_ttl_seconds,
         confirmation_required=settings.email_confirmation_required,
         confirm_ttl_seconds=settings.email_confirm_ttl_seconds,
+        password_min_length=settings.password_min_length,
     )
     return Identity(provider=provider, signer=signer, gotrue=EmbeddedGoTrue(provider))
 

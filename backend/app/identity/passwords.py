@@ -72,9 +72,10 @@ def is_common_password(password: str) -> bool:
     return normalize_password(password).strip().casefold() in _common_passwords()
 
 
-def check_password_policy(password: str) -> None:
+def check_password_policy(password: str, *, min_length: int = MIN_PASSWORD_LENGTH) -> None:
     """Length (of the NFKC form) and the common-password list; no composition rules and no
-    truncation (NIST SP 800-63B).
+    truncation (NIST SP 800-63B). `min_length`: `PASSWORD_MIN_LENGTH` (8 unless lowered outside
+    production, as GoTrue's default of 6).
 
     Raises:
         WeakPassword: with the reason in `details`; the password itself is never included.
@@ -82,10 +83,10 @@ def check_password_policy(password: str) -> None:
     typed, password = password, normalize_password(password)
     # Both forms: NFKC can lengthen a password (U+00BC, a fraction, becomes three characters),
     # and the published schema's `minLength` counts the characters as sent.
-    if min(len(typed), len(password)) < MIN_PASSWORD_LENGTH:
+    if min(len(typed), len(password)) < min_length:
         raise WeakPassword(
-            f"The password must have at least {MIN_PASSWORD_LENGTH} characters",
-            details={"reasons": ["too_short"], "minLength": MIN_PASSWORD_LENGTH},
+            f"The password must have at least {min_length} characters",
+            details={"reasons": ["too_short"], "minLength": min_length},
         )
     if len(password) > MAX_PASSWORD_LENGTH:
         raise WeakPassword(

@@ -30,6 +30,7 @@ from backend.app.core.errors import (
     RateLimited,
     RefreshTokenInvalid,
     RefreshTokenReused,
+    UserAlreadyExists,
 )
 from backend.app.core.logging import account_fingerprint, log_security_event
 from backend.app.core.rate_limit import SignInRateLimiter
@@ -41,7 +42,12 @@ from backend.app.identity.base import (
     SignOutScope,
 )
 from backend.app.identity.emails import email_key
-from backend.app.identity.embedded import EmbeddedGoTrue, GoTrueSession
+from backend.app.identity.embedded import (
+    EmbeddedGoTrue,
+    GoTrueSession,
+    Unconfirmed,
+    VerifyLinks,
+)
 
 __all__ = ["SessionService"]
 
@@ -231,14 +237,127 @@ class SessionService:
         password: str,
         user_metadata: dict[str, Any],
         address: str,
+        links: VerifyLinks,
+        user_agent: str | None = None,
+    ) -> GoTrueSession | Unconfirmed:
+        """GoTrue's sign-up: with autoconfirm a user and a first session; with confirmation
+        required an unconfirmed user and a confirmation mail, counted as `/auth`'s sign-up."""
+        await self._count_sign_up(address)
+        gotrue = self._gotrue_operations()
+        if gotrue.confirmation_required:
+            await self._count_email(email, address, reason="signup_confirmation")
+        answer = await gotrue.sign_up(
+            email=email,
+            password=password,
+            user_metadata=user_metadata,
+            links=links,
+            user_agent=user_agent,
+        )
+        if not (isinstance(answer, Unconfirmed) and answer.obfuscated):
+            logger.info("user signed up", extra={"user_id": answer.user.id})
+        return answer
+
+    async def gotrue_magic_link(
+        self,
+        *,
+        email: str,
+        create_user: bool,
+        user_metadata: dict[str, Any],
+        address: str,
+        links: VerifyLinks,
+        signup_disabled: bool,
+    ) -> None:
+        """GoTrue's `/otp`: counted as a mail to that recipient before anything else (so the
+        `create_user: false` answer, which GoTrue lets tell known from unknown, is rate-limited
+        like every other lifecycle mail)."""
+        await self._count_email(email, address, reason="magic_link")
+        await self._gotrue_operations().magic_link(
+            email=email,
+            create_user=create_user,
+            user_metadata=user_metadata,
+            links=links,
+            signup_disabled=signup_disabled,
+        )
+
+    async def gotrue_reauthenticate(self, *, claims: AccessClaims, address: str) -> None:
+        """GoTrue's `/reauthenticate`: counted as a mail to the caller."""
+        await self._count_email(claims.email, address, reason="reauthenticate")
+        await self._gotrue_operations().reauthenticate(claims)
+
+    async def gotrue_request_email_change(
+        self, *, claims: AccessClaims, new_email: str, address: str, links: VerifyLinks
+    ) -> None:
+        """GoTrue's `PUT /user {email}`: counted toward the mail limits of the new address (its
+        recipient) and the client's, as `request_email_change`; no current password (GoTrue
+        asks for none: the bearer is the proof, and the old address gets a notice).
+
+        Raises:
+            RateLimited, UserAlreadyExists.
+        """
+        await self._count_email(new_email, address, reason="email_change")
+        if not await self._gotrue_operations().request_email_change(
+            claims, new_email=new_email, links=links
+        ):
+            raise UserAlreadyExists()
+        logger.info("email change requested", extra={"user_id": claims.user_id})
+
+    async def gotrue_resend_email_change(
+        self, *, email: str, address: str, links: VerifyLinks
+    ) -> None:
+        """GoTrue's `/resend` `email_change`: counted as `/resend` `signup`."""
+        await self._count_email(email, address, reason="email_resend")
+        await self._gotrue_operations().resend_email_change(email=email, links=links)
+
+    async def gotrue_recover(self, *, email: str, address: str, links: VerifyLinks) -> None:
+        """GoTrue's `/recover`: counted and mailed as `request_password_reset`, GoTrue's link."""
+        await self._count_email(email, address, reason="password_forgot")
+        await self._gotrue_operations().recover(email=email, links=links)
+
+    async def gotrue_resend_confirmation(
+        self, *, email: str, address: str, links: VerifyLinks
+    ) -> None:
+        """GoTrue's `/resend` `signup`: counted and mailed as `resend_confirmation`."""
+        await self._count_email(email, address, reason="email_resend")
+        await self._gotrue_operations().resend_confirmation(email=email, links=links)
+
+    async def gotrue_verify(
+        self,
+        *,
+        kind: str,
+        address: str,
+        token_hash: str | None = None,
+        token: str | None = None,
+        email: str | None = None,
         user_agent: str | None = None,
     ) -> GoTrueSession:
-        """GoTrue's autoconfirmed sign-up: a user and a first session."""
-        await self._count_sign_up(address)
-        answer = await self._gotrue_operations().sign_up(
-            email=email, password=password, user_metadata=user_metadata, user_agent=user_agent
-        )
-        logger.info("user signed up", extra={"user_id": answer.user.id})
+        """GoTrue's `/verify`. A 6-digit code with its address is a guessable credential: each
+        try counts toward the sign-in limits of that account and the client's address, as a
+        password does. A link's token (256 bits) counts toward the address's limit only.
+
+        Raises:
+            RateLimited, AccountTokenInvalid (logged at info: never the token).
+        """
+        if email is not None:
+            account = account_fingerprint(email_key(email))
+            try:
+                await self._limiter.hit_sign_in(email_key=email_key(email), address=address)
+            except RateLimited:
+                log_security_event("rate_limited", reason="verify", account=account)
+                raise
+        else:
+            try:
+                await self._limiter.hit_sign_up(address=address)
+            except RateLimited:
+                log_security_event("rate_limited", reason="verify", address=address)
+                raise
+        try:
+            answer = await self._gotrue_operations().verify(
+                kind=kind, token_hash=token_hash, token=token, email=email, user_agent=user_agent
+            )
+        except AccountTokenInvalid:
+            logger.info("verification refused", extra={"reason": "token_invalid"})
+            raise
+        logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
         return answer
 
     async def gotrue_sign_in(

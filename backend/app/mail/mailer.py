@@ -41,6 +41,9 @@ _SUBJECTS = {
     "email_change_confirmation": "Confirm your new email for {product}",
     "email_change_notice": "Your {product} email is being changed",
     "password_reset": "Reset your {product} password",
+    "magic_link": "Your {product} sign-in link",
+    "invite": "You are invited to {product}",
+    "reauthentication": "Your {product} confirmation code",
 }
 
 
@@ -66,26 +69,43 @@ class Mailer:
         self._wake_sender = wake_sender
 
     def signup_confirmation(
-        self, *, to: str, token: str, valid_for: timedelta, display_name: str | None = None
+        self,
+        *,
+        to: str,
+        token: str,
+        valid_for: timedelta,
+        display_name: str | None = None,
+        link: str | None = None,
+        code: str | None = None,
     ) -> MailMessage:
-        """The link that confirms a sign-up's address (`SITE_URL/#confirm-email?token=…`)."""
+        """The link that confirms a sign-up's address (`SITE_URL/#confirm-email?token=…`;
+        asked for through GoTrue's API, `link` is GoTrue's `/verify` URL and `code` its code)."""
         return self._render(
             "signup_confirmation",
             to=to,
             display_name=display_name,
-            link=self._link(CONFIRM_EMAIL_ROUTE, token),
+            link=link or self._link(CONFIRM_EMAIL_ROUTE, token),
+            code=code,
             valid_for=_duration(valid_for),
         )
 
     def email_change_confirmation(
-        self, *, to: str, token: str, valid_for: timedelta, display_name: str | None = None
+        self,
+        *,
+        to: str,
+        token: str,
+        valid_for: timedelta,
+        display_name: str | None = None,
+        link: str | None = None,
+        code: str | None = None,
     ) -> MailMessage:
         """To the new address of an email change: the link that applies it."""
         return self._render(
             "email_change_confirmation",
             to=to,
             display_name=display_name,
-            link=self._link(CONFIRM_EMAIL_ROUTE, token),
+            link=link or self._link(CONFIRM_EMAIL_ROUTE, token),
+            code=code,
             valid_for=_duration(valid_for),
         )
 
@@ -99,14 +119,80 @@ class Mailer:
         )
 
     def password_reset(
-        self, *, to: str, token: str, valid_for: timedelta, display_name: str | None = None
+        self,
+        *,
+        to: str,
+        token: str,
+        valid_for: timedelta,
+        display_name: str | None = None,
+        link: str | None = None,
+        code: str | None = None,
     ) -> MailMessage:
         """The link that lets the owner of `to` choose a new password."""
         return self._render(
             "password_reset",
             to=to,
             display_name=display_name,
-            link=self._link(RESET_PASSWORD_ROUTE, token),
+            link=link or self._link(RESET_PASSWORD_ROUTE, token),
+            code=code,
+            valid_for=_duration(valid_for),
+        )
+
+    def magic_link(
+        self,
+        *,
+        to: str,
+        token: str,
+        valid_for: timedelta,
+        link: str | None = None,
+        code: str | None = None,
+        display_name: str | None = None,
+    ) -> MailMessage:
+        """GoTrue's API only (`POST /auth/v1/otp`): a link that signs in, and its code."""
+        if link is None:
+            raise ValueError("a magic link is GoTrue's: it needs the link to /auth/v1/verify")
+        del token  # the link carries it
+        return self._render(
+            "magic_link",
+            to=to,
+            display_name=display_name,
+            link=link,
+            code=code,
+            valid_for=_duration(valid_for),
+        )
+
+    def invite(
+        self,
+        *,
+        to: str,
+        token: str,
+        valid_for: timedelta,
+        link: str | None = None,
+        code: str | None = None,
+        display_name: str | None = None,
+    ) -> MailMessage:
+        """GoTrue's API only (`POST /auth/v1/invite`): the link that accepts an invitation."""
+        if link is None:
+            raise ValueError("an invitation is GoTrue's: it needs the link to /auth/v1/verify")
+        del token  # the link carries it
+        return self._render(
+            "invite",
+            to=to,
+            display_name=display_name,
+            link=link,
+            code=code,
+            valid_for=_duration(valid_for),
+        )
+
+    def reauthentication(
+        self, *, to: str, code: str, valid_for: timedelta, display_name: str | None = None
+    ) -> MailMessage:
+        """GoTrue's API only (`GET /auth/v1/reauthenticate`): the nonce a password change needs."""
+        return self._render(
+            "reauthentication",
+            to=to,
+            display_name=display_name,
+            code=code,
             valid_for=_duration(valid_for),
         )
 

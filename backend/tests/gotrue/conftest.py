@@ -17,6 +17,9 @@ from backend.app.main import create_app
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 from backend.tests.helpers import PASSWORD, free_port, unique_email
 from backend.tests.live_server import live_server
+from backend.tests.mail.conftest import certificates, make_smtp_server
+
+__all__ = ["certificates", "make_smtp_server"]
 
 JWT_SECRET = "legacy-jwt-secret-of-at-least-32-characters"
 
@@ -30,8 +33,9 @@ def legacy_jwt(role: str, secret: str = JWT_SECRET) -> str:
 class GoTrue:
     """Calls /auth/v1 the way supabase-js and supabase-py do."""
 
-    def __init__(self, client: httpx.AsyncClient):
+    def __init__(self, client: httpx.AsyncClient, app: Any = None):
         self.client = client
+        self.app = app  # the app under test, when it runs in this process
 
     async def call(
         self,
@@ -105,7 +109,7 @@ async def make_gotrue(make_app: Callable[..., Any]) -> AsyncIterator[Callable[..
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         )
         clients.append(client)
-        return GoTrue(client)
+        return GoTrue(client, app)
 
     yield make
     for client in clients:

@@ -266,7 +266,7 @@ class TestMethodNotAllowed:
         response = await gotrue.admin("PATCH", f"/users/{uuid.uuid4()}")
 
         assert response.status_code == 405
-        assert response.headers["Allow"] == "DELETE, GET"
+        assert response.headers["Allow"] == "DELETE, GET, PUT"
 
 
 class TestRefreshGrantLimit:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from backend.tests.conftest import SPA_ORIGIN
+from backend.tests.gotrue.mails import smtp_mails
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 
 JS = Path(__file__).parent / "js"
@@ -79,6 +81,9 @@ class TestSupabaseJs:
         assert admin["total"] >= 2
         assert (admin["nextPage"], admin["lastPage"]) == (2, admin["total"])
         assert admin["fetched"] is True
+        assert admin["updated"] == {
+            "error": None, "email": True, "metadata": {"display_name": "Ada", "plan": "pro"}
+        }  # fmt: skip
         assert admin["gone"] == {"name": "AuthApiError", "status": 404, "code": "user_not_found"}
 
     def test_each_error_code_the_client_exposes(self, observed):
@@ -108,3 +113,123 @@ class TestSupabaseJs:
         assert observed["rateLimit"] == {
             "name": "AuthApiError", "status": 429, "code": "over_request_rate_limit"
         }  # fmt: skip
+
+
+@pytest.fixture
+def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
+    """`js/lifecycle.mjs` against the API with autoconfirm off, mailing through a real SMTP
+    server on loopback: each mail the script asks for is read from that server and handed to
+    it on stdin (its link, token and code)."""
+    if not (JS / "node_modules" / "@supabase" / "supabase-js").is_dir():
+        pytest.fail("run `npm ci --prefix backend/tests/gotrue/js` (make test does)")
+    smtp = make_smtp_server()
+    settings = {
+        "gotrue_mailer_autoconfirm": False,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "smtp_tls": "none",
+        "rate_limit_email_per_recipient": "3/hour",
+        "gotrue_security_update_password_require_reauthentication": True,
+    }
+    with serve(**settings) as url:
+        node = subprocess.Popen(  # noqa: S603 -- fixed arguments
+            ["node", "--experimental-websocket", "--no-warnings", "lifecycle.mjs",  # noqa: S607
+             url, ANON_KEY, SPA_ORIGIN, SERVICE_ROLE_KEY],
+            cwd=JS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert node.stdin is not None
+        assert node.stdout is not None
+        try:
+            last = ""
+            for line in node.stdout:
+                asked = json.loads(line)
+                if set(asked) != {"mail", "count"}:
+                    last = line
+                    continue
+                found = smtp_mails(smtp, asked["mail"], asked["count"])[-1]
+                node.stdin.write(json.dumps(found.for_script()) + "\n")
+                node.stdin.flush()
+            returncode = node.wait(timeout=120)
+        finally:
+            if node.poll() is None:
+                node.kill()
+                node.wait()
+            stderr = node.stderr.read() if node.stderr else ""
+            for stream in (node.stdin, node.stdout, node.stderr):
+                if stream is not None:
+                    stream.close()
+    assert returncode == 0, stderr
+    result: dict[str, Any] = json.loads(last)
+    return result
+
+
+class TestSupabaseJsLifecycle:
+    def test_sign_up_link_verify_resend_recovery_otp_and_reauthenticate(self, lifecycle_observed):
+        """supabase-js's signUp, verifyOtp (token_hash and code), resend,
+        resetPasswordForEmail, signInWithOtp, reauthenticate and updateUser (with the nonce,
+        GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION on), each mail caught by SMTP
+        and followed."""
+        observed = lifecycle_observed
+        not_confirmed = {"name": "AuthApiError", "status": 400, "code": "email_not_confirmed"}
+        expired = {"name": "AuthApiError", "status": 403, "code": "otp_expired"}
+
+        assert observed["signUpLink"] == {
+            "error": None,
+            "session": False,
+            "early": not_confirmed,
+            "status": 303,
+            "landsOnSite": True,
+            "restored": None,
+            "confirmed": True,
+        }
+        assert observed["verifyTokenHash"] == {
+            "error": None, "session": True, "email": True, "replay": expired
+        }  # fmt: skip
+        assert observed["resend"] == {"error": None, "session": True}
+        assert observed["recovery"] == {"error": None, "sameAnswer": True, "session": True}
+        assert observed["otp"] == {
+            "error": None,
+            "magicLink": "magiclink",
+            "session": True,
+            "refused": {"name": "AuthApiError", "status": 422, "code": "otp_disabled"},
+        }
+        assert observed["reauthenticate"] == {"error": None, "updated": True}
+        assert observed["emailChange"] == {"error": None, "pending": True, "applied": True}
+        assert observed["admin"] == {
+            "error": None,
+            "invitedAt": True,
+            "type": "invite",
+            "session": True,
+            "again": {"name": "AuthApiError", "status": 422, "code": "email_exists"},
+            "verificationType": "recovery",
+            "verified": True,
+        }
+        assert observed["errors"] == {
+            "otp_expired": expired,
+            "otp_expired_code": expired,
+            "over_email_send_rate_limit": {
+                "name": "AuthApiError", "status": 429, "code": "over_email_send_rate_limit"
+            },
+        }  # fmt: skip
+
+
+class TestSupabaseJsDisabledFeatures:
+    def test_each_disabled_feature_is_gotrues_typed_error(self, observed):
+        disabled = observed["disabled"]
+
+        assert {name: (e["status"], e["code"]) for name, e in disabled.items()} == {
+            "sso": (404, "saml_provider_disabled"),
+            "anonymous": (422, "anonymous_provider_disabled"),
+            "phone": (400, "phone_provider_disabled"),
+            "id_token": (400, "provider_disabled"),
+            "web3": (422, "web3_provider_disabled"),
+            "linking": (404, "manual_linking_disabled"),
+            "mfa": (422, "mfa_totp_enroll_not_enabled"),
+            # Without a session supabase-js sends `Bearer <apikey>`: not a JWT here.
+            "mfaWithoutSession": (403, "bad_jwt"),
+        }
+        assert disabled["sso"]["message"] == "SAML 2.0 is disabled"
+        assert disabled["id_token"]["message"] == (
+            'Provider (issuer "https://accounts.google.com") is not enabled'
+        )

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
+from backend.app.identity.embedded import gotrue as gotrue_operations
+from backend.tests.conftest import SPA_ORIGIN
+from backend.tests.gotrue.mails import received_mails
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 from backend.tests.helpers import PASSWORD, unique_email
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
@@ -240,3 +244,342 @@ class TestSupabasePy:
         }
         assert weak.value.code == "weak_password"
         assert weak.value.reasons == ["length"]
+
+
+def _fragment(location: str) -> dict[str, str]:
+    values = parse_qs(urlsplit(location).fragment, keep_blank_values=True)
+    return {key: found[0] for key, found in values.items()}
+
+
+class TestLifecycleSupabasePy:
+    """Each lifecycle call of supabase-py, with the mail caught by a real SMTP server on
+    loopback and its link or code followed."""
+
+    @pytest.fixture
+    def mailing(self, serve, make_smtp_server):
+        """Factory: `with mailing(**overrides) as (url, smtp):` the API with autoconfirm off,
+        mailing through an SMTP server on loopback."""
+        smtp = make_smtp_server()
+
+        @contextlib.contextmanager
+        def run(**overrides: Any):
+            settings = {
+                "gotrue_mailer_autoconfirm": False,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp.port,
+                "smtp_tls": "none",
+            }
+            with serve(**(settings | overrides)) as url:
+                yield url, smtp
+
+        return run
+
+    async def test_sign_up_mails_a_link_that_the_browser_follows_to_a_session(
+        self, mailing, clients
+    ):
+        with mailing() as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+
+            signed_up = await client.auth.sign_up({"email": email, "password": PASSWORD})
+            refused = await api_error(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+            (mail,) = await received_mails(smtp, email)
+            async with httpx.AsyncClient() as browser:
+                opened = await browser.get(mail.link)
+            values = _fragment(opened.headers["location"])
+            restored = await client.auth.set_session(
+                values["access_token"], values["refresh_token"]
+            )
+            user = await client.auth.get_user()
+
+        assert signed_up.session is None
+        assert signed_up.user is not None
+        assert signed_up.user.email_confirmed_at is None
+        assert (refused.status, str(refused.code)) == (400, "email_not_confirmed")
+        assert mail.link.startswith(f"{url}/auth/v1/verify?")
+        assert opened.status_code == 303
+        assert restored.session is not None
+        assert user is not None
+        assert user.user.email_confirmed_at is not None
+
+    async def test_verify_otp_with_the_token_hash_confirms(self, mailing, clients):
+        with mailing() as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+            (mail,) = await received_mails(smtp, email)
+
+            verified = await client.auth.verify_otp({"type": "signup", "token_hash": mail.token})
+            replayed = await api_error(
+                client.auth.verify_otp({"type": "signup", "token_hash": mail.token})
+            )
+
+        assert verified.session is not None
+        assert verified.user is not None
+        assert verified.user.email == email
+        assert (replayed.status, str(replayed.code)) == (403, "otp_expired")
+
+    async def test_resend_mails_a_new_code_that_confirms(self, mailing, clients):
+        with mailing() as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+            await received_mails(smtp, email)
+
+            await client.auth.resend({"type": "signup", "email": email})
+            mail = (await received_mails(smtp, email, 2))[-1]
+            verified = await client.auth.verify_otp(
+                {"type": "email", "email": email, "token": mail.code}
+            )
+
+        assert verified.session is not None
+
+    async def test_reset_password_for_email_then_verify_then_update_user(self, mailing, clients):
+        with mailing(gotrue_mailer_autoconfirm=True) as (url, smtp):
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+
+            await client.auth.reset_password_for_email(email, {"redirect_to": SPA_ORIGIN})
+            await client.auth.reset_password_for_email(unique_email())
+            (mail,) = await received_mails(smtp, email)
+            verified = await client.auth.verify_otp({"type": "recovery", "token_hash": mail.token})
+            await client.auth.update_user({"password": "a brand new passphrase"})
+            fresh, _ = await clients(url)
+            signed_in = await fresh.auth.sign_in_with_password(
+                {"email": email, "password": "a brand new passphrase"}
+            )
+
+        assert mail.query["type"] == "recovery"
+        assert mail.query["redirect_to"] == SPA_ORIGIN
+        assert verified.session is not None
+        assert signed_in.session is not None
+
+    async def test_the_clients_typed_errors(self, mailing, clients):
+        with mailing(gotrue_disable_signup=True, rate_limit_email_per_recipient="1/hour") as (
+            url,
+            _,
+        ):
+            client, _ = await clients(url)
+            address = unique_email()
+            await client.auth.reset_password_for_email(address)
+
+            codes = {
+                "signup_disabled": await outcome(
+                    client.auth.sign_up({"email": unique_email(), "password": PASSWORD})
+                ),
+                "over_email_send_rate_limit": await outcome(
+                    client.auth.reset_password_for_email(address)
+                ),
+                "otp_expired": await outcome(
+                    client.auth.verify_otp({"type": "recovery", "token_hash": "x" * 43})
+                ),
+                "otp_expired_code": await outcome(
+                    client.auth.verify_otp({"type": "email", "email": address, "token": "000000"})
+                ),
+                "validation_failed": await outcome(
+                    client.auth.resend({"type": "signup", "email": "not-an-email"})
+                ),
+            }
+
+        assert codes == {
+            "signup_disabled": "signup_disabled",
+            "over_email_send_rate_limit": "over_email_send_rate_limit",
+            "otp_expired": "otp_expired",
+            "otp_expired_code": "otp_expired",
+            "validation_failed": "validation_failed",
+        }
+
+
+class TestDisabledFeaturesSupabasePy:
+    async def test_each_disabled_feature_is_gotrues_typed_error(self, serve, clients):
+        """What supabase-py raises against a Supabase project with these features off."""
+        with serve() as url:
+            client, _ = await clients(url)
+            await client.auth.sign_up({"email": unique_email(), "password": PASSWORD})
+
+            errors = {
+                "sso": await api_error(client.auth.sign_in_with_sso({"domain": "example.com"})),
+                "anonymous": await api_error(client.auth.sign_in_anonymously()),
+                "phone": await api_error(
+                    client.auth.sign_up({"phone": "+15550100", "password": PASSWORD})
+                ),
+                "id_token": await api_error(
+                    client.auth.sign_in_with_id_token({"provider": "google", "token": "x"})
+                ),
+                "linking": await api_error(client.auth.link_identity({"provider": "github"})),
+                "mfa": await api_error(
+                    client.auth.mfa.enroll({"factor_type": "totp", "friendly_name": "phone"})
+                ),
+            }
+
+        assert {name: (error.status, str(error.code)) for name, error in errors.items()} == {
+            "sso": (404, "saml_provider_disabled"),
+            "anonymous": (422, "anonymous_provider_disabled"),
+            "phone": (400, "phone_provider_disabled"),
+            "id_token": (400, "provider_disabled"),
+            "linking": (404, "manual_linking_disabled"),
+            "mfa": (422, "mfa_totp_enroll_not_enabled"),
+        }
+        assert errors["sso"].message == "SAML 2.0 is disabled"
+        assert errors["linking"].message == "Manual linking is disabled"
+
+
+class TestOtpAndReauthenticationSupabasePy:
+    async def test_sign_in_with_otp_then_the_code(self, serve, clients, make_smtp_server):
+        smtp = make_smtp_server()
+        mail_settings = {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_tls": "none"}
+        with serve(**mail_settings) as url:
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+
+            sent = await client.auth.sign_in_with_otp({"email": email})
+            (mail,) = await received_mails(smtp, email)
+            verified = await client.auth.verify_otp(
+                {"type": "email", "email": email, "token": mail.code}
+            )
+            refused = await outcome(
+                client.auth.sign_in_with_otp(
+                    {"email": unique_email(), "options": {"should_create_user": False}}
+                )
+            )
+
+        assert sent.user is None
+        assert sent.session is None
+        assert verified.session is not None
+        assert refused == "otp_disabled"
+
+    async def test_reauthenticate_then_update_user_with_the_nonce(
+        self, serve, clients, make_smtp_server, monkeypatch
+    ):
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        smtp = make_smtp_server()
+        settings = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_tls": "none",
+            "gotrue_security_update_password_require_reauthentication": True,
+        }
+        with serve(**settings) as url:
+            client, _ = await clients(url)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+
+            needed = await outcome(client.auth.update_user({"password": "a brand new passphrase"}))
+            await client.auth.reauthenticate()
+            (mail,) = await received_mails(smtp, email)
+            updated = await client.auth.update_user(
+                {"password": "a brand new passphrase", "nonce": mail.code}
+            )
+
+        assert needed == "reauthentication_needed"
+        assert updated.user is not None
+
+
+class TestAdminUpdateSupabasePy:
+    async def test_update_user_by_id(self, serve, clients):
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            created = await admin_client.auth.admin.create_user(
+                {"email": unique_email(), "password": PASSWORD}
+            )
+            new_email = unique_email()
+
+            updated = await admin_client.auth.admin.update_user_by_id(
+                created.user.id,
+                {
+                    "email": new_email,
+                    "password": "a brand new passphrase",
+                    "user_metadata": {"plan": "pro"},
+                    "email_confirm": True,
+                },
+            )
+            client, _ = await clients(url)
+            signed_in = await client.auth.sign_in_with_password(
+                {"email": new_email, "password": "a brand new passphrase"}
+            )
+            missing = await outcome(
+                admin_client.auth.admin.update_user_by_id(
+                    "00000000-0000-4000-8000-000000000000", {"user_metadata": {}}
+                )
+            )
+
+        assert updated.user.email == new_email
+        assert updated.user.user_metadata == {"plan": "pro"}
+        assert updated.user.email_confirmed_at is not None
+        assert signed_in.session is not None
+        assert missing == "user_not_found"
+
+
+class TestInviteAndGenerateLinkSupabasePy:
+    async def test_invite_user_by_email_and_follow_its_link(self, serve, clients, make_smtp_server):
+        smtp = make_smtp_server()
+        with serve(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none") as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            email = unique_email()
+
+            invited = await admin_client.auth.admin.invite_user_by_email(
+                email, {"data": {"team": "blue"}}
+            )
+            (mail,) = await received_mails(smtp, email)
+            async with httpx.AsyncClient() as browser:
+                opened = await browser.get(mail.link)
+            values = _fragment(opened.headers["location"])
+            again = await outcome(admin_client.auth.admin.invite_user_by_email(email))
+
+        assert invited.user.email == email
+        assert invited.user.invited_at is not None
+        assert values["type"] == "invite"
+        assert "access_token" in values
+        assert again == "email_exists"
+
+    @pytest.mark.parametrize("kind", ["recovery", "magiclink", "invite", "signup"])
+    async def test_generate_link_then_verify_the_hashed_token(self, serve, clients, kind):
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            if kind in ("recovery", "magiclink"):
+                await client.auth.sign_up({"email": email, "password": PASSWORD})
+            params: dict[str, Any] = {"type": kind, "email": email}
+            if kind == "signup":
+                params["password"] = PASSWORD
+
+            generated = await admin_client.auth.admin.generate_link(params)
+            properties = generated.properties
+            verified = await client.auth.verify_otp(
+                {"type": kind, "token_hash": properties.hashed_token}
+            )
+
+        assert properties.verification_type == kind
+        assert properties.action_link.startswith(f"{url}/auth/v1/verify?")
+        assert len(properties.email_otp) == 6
+        assert generated.user.email == email
+        assert verified.session is not None
+
+
+class TestEmailChangeSupabasePy:
+    async def test_update_user_email_then_resend_then_verify(
+        self, serve, clients, make_smtp_server
+    ):
+        smtp = make_smtp_server()
+        with serve(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none") as url:
+            client, _ = await clients(url)
+            old, new = unique_email(), unique_email()
+            await client.auth.sign_up({"email": old, "password": PASSWORD})
+
+            asked = await client.auth.update_user({"email": new})
+            await received_mails(smtp, new)
+            await client.auth.resend({"type": "email_change", "email": old})
+            mail = (await received_mails(smtp, new, 2))[-1]
+            verified = await client.auth.verify_otp(
+                {"type": "email_change", "token_hash": mail.token}
+            )
+
+        assert asked.user.new_email == new
+        assert asked.user.email == old
+        assert verified.user is not None
+        assert verified.user.email == new

@@ -26,13 +26,14 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 
 from backend.app.api.deps import services_of
 from backend.app.core.claims import AccessClaims
+from backend.app.core.settings import Settings
 from backend.app.identity.embedded import EmbeddedGoTrue, UserRecord
 from backend.app.identity.tokens import SigningKeysUnavailable, TokenInvalid
 from backend.app.services import Services
 
 from .errors import GoTrueCode, GoTrueError, invalid_api_key, no_api_key, translate_app_errors
 
-__all__ = ["Admin", "ApiKey", "GoTrueDep", "SignedIn", "SignedInUser"]
+__all__ = ["Admin", "ApiKey", "Config", "GoTrueDep", "SignedIn", "SignedInUser"]
 
 # GoTrue's JWT_ADMIN_ROLES default.
 ADMIN_ROLES = frozenset({"service_role", "supabase_admin"})
@@ -87,6 +88,14 @@ async def get_gotrue(request: Request) -> EmbeddedGoTrue:
 
 
 GoTrueDep = Annotated[EmbeddedGoTrue, Depends(get_gotrue)]
+
+
+async def get_config(request: Request) -> Settings:
+    return services_of(request).settings
+
+
+# The app's settings: GoTrue's switches (sign-up disabled, autoconfirm) and where links lead.
+Config = Annotated[Settings, Depends(get_config)]
 
 
 def _bearer(request: Request) -> str:

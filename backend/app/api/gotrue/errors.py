@@ -37,6 +37,7 @@ from starlette.types import ExceptionHandler
 from backend.app.api.errors import methods_of_path
 from backend.app.core.errors import (
     STATUS_BY_CODE,
+    AccountTokenInvalid,
     AppError,
     EmailNotConfirmed,
     ErrorCode,
@@ -60,10 +61,14 @@ __all__ = [
     "GoTrueError",
     "GoTrueOAuthError",
     "bad_request",
+    "code_invalid",
     "email_exists",
+    "email_rate_limited",
     "install_gotrue_error_handlers",
     "invalid_api_key",
+    "link_invalid",
     "no_api_key",
+    "phone_disabled",
     "request_limit_refusal",
     "translate_app_errors",
     "user_already_exists",
@@ -80,19 +85,36 @@ _API_VERSION_2024 = date(2024, 1, 1)
 class GoTrueCode(StrEnum):
     """The error codes of GoTrue's `internal/api/apierrors/errorcode.go` that this API answers."""
 
+    ANONYMOUS_PROVIDER_DISABLED = "anonymous_provider_disabled"
     BAD_JSON = "bad_json"
     BAD_JWT = "bad_jwt"
     EMAIL_EXISTS = "email_exists"
     EMAIL_NOT_CONFIRMED = "email_not_confirmed"
+    FLOW_STATE_NOT_FOUND = "flow_state_not_found"
     INVALID_CREDENTIALS = "invalid_credentials"
+    MANUAL_LINKING_DISABLED = "manual_linking_disabled"
+    MFA_FACTOR_NOT_FOUND = "mfa_factor_not_found"
+    MFA_PHONE_ENROLL_NOT_ENABLED = "mfa_phone_enroll_not_enabled"
+    MFA_TOTP_ENROLL_NOT_ENABLED = "mfa_totp_enroll_not_enabled"
+    MFA_WEBAUTHN_ENROLL_NOT_ENABLED = "mfa_webauthn_enroll_not_enabled"
     NO_AUTHORIZATION = "no_authorization"
     NOT_ADMIN = "not_admin"
+    OTP_DISABLED = "otp_disabled"
+    OTP_EXPIRED = "otp_expired"
+    OVER_EMAIL_SEND_RATE_LIMIT = "over_email_send_rate_limit"
     PHONE_PROVIDER_DISABLED = "phone_provider_disabled"
+    PROVIDER_DISABLED = "provider_disabled"
     OVER_REQUEST_RATE_LIMIT = "over_request_rate_limit"
+    REAUTHENTICATION_NEEDED = "reauthentication_needed"
+    REAUTHENTICATION_NOT_VALID = "reauthentication_not_valid"
     REFRESH_TOKEN_ALREADY_USED = "refresh_token_already_used"
     REFRESH_TOKEN_NOT_FOUND = "refresh_token_not_found"
     SAME_PASSWORD = "same_password"
+    SAML_PROVIDER_DISABLED = "saml_provider_disabled"
     SESSION_NOT_FOUND = "session_not_found"
+    SIGNUP_DISABLED = "signup_disabled"
+    USER_BANNED = "user_banned"
+    WEB3_PROVIDER_DISABLED = "web3_provider_disabled"
     UNEXPECTED_FAILURE = "unexpected_failure"
     USER_ALREADY_EXISTS = "user_already_exists"
     USER_NOT_FOUND = "user_not_found"
@@ -204,6 +226,15 @@ def bad_request(code: GoTrueCode, message: str) -> GoTrueError:
     return GoTrueError(400, code, message)
 
 
+def phone_disabled(action: str) -> GoTrueError:
+    """GoTrue's phone provider, off: "Phone signups are disabled" (400), "… logins …" (422)."""
+    return GoTrueError(
+        400 if action == "signups" else 422,
+        GoTrueCode.PHONE_PROVIDER_DISABLED,
+        f"Phone {action} are disabled",
+    )
+
+
 def validation_failed(message: str, status: int = 400) -> GoTrueError:
     return GoTrueError(status, GoTrueCode.VALIDATION_FAILED, message)
 
@@ -241,8 +272,18 @@ def _unavailable(retry_after_seconds: int) -> GoTrueError:
     )
 
 
-def _from_app_error(exc: AppError, *, user_exists: Callable[[], GoTrueError]) -> GoTrueError:
+def _from_app_error(
+    exc: AppError,
+    *,
+    user_exists: Callable[[], GoTrueError],
+    rate_limited: Callable[[RateLimited], GoTrueError] | None = None,
+    token_invalid: Callable[[], GoTrueError] | None = None,
+) -> GoTrueError:
     match exc:
+        case RateLimited() if rate_limited is not None:
+            return rate_limited(exc)
+        case AccountTokenInvalid():
+            return (token_invalid or link_invalid)()
         case WeakPassword():
             return _weak_password(exc)
         case SamePassword():
@@ -287,15 +328,46 @@ def email_exists() -> GoTrueError:
     )
 
 
+def email_rate_limited(exc: RateLimited) -> GoTrueError:
+    """GoTrue's answer when the mail count is spent (`internal/api/mail.go`)."""
+    return GoTrueError(
+        429,
+        GoTrueCode.OVER_EMAIL_SEND_RATE_LIMIT,
+        "email rate limit exceeded",
+        headers=exc.headers(),
+    )
+
+
+def link_invalid() -> GoTrueError:
+    """A link's token (`token_hash`) unknown, spent, expired or of another type."""
+    return GoTrueError(403, GoTrueCode.OTP_EXPIRED, "Email link is invalid or has expired")
+
+
+def code_invalid() -> GoTrueError:
+    """A mail's code (`token` + `email`) wrong, spent or expired."""
+    return GoTrueError(403, GoTrueCode.OTP_EXPIRED, "Token has expired or is invalid")
+
+
 @contextmanager
 def translate_app_errors(
-    *, user_exists: Callable[[], GoTrueError] = user_already_exists
+    *,
+    user_exists: Callable[[], GoTrueError] = user_already_exists,
+    rate_limited: Callable[[RateLimited], GoTrueError] | None = None,
+    token_invalid: Callable[[], GoTrueError] | None = None,
 ) -> Iterator[None]:
-    """Turn the app's errors raised by the provider (or the limiter) into GoTrue's."""
+    """Turn the app's errors raised by the provider (or the limiter) into GoTrue's.
+
+    Args:
+        user_exists: the answer to UserAlreadyExists (sign-up's, or the admin API's).
+        rate_limited: the answer to RateLimited (a mail route's); default GoTrue's request limit.
+        token_invalid: the answer to AccountTokenInvalid; default `link_invalid`.
+    """
     try:
         yield
     except AppError as exc:
-        raise _from_app_error(exc, user_exists=user_exists) from exc
+        raise _from_app_error(
+            exc, user_exists=user_exists, rate_limited=rate_limited, token_invalid=token_invalid
+        ) from exc
     except DatabaseUnavailable as exc:
         raise _unavailable(exc.retry_after_seconds) from exc
 

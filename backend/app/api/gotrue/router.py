@@ -3,13 +3,14 @@
 Bodies, statuses and error codes are GoTrue's (`../shared/GOTRUE.md` §2 to §4; each route names
 its upstream file), so supabase-js and supabase-py work against it unchanged. It shares everything
 with `/auth`: the user store, the sessions and their refresh-token rotation and reuse rule, the
-sign-in rate limits. This server sends no mail, so it autoconfirms: sign-up returns a session.
+sign-in rate limits, and the lifecycle's tokens and mail outbox (`lifecycle.py`).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,27 +21,39 @@ from backend.app.api.deps import ClientAddress, SessionsDep
 from backend.app.core.request_limits import client_user_agent
 from backend.app.identity.base import SignOutScope
 from backend.app.identity.emails import email_key
-from backend.app.identity.embedded import GoTrueSession
+from backend.app.identity.embedded import (
+    GoTrueSession,
+    NonceInvalid,
+    NonceRequired,
+    Unconfirmed,
+)
 from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
-from .callers import Admin, ApiKey, GoTrueDep, SignedIn
+from . import disabled, lifecycle
+from .callers import Admin, ApiKey, Config, GoTrueDep, SignedIn
 from .errors import (
     GoTrueCode,
     GoTrueError,
     GoTrueOAuthError,
     bad_request,
     email_exists,
+    email_rate_limited,
+    phone_disabled,
     translate_app_errors,
     validation_failed,
 )
+from .links import verify_links
 from .schemas import (
     AdminCreateBody,
     AdminDeleteBody,
+    AdminUpdateBody,
     PasswordGrantBody,
     RefreshGrantBody,
     SignUpBody,
     UserUpdateBody,
     checked_email,
+    openapi_body,
+    parse_json_object,
     read_body,
     session_json,
     user_json,
@@ -73,35 +86,29 @@ _LOGOUT_SCOPES = {
 }
 
 
-def _body(schema: type[Any]) -> dict[str, Any]:
-    """OpenAPI for a body this module parses itself (see `schemas.read_body`)."""
-    return {
-        "requestBody": {
-            "required": False,
-            "content": {"application/json": {"schema": schema.model_json_schema()}},
-        }
-    }
+def signup_disabled() -> GoTrueError:
+    return GoTrueError(422, GoTrueCode.SIGNUP_DISABLED, "Signups not allowed for this instance")
 
 
-def _phone_disabled(action: str) -> GoTrueError:
-    return GoTrueError(
-        400 if action == "signups" else 422,
-        GoTrueCode.PHONE_PROVIDER_DISABLED,
-        f"Phone {action} are disabled",
-    )
-
-
-@router.post("/signup", openapi_extra=_body(SignUpBody))
+@router.post("/signup", openapi_extra=openapi_body(SignUpBody))
 async def sign_up(
     request: Request,
     _key: ApiKey,
     sessions: SessionsDep,
     address: ClientAddress,
+    config: Config,
 ) -> dict[str, Any]:
-    """GoTrue `signup.go`: 200 with a session (autoconfirm), `data` becomes `user_metadata`."""
+    """GoTrue `signup.go`: 200, `data` becomes `user_metadata`. Autoconfirm: a session.
+    EMAIL_CONFIRMATION_REQUIRED: the bare user with `confirmation_sent_at`, and a mail."""
     body = await read_body(request, SignUpBody)
+    if not body.email and not body.phone:  # GoTrue's anonymous sign-in (`api.go`), off
+        raise GoTrueError(
+            422, GoTrueCode.ANONYMOUS_PROVIDER_DISABLED, "Anonymous sign-ins are disabled"
+        )
+    if config.gotrue_disable_signup:  # `signup.go`: before any other check of the body
+        raise signup_disabled()
     if body.phone and not body.email:
-        raise _phone_disabled("signups")
+        raise phone_disabled("signups")
     if not body.password:
         raise validation_failed("Signup requires a valid password")
     email = checked_email(body.email)
@@ -111,12 +118,19 @@ async def sign_up(
             password=body.password,
             user_metadata=body.data or {},
             address=address,
+            links=verify_links(request, config),
             user_agent=client_user_agent(request),
+        )
+    if isinstance(answer, Unconfirmed):
+        return user_json(
+            answer.user,
+            confirmation_sent_at=answer.confirmation_sent_at,
+            identities=not answer.obfuscated,
         )
     return session_json(answer.session, answer.user)
 
 
-@router.post("/token", openapi_extra=_body(PasswordGrantBody))
+@router.post("/token", openapi_extra=openapi_body(PasswordGrantBody))
 async def token(
     request: Request,
     _key: ApiKey,
@@ -138,6 +152,10 @@ async def token(
             answer = await sessions.gotrue_refresh(
                 refresh_token=body.refresh_token, address=address
             )
+        elif grant_type == "id_token":
+            disabled.id_token_grant(parse_json_object(await request.body()))
+        elif grant_type == "web3":
+            disabled.web3_grant()
         else:
             raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "unsupported_grant_type")
     return session_json(answer.session, answer.user)
@@ -147,7 +165,7 @@ async def _password_grant(request: Request, sessions: SessionsDep, address: str)
     body = await read_body(request, PasswordGrantBody)
     if not body.email:
         if body.phone:
-            raise _phone_disabled("logins")
+            raise phone_disabled("logins")
         raise validation_failed("missing email or phone")
     password = body.password or ""
     if len(password) > MAX_PASSWORD_LENGTH:
@@ -169,8 +187,15 @@ async def get_user(caller: SignedIn) -> dict[str, Any]:
     return user_json(caller.user)
 
 
-@router.put("/user", openapi_extra=_body(UserUpdateBody))
-async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> dict[str, Any]:
+@router.put("/user", openapi_extra=openapi_body(UserUpdateBody))
+async def update_user(
+    request: Request,
+    caller: SignedIn,
+    gotrue: GoTrueDep,
+    config: Config,
+    sessions: SessionsDep,
+    address: ClientAddress,
+) -> dict[str, Any]:
     """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
     `data` merged into `user_metadata` (null deletes a key)."""
     body = await read_body(request, UserUpdateBody)
@@ -179,20 +204,45 @@ async def update_user(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> 
         raise GoTrueError(
             403, GoTrueCode.NOT_ADMIN, "Updating app_metadata requires admin privileges"
         )
+    new_email = None
     if body.email and email_key(body.email) != email_key(caller.user.email):
-        # GoTrue confirms a new address by mail, and this server sends none.
-        raise validation_failed("Changing the email address is not supported here", status=422)
+        new_email = checked_email(body.email)
     if body.phone:
-        raise _phone_disabled("logins")
-    with translate_app_errors(user_exists=email_exists):
-        user = await gotrue.update_user(
-            caller.claims, password=body.password, user_metadata=body.data
-        )
+        raise phone_disabled("logins")
+    try:
+        with translate_app_errors(user_exists=email_exists):
+            user = await gotrue.update_user(
+                caller.claims,
+                password=body.password,
+                user_metadata=body.data,
+                nonce=body.nonce,
+                require_reauthentication=(
+                    config.gotrue_security_update_password_require_reauthentication
+                ),
+            )
+    except NonceRequired:
+        raise bad_request(
+            GoTrueCode.REAUTHENTICATION_NEEDED, "Password update requires reauthentication"
+        ) from None
+    except NonceInvalid:
+        raise GoTrueError(
+            422, GoTrueCode.REAUTHENTICATION_NOT_VALID, "Nonce has expired or is invalid"
+        ) from None
     if user is None:
         raise GoTrueError(
             403, GoTrueCode.USER_NOT_FOUND, "User from sub claim in JWT does not exist"
         )
-    return user_json(user)
+    if new_email is None:
+        return user_json(user)
+    # GoTrue `user.go`: the address changes only when the link mailed to it is followed.
+    with translate_app_errors(user_exists=email_exists, rate_limited=email_rate_limited):
+        await sessions.gotrue_request_email_change(
+            claims=caller.claims,
+            new_email=new_email,
+            address=address,
+            links=verify_links(request, config),
+        )
+    return {**user_json(user), "new_email": new_email, "email_change_sent_at": _now_iso()}
 
 
 @router.post("/logout", status_code=204, response_class=Response)
@@ -208,13 +258,13 @@ async def logout(request: Request, caller: SignedIn, gotrue: GoTrueDep) -> Respo
 
 
 @router.get("/settings")
-async def settings(_key: ApiKey) -> dict[str, Any]:
-    """GoTrue `settings.go`: email sign-up on, everything else off, and autoconfirm (no mail)."""
+async def settings(_key: ApiKey, config: Config) -> dict[str, Any]:
+    """GoTrue `settings.go`: email on, everything else off; the sign-up switches as set."""
     external = dict.fromkeys(_OFF_PROVIDERS, False)
     return {
         "external": external | {"email": True},
-        "disable_signup": False,
-        "mailer_autoconfirm": True,
+        "disable_signup": config.gotrue_disable_signup,
+        "mailer_autoconfirm": not config.email_confirmation_required,
         "phone_autoconfirm": False,
         "sms_provider": "",
         "saml_enabled": False,
@@ -233,7 +283,7 @@ async def health(_key: ApiKey) -> dict[str, str]:
     }
 
 
-@router.post("/admin/users", openapi_extra=_body(AdminCreateBody))
+@router.post("/admin/users", openapi_extra=openapi_body(AdminCreateBody))
 async def admin_create_user(request: Request, _admin: Admin, gotrue: GoTrueDep) -> dict[str, Any]:
     """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none."""
     body = await read_body(request, AdminCreateBody)
@@ -316,7 +366,40 @@ async def admin_get_user(user_id: str, _admin: Admin, gotrue: GoTrueDep) -> dict
     return user_json(user)
 
 
-@router.delete("/admin/users/{user_id}", openapi_extra=_body(AdminDeleteBody))
+@router.put("/admin/users/{user_id}", openapi_extra=openapi_body(AdminUpdateBody))
+async def admin_update_user(
+    request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
+) -> dict[str, Any]:
+    """GoTrue `admin.go` `adminUserUpdate`: email (set at once, no mail), password (ending
+    every session), `user_metadata` / `app_metadata` (merged), `email_confirm`. A taken email
+    is 422 `email_exists` (GoTrue, with no pre-check, answers 500 "Error updating user")."""
+    checked_id = _user_id(user_id)
+    body = await read_body(request, AdminUpdateBody)
+    email = checked_email(body.email) if body.email else None
+    if body.phone:
+        raise validation_failed("Phone users are not supported here")
+    if body.ban_duration not in (None, "", "none"):
+        # Not offered: it would need a ban on sign-in, refresh and bearer in both APIs.
+        raise validation_failed("Banning users is not supported here")
+    if body.role and body.role != "authenticated":
+        raise validation_failed("Roles other than authenticated are not supported here")
+    if body.password is not None and len(body.password) > MAX_PASSWORD_LENGTH:
+        raise validation_failed(f"Password cannot be longer than {MAX_PASSWORD_LENGTH} characters")
+    with translate_app_errors(user_exists=email_exists):
+        user = await gotrue.admin_update_user(
+            checked_id,
+            email=email,
+            password=body.password,
+            user_metadata=body.user_metadata,
+            app_metadata=body.app_metadata,
+            email_confirm=body.email_confirm,
+        )
+    if user is None:
+        raise _user_not_found()
+    return user_json(user)
+
+
+@router.delete("/admin/users/{user_id}", openapi_extra=openapi_body(AdminDeleteBody))
 async def admin_delete_user(
     request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
@@ -331,3 +414,11 @@ async def admin_delete_user(
     if not deleted:
         raise _user_not_found()
     return {}
+
+
+router.include_router(lifecycle.router)
+router.include_router(disabled.router)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import email_validator
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 # Imported for its effect too: it lets email-validator accept special-use domains, as /auth does.
 from backend.app.api import models as _app_models  # noqa: F401
@@ -31,13 +31,22 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "AdminCreateBody",
     "AdminDeleteBody",
+    "AdminUpdateBody",
+    "GenerateLinkBody",
+    "InviteBody",
+    "OtpBody",
     "PasswordGrantBody",
+    "RecoverBody",
     "RefreshGrantBody",
+    "ResendBody",
     "SignUpBody",
     "UserUpdateBody",
+    "VerifyBody",
     "checked_email",
+    "openapi_body",
     "parse_json_object",
     "read_body",
+    "session_fields",
     "session_json",
     "user_json",
 ]
@@ -71,6 +80,7 @@ class RefreshGrantBody(_Body):
 
 
 class UserUpdateBody(_Body):
+    nonce: str | None = None
     email: str | None = None
     phone: str | None = None
     password: str | None = None
@@ -87,8 +97,61 @@ class AdminCreateBody(_Body):
     app_metadata: dict[str, Any] | None = None
 
 
+class AdminUpdateBody(_Body):
+    email: str | None = None
+    phone: str | None = None
+    password: str | None = None
+    email_confirm: StrictBool = False
+    phone_confirm: StrictBool = False
+    user_metadata: dict[str, Any] | None = None
+    app_metadata: dict[str, Any] | None = None
+    ban_duration: str | None = None
+    role: str | None = None
+
+
+class InviteBody(_Body):
+    email: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class GenerateLinkBody(_Body):
+    type: str | None = None
+    email: str | None = None
+    new_email: str | None = None
+    password: str | None = None
+    data: dict[str, Any] | None = None
+    redirect_to: str | None = None
+
+
 class AdminDeleteBody(_Body):
     should_soft_delete: bool = False
+
+
+class RecoverBody(_Body):
+    email: str | None = None
+
+
+class VerifyBody(_Body):
+    type: str | None = None
+    token: str | None = None
+    token_hash: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    redirect_to: str | None = None
+
+
+class OtpBody(_Body):
+    email: str | None = None
+    phone: str | None = None
+    channel: str | None = None
+    create_user: StrictBool = True
+    data: dict[str, Any] | None = None
+
+
+class ResendBody(_Body):
+    type: str | None = None
+    email: str | None = None
+    phone: str | None = None
 
 
 # Hashed, never stored: a NUL is a character like any other there (as on /auth and GoTrue).
@@ -165,6 +228,16 @@ async def read_body(request: Request, model: type[M]) -> M:
         raise validation_failed(f"Invalid value for: {', '.join(fields)}") from None
 
 
+def openapi_body(schema: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body a route parses itself (see `read_body`)."""
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": schema.model_json_schema()}},
+        }
+    }
+
+
 def checked_email(email: str | None) -> str:
     """GoTrue's `validateEmail`: required, at most 255 characters, well formed; lower-cased."""
     if not email:
@@ -182,8 +255,11 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def user_json(user: UserRecord) -> dict[str, Any]:
-    """GoTrue's `models.User` as JSON (GOTRUE.md §4), with its email identity."""
+def user_json(
+    user: UserRecord, *, confirmation_sent_at: datetime | None = None, identities: bool = True
+) -> dict[str, Any]:
+    """GoTrue's `models.User` as JSON (GOTRUE.md §4), with its email identity (none for the
+    stand-in user of a repeated sign-up, as GoTrue's `sanitizeUser`)."""
     confirmed = _time(user.email_confirmed_at) if user.email_confirmed_at else None
     last_sign_in = _time(user.last_sign_in_at) if user.last_sign_in_at else None
     identity = {
@@ -210,7 +286,7 @@ def user_json(user: UserRecord) -> dict[str, Any]:
         "phone": "",
         "app_metadata": user.app_metadata,
         "user_metadata": user.user_metadata,
-        "identities": [identity],
+        "identities": [identity] if identities else [],
         "created_at": _time(user.created_at),
         "updated_at": _time(user.updated_at),
         "is_anonymous": False,
@@ -221,11 +297,19 @@ def user_json(user: UserRecord) -> dict[str, Any]:
         body["confirmed_at"] = confirmed
     if last_sign_in is not None:
         body["last_sign_in_at"] = last_sign_in
+    if confirmation_sent_at is not None:
+        body["confirmation_sent_at"] = _time(confirmation_sent_at)
     return body
 
 
 def session_json(session: AuthSession, user: UserRecord) -> dict[str, Any]:
     """GoTrue's `AccessTokenResponse`. `expires_in` counts from now, as after a refresh."""
+    return {**session_fields(session), "user": user_json(user)}
+
+
+def session_fields(session: AuthSession) -> dict[str, Any]:
+    """The session's part of `AccessTokenResponse`, as strings and numbers (what a redirect's
+    fragment carries too, GoTrue `AsRedirectURL`)."""
     expires_at = session.access_token.expires_at
     now = int(datetime.now(UTC).timestamp())
     return {
@@ -234,5 +318,4 @@ def session_json(session: AuthSession, user: UserRecord) -> dict[str, Any]:
         "expires_in": max(1, expires_at - now),
         "expires_at": expires_at,
         "refresh_token": session.refresh_token,
-        "user": user_json(user),
     }

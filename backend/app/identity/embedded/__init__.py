@@ -7,16 +7,39 @@ gotrue.py     what GoTrue's HTTP API needs beyond the protocol
 
 from __future__ import annotations
 
-from .gotrue import EmbeddedGoTrue, GoTrueSession, SessionUser
-from .provider import EmbeddedIdentityProvider
+from .gotrue import (
+    GENERATE_LINK_TYPES,
+    VERIFY_TYPES,
+    EmailUnconfirmed,
+    EmbeddedGoTrue,
+    GeneratedLink,
+    GoTrueSession,
+    LinkRefused,
+    NonceInvalid,
+    NonceRequired,
+    SessionUser,
+    SignUpsNotAllowed,
+    Unconfirmed,
+)
+from .provider import EmbeddedIdentityProvider, VerifyLinks
 from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
+    "GENERATE_LINK_TYPES",
+    "VERIFY_TYPES",
+    "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "EmbeddedIdentityProvider",
+    "GeneratedLink",
     "GoTrueSession",
     "IdentityStore",
+    "LinkRefused",
+    "NonceInvalid",
+    "NonceRequired",
     "SessionUser",
+    "SignUpsNotAllowed",
+    "Unconfirmed",
     "UserRecord",
+    "VerifyLinks",
 ]

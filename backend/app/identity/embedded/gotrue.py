@@ -8,20 +8,111 @@ made through either API signs in through the other.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import time
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from backend.app.core.claims import AccessClaims
-from backend.app.core.errors import SamePassword
+from backend.app.core.errors import AccountTokenInvalid, SamePassword, UserAlreadyExists
+from backend.app.db.tables import utcnow
 from backend.app.identity.base import AuthSession, SignOutScope
-from backend.app.identity.passwords import check_password_policy, hash_password, verify_password
+from backend.app.identity.emails import email_key
+from backend.app.identity.passwords import hash_password, verify_password
 from backend.app.identity.profiles import clean_display_name
 
-from .provider import EmbeddedIdentityProvider, provider_call
-from .store import Grant, UserRecord
+from .provider import EmbeddedIdentityProvider, IssuedLink, VerifyLinks, provider_call
+from .store import (
+    EMAIL_CHANGE,
+    MAGICLINK,
+    REAUTHENTICATION,
+    RESET,
+    SIGNUP,
+    Grant,
+    UserRecord,
+    code_hash,
+    hash_token,
+)
 
-__all__ = ["EmbeddedGoTrue", "GoTrueSession", "SessionUser"]
+__all__ = [
+    "REAUTHENTICATION_WINDOW_SECONDS",
+    "VERIFY_TYPES",
+    "EmailUnconfirmed",
+    "EmbeddedGoTrue",
+    "GoTrueSession",
+    "NonceInvalid",
+    "NonceRequired",
+    "SessionUser",
+    "SignUpsNotAllowed",
+    "Unconfirmed",
+    "VerifyLinks",
+]
+
+# GoTrue's verification types (`internal/api/verify.go` `verifyTokenHash`) and the kinds of this
+# store's tokens each accepts: recovery and magic link share one, as GoTrue's recovery token;
+# `email` tries the confirmation, then the sign-in tokens.
+VERIFY_TYPES: dict[str, tuple[str, ...]] = {
+    "signup": (SIGNUP,),
+    "invite": (SIGNUP,),
+    "recovery": (RESET, MAGICLINK),
+    "magiclink": (RESET, MAGICLINK),
+    "email_change": (EMAIL_CHANGE,),
+    "email": (SIGNUP, RESET, MAGICLINK),
+}
+_CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE})
+# GoTrue `user.go`: with GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION, a session
+# older than this needs a nonce to change the password.
+REAUTHENTICATION_WINDOW_SECONDS = 24 * 3600
+
+
+class SignUpsNotAllowed(Exception):
+    """`/otp` for an address with no user: `create_user` false (`for_otp`), or sign-up off."""
+
+    def __init__(self, *, for_otp: bool):
+        super().__init__("signups not allowed")
+        self.for_otp = for_otp
+
+
+class NonceRequired(Exception):
+    """A new password without the re-authentication nonce GoTrue's switch asks for."""
+
+
+class NonceInvalid(Exception):
+    """A wrong, spent or expired re-authentication nonce."""
+
+
+class LinkRefused(Exception):
+    """`generate_link` or `/invite` refused: `reason` is `email_exists`, `user_not_found`,
+    `password_required`, `new_email_required` or `bad_type`."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedLink:
+    """GoTrue's `GenerateLinkResponse`: the user and the link's secrets (no mail is sent)."""
+
+    user: UserRecord
+    issued: IssuedLink
+    verification_type: str
+
+    def __repr__(self) -> str:
+        return f"GeneratedLink(user={self.user!r}, verification_type={self.verification_type!r})"
+
+
+GENERATE_LINK_TYPES = frozenset(
+    {"signup", "invite", "magiclink", "recovery", "email_change_current", "email_change_new"}
+)
+
+
+class EmailUnconfirmed(Exception):
+    """Re-authentication of a user whose address is not confirmed."""
+
 
 # A password GoTrue's admin API makes up when none is given: nobody knows it.
 _RANDOM_PASSWORD_BYTES = 48
@@ -44,6 +135,26 @@ class SessionUser:
     session_alive: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    """A sign-up that waits for its confirmation mail (autoconfirm off): GoTrue answers the bare
+    user with `confirmation_sent_at`. For an address already registered the user is a stand-in
+    (a random id, no identities: GoTrue's `sanitizeUser`), so the answer reveals nothing."""
+
+    user: UserRecord
+    confirmation_sent_at: datetime
+    obfuscated: bool
+
+
+def _session_is_old(claims: AccessClaims) -> bool:
+    """Whether the session began over `REAUTHENTICATION_WINDOW_SECONDS` ago (its `amr`)."""
+    amr = claims.raw.get("amr")
+    started = amr[0].get("timestamp") if isinstance(amr, list) and amr else None
+    if not isinstance(started, int):
+        return True
+    return time.time() - started > REAUTHENTICATION_WINDOW_SECONDS
+
+
 def _display_name(user_metadata: dict[str, Any]) -> str | None:
     return clean_display_name(user_metadata.get("display_name"))
 
@@ -56,6 +167,10 @@ class EmbeddedGoTrue:
     def _answer(self, grant: Grant) -> GoTrueSession:
         return GoTrueSession(session=self._provider.session(grant), user=grant.user)
 
+    @property
+    def confirmation_required(self) -> bool:
+        return self._provider.confirmation_required
+
     @provider_call
     async def sign_up(
         self,
@@ -63,17 +178,262 @@ class EmbeddedGoTrue:
         email: str,
         password: str,
         user_metadata: dict[str, Any],
+        links: VerifyLinks,
         user_agent: str | None = None,
-    ) -> GoTrueSession:
-        """GoTrue's sign-up with autoconfirm: the user, its profile (named after
-        `user_metadata.display_name` when that is a usable name), and a first session.
+    ) -> GoTrueSession | Unconfirmed:
+        """GoTrue's sign-up: the user and its profile (named after `user_metadata.display_name`
+        when that is a usable name). Autoconfirm (EMAIL_CONFIRMATION_REQUIRED off): a first
+        session. Otherwise the user unconfirmed and a confirmation mail (`links`), no session;
+        an address already registered gets a stand-in user, and a new mail only if it is still
+        unconfirmed.
 
         Raises:
-            WeakPassword, UserAlreadyExists: as `IdentityProvider.sign_up`.
+            WeakPassword: as `IdentityProvider.sign_up`.
+            UserAlreadyExists: the address is taken, with autoconfirm on.
         """
-        user = await self._provider.create_user(
-            email, password, display_name=_display_name(user_metadata), user_metadata=user_metadata
+        confirm = self.confirmation_required
+        try:
+            user = await self._provider.create_user(
+                email,
+                password,
+                display_name=_display_name(user_metadata),
+                user_metadata=user_metadata,
+                email_confirmed=not confirm,
+            )
+        except UserAlreadyExists:
+            if not confirm:
+                raise
+            await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+            now = utcnow()
+            stand_in = UserRecord(
+                id=str(uuid.uuid4()),
+                email=email,
+                user_metadata=user_metadata,
+                app_metadata={},
+                email_confirmed_at=None,
+                created_at=now,
+                updated_at=now,
+                last_sign_in_at=None,
+            )
+            return Unconfirmed(user=stand_in, confirmation_sent_at=now, obfuscated=True)
+        if confirm:
+            await self._provider.issue_confirmation(email, only_unconfirmed=False, links=links)
+            return Unconfirmed(user=user, confirmation_sent_at=utcnow(), obfuscated=False)
+        return self._answer(await self._provider.open_session(user, user_agent=user_agent))
+
+    @provider_call
+    async def magic_link(
+        self,
+        *,
+        email: str,
+        create_user: bool,
+        user_metadata: dict[str, Any],
+        links: VerifyLinks,
+        signup_disabled: bool,
+    ) -> None:
+        """GoTrue's `/otp` for an email (`magic_link.go`): a confirmed user is mailed a magic
+        link and code; an unknown address (when `create_user`) is signed up with a password
+        nobody knows and, with autoconfirm, mailed a magic link, else a confirmation; an
+        unconfirmed user gets a new confirmation.
+
+        Raises:
+            SignUpsNotAllowed: unknown address and `create_user` false, or sign-up disabled.
+        """
+        found = await self._store.credentials(email_key=email_key(email))
+        user = found.user if found is not None else None
+        if user is None:
+            if not create_user:
+                raise SignUpsNotAllowed(for_otp=True)
+            if signup_disabled:
+                raise SignUpsNotAllowed(for_otp=False)
+            with contextlib.suppress(UserAlreadyExists):  # a racing sign-up: as if it were there
+                user = await self._provider.create_user(
+                    email,
+                    secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                    display_name=_display_name(user_metadata),
+                    user_metadata=user_metadata,
+                    email_confirmed=not self.confirmation_required,
+                )
+        if self.confirmation_required and (user is None or user.email_confirmed_at is None):
+            await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+            return
+        await self._provider.mail_sign_in_link(email=email, purpose=MAGICLINK, links=links)
+
+    async def _new_unconfirmed(
+        self, email: str, password: str | None, user_metadata: dict[str, Any]
+    ) -> UserRecord | None:
+        """A user who has yet to confirm (an invitation, a generated sign-up link); None when
+        the address was taken meanwhile."""
+        try:
+            return await self._provider.create_user(
+                email,
+                password or secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                display_name=_display_name(user_metadata),
+                user_metadata=user_metadata,
+                email_confirmed=False,
+            )
+        except UserAlreadyExists:
+            return None
+
+    @provider_call
+    async def invite(
+        self, *, email: str, user_metadata: dict[str, Any], links: VerifyLinks
+    ) -> UserRecord:
+        """GoTrue's `/invite`: a new (or still unconfirmed) user and an invitation mail whose
+        link (`type=invite`) confirms the address and signs in.
+
+        Raises:
+            LinkRefused: `email_exists`, the address belongs to a confirmed user.
+        """
+        user = await self._user_by_email(email)
+        if user is None:
+            user = await self._new_unconfirmed(email, None, user_metadata)
+        if user is None or user.email_confirmed_at is not None:
+            raise LinkRefused("email_exists")
+        await self._provider.issue_confirmation(
+            email, only_unconfirmed=True, links=links, kind="invite"
         )
+        return user
+
+    @provider_call
+    async def generate_link(
+        self,
+        *,
+        kind: str,
+        email: str,
+        links: VerifyLinks,
+        password: str | None = None,
+        new_email: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+    ) -> GeneratedLink:
+        """GoTrue's `admin/generate_link` (`mail.go`): the link, code and token of a mail,
+        stored as any mail's would be, and no mail. `magiclink` for an unknown address signs
+        it up (`signup`); `signup` for an unknown address needs `password`.
+
+        Raises:
+            LinkRefused, WeakPassword.
+        """
+        if kind not in GENERATE_LINK_TYPES:
+            raise LinkRefused("bad_type")
+        user = await self._user_by_email(email)
+        metadata = user_metadata or {}
+        if user is None:
+            if kind in ("recovery", "email_change_current", "email_change_new"):
+                raise LinkRefused("user_not_found")
+            if kind == "magiclink":
+                kind = "signup"
+                password = secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES)
+            if kind == "signup" and not password:
+                raise LinkRefused("password_required")
+            user = await self._new_unconfirmed(email, password, metadata)
+            if user is None:
+                raise LinkRefused("email_exists")
+        issued: IssuedLink | None
+        if kind in ("signup", "invite"):
+            if user.email_confirmed_at is not None:
+                raise LinkRefused("email_exists")
+            issued = await self._provider.issue_confirmation(
+                email, only_unconfirmed=True, links=links, kind=kind, send=False
+            )
+        elif kind in ("magiclink", "recovery"):
+            purpose = MAGICLINK if kind == "magiclink" else RESET
+            issued = await self._provider.mail_sign_in_link(
+                email=email, purpose=purpose, links=links, send=False
+            )
+        else:
+            if not new_email:
+                raise LinkRefused("new_email_required")
+            issued = await self._provider.issue_email_change_link(
+                user_id=user.id,
+                new_email=new_email,
+                links=links,
+                code_for=email if kind == "email_change_current" else new_email,
+            )
+            if issued is None:
+                raise LinkRefused("email_exists")
+        if issued is None:  # the user went away meanwhile
+            raise LinkRefused("user_not_found")
+        return GeneratedLink(user=user, issued=issued, verification_type=kind)
+
+    async def _user_by_email(self, email: str) -> UserRecord | None:
+        found = await self._store.credentials(email_key=email_key(email))
+        return found.user if found is not None else None
+
+    @provider_call
+    async def reauthenticate(self, claims: AccessClaims) -> None:
+        """GoTrue's `/reauthenticate`: mail the caller a nonce.
+
+        Raises:
+            EmailUnconfirmed: the caller's address is not confirmed.
+        """
+        user = await self._store.user(claims.user_id)
+        if user is None or user.email_confirmed_at is None:
+            raise EmailUnconfirmed()
+        await self._provider.mail_reauthentication(user_id=user.id, email=user.email)
+
+    @provider_call
+    async def request_email_change(
+        self, claims: AccessClaims, *, new_email: str, links: VerifyLinks
+    ) -> bool:
+        """GoTrue's `PUT /user {email}`: a link (and code) to the new address, a notice to the
+        old one; the address changes on verify. False when the new address is taken."""
+        return await self._provider.mail_email_change(
+            user_id=claims.user_id, new_email=new_email, links=links
+        )
+
+    @provider_call
+    async def resend_email_change(self, *, email: str, links: VerifyLinks) -> None:
+        """GoTrue's `/resend` `email_change`: a new link for the pending change, if any."""
+        pending = await self._store.pending_email_change(email_key=email_key(email))
+        if pending is not None:
+            user_id, new_email = pending
+            await self._provider.mail_email_change(
+                user_id=user_id, new_email=new_email, links=links
+            )
+
+    @provider_call
+    async def recover(self, *, email: str, links: VerifyLinks) -> None:
+        """GoTrue's `/recover`: a reset mail if the address is known, the same path if not."""
+        await self._provider.mail_sign_in_link(email=email, purpose=RESET, links=links)
+
+    @provider_call
+    async def resend_confirmation(self, *, email: str, links: VerifyLinks) -> None:
+        """GoTrue's `/resend` `signup`: a new confirmation mail if the sign-up is unconfirmed."""
+        await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+
+    @provider_call
+    async def verify(
+        self,
+        *,
+        kind: str,
+        token_hash: str | None = None,
+        token: str | None = None,
+        email: str | None = None,
+        user_agent: str | None = None,
+    ) -> GoTrueSession:
+        """GoTrue's `/verify`: spend a link's token (`token_hash`, the link's `token`) or a
+        mail's code (`token` with `email`) of the kinds `kind` accepts, confirm the address (or
+        apply the email change) and open a session.
+
+        Raises:
+            AccountTokenInvalid: unknown, spent, expired, or of a kind `kind` does not accept.
+        """
+        if token_hash is not None:
+            hashed = hash_token(token_hash)
+        elif token is not None and email is not None:
+            hashed = code_hash(email_key(email), token)
+        else:
+            raise AccountTokenInvalid()
+        purposes = VERIFY_TYPES[kind]
+        user = None
+        confirming = tuple(p for p in purposes if p in _CONFIRMING)
+        if confirming:
+            user = await self._store.confirm_email(token_hash=hashed, purposes=confirming)
+        signing_in = tuple(p for p in purposes if p not in _CONFIRMING)
+        if user is None and signing_in:
+            user = await self._store.spend_sign_in_token(token_hash=hashed, purposes=signing_in)
+        if user is None:
+            raise AccountTokenInvalid()
         return self._answer(await self._provider.open_session(user, user_agent=user_agent))
 
     @provider_call
@@ -110,6 +470,8 @@ class EmbeddedGoTrue:
         *,
         password: str | None = None,
         user_metadata: dict[str, Any] | None = None,
+        nonce: str | None = None,
+        require_reauthentication: bool = False,
     ) -> UserRecord | None:
         """Change the password and/or merge `user_metadata` (a null value deletes its key). A
         new password ends every other session of the user; the caller's stays.
@@ -120,10 +482,22 @@ class EmbeddedGoTrue:
         Raises:
             WeakPassword: the new password breaks the policy.
             SamePassword: it is the password the user already has.
+            NonceRequired, NonceInvalid: `require_reauthentication` and a session over a day
+                old (GoTrue's rule), without a usable nonce from `reauthenticate`.
         """
         password_hash = None
+        if password is not None and require_reauthentication and _session_is_old(claims):
+            if not nonce:
+                raise NonceRequired()
+            spent = await self._store.spend_user_token(
+                token_hash=code_hash(email_key(claims.email), nonce),
+                purpose=REAUTHENTICATION,
+                user_id=claims.user_id,
+            )
+            if not spent:
+                raise NonceInvalid()
         if password is not None:
-            check_password_policy(password)
+            self._provider.check_password(password)
             current = await self._store.password_hash(claims.user_id)
             if current is not None:
                 same = await verify_password(password_hash=current, password=password)
@@ -167,6 +541,39 @@ class EmbeddedGoTrue:
             user_metadata=user_metadata,
             app_metadata=app_metadata,
             email_confirmed=email_confirm,
+        )
+
+    @provider_call
+    async def admin_update_user(
+        self,
+        user_id: str,
+        *,
+        email: str | None = None,
+        password: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+        app_metadata: dict[str, Any] | None = None,
+        email_confirm: bool = False,
+    ) -> UserRecord | None:
+        """GoTrue's admin update (`adminUserUpdate`): the address is set at once (no mail), a
+        new password ends **every** session of the user, metadata is merged.
+
+        Returns:
+            The updated user, or None if there is none.
+
+        Raises:
+            WeakPassword, UserAlreadyExists (the address is another user's).
+        """
+        password_hash = None
+        if password is not None:
+            self._provider.check_password(password)
+            password_hash = await hash_password(password)
+        return await self._store.update_user(
+            user_id,
+            user_metadata=user_metadata,
+            app_metadata=app_metadata,
+            password_hash=password_hash,
+            email=(email_key(email), email) if email is not None else None,
+            confirm_email=email_confirm,
         )
 
     @provider_call

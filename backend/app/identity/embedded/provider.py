@@ -21,8 +21,10 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlencode
 
 from sqlalchemy.engine import Connection
 
@@ -53,9 +55,65 @@ from backend.app.identity.passwords import (
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
 from backend.app.mail import Mailer
 
-from .store import RESET, SIGNUP, Grant, IdentityStore, Reused, UserRecord, hash_token
+from .store import (
+    REAUTHENTICATION,
+    RESET,
+    SIGNUP,
+    Grant,
+    IdentityStore,
+    Reused,
+    UserRecord,
+    code_hash,
+    hash_token,
+)
 
-__all__ = ["EmbeddedIdentityProvider", "provider_call"]
+__all__ = ["EmbeddedIdentityProvider", "IssuedLink", "VerifyLinks", "provider_call"]
+
+# GoTrue's GOTRUE_MAILER_OTP_LENGTH default: the code beside the link in a mail sent via /auth/v1.
+OTP_DIGITS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyLinks:
+    """How a mail asked for through GoTrue's API links: GoTrue's `{{ .ConfirmationURL }}`,
+    `{verify_url}?token=…&type=…&redirect_to=…` (the stand-in's `GET /auth/v1/verify`), with a
+    6-digit code beside it for `POST /verify {email, token}`. Mails asked for through `/auth` have
+    none: they link to the SPA with the token in the fragment (DESIGN.md §12)."""
+
+    verify_url: str
+    redirect_to: str
+
+    def link(self, token: str, kind: str) -> str:
+        query = urlencode({"token": token, "type": kind, "redirect_to": self.redirect_to})
+        return f"{self.verify_url}?{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    """A mail's secrets: the link's token, and with GoTrue's links its code; only hashes are
+    stored. The repr names neither."""
+
+    token: str
+    link: str | None
+    code: str | None
+    code_hash: str | None
+
+    def __repr__(self) -> str:
+        return "IssuedLink(…)"
+
+
+def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
+    token = secrets.token_urlsafe(32)  # 256 bits
+    if links is None:
+        return IssuedLink(token=token, link=None, code=None, code_hash=None)
+    code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+    return IssuedLink(
+        token=token,
+        link=links.link(token, kind),
+        code=code,
+        code_hash=code_hash(email_key(email), code),
+    )
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,8 +152,10 @@ class EmbeddedIdentityProvider:
         reset_ttl_seconds: int = 3600,
         confirmation_required: bool = False,
         confirm_ttl_seconds: int = 86400,
+        password_min_length: int | None = None,
     ):
         self._mailer = mailer
+        self.password_min_length = password_min_length or 8
         # Without a mailer no link could be sent: sign-ups are confirmed at once then.
         self.confirmation_required = confirmation_required and mailer is not None
         self._confirm_ttl = timedelta(seconds=confirm_ttl_seconds)
@@ -106,6 +166,10 @@ class EmbeddedIdentityProvider:
         self._secret = secret
         self._session_ttl = timedelta(seconds=session_ttl_seconds)
         self._reuse_interval = timedelta(seconds=reuse_interval_seconds)
+
+    def check_password(self, password: str) -> None:
+        """The password policy with this app's `PASSWORD_MIN_LENGTH`. Raises WeakPassword."""
+        check_password_policy(password, min_length=self.password_min_length)
 
     @provider_call
     async def sign_up(self, *, email: str, password: str, display_name: str | None) -> AuthUser:
@@ -118,7 +182,7 @@ class EmbeddedIdentityProvider:
             email_confirmed=not self.confirmation_required,
         )
         if self.confirmation_required:
-            await self._issue_confirmation(email, only_unconfirmed=False)
+            await self.issue_confirmation(email, only_unconfirmed=False)
         confirmed = not self.confirmation_required
         return AuthUser(id=user.id, email=user.email, email_confirmed=confirmed)
 
@@ -137,7 +201,7 @@ class EmbeddedIdentityProvider:
         Raises:
             WeakPassword, UserAlreadyExists: as `sign_up`.
         """
-        check_password_policy(password)
+        self.check_password(password)
         return await self.store.create_user(
             email=email_key(email),
             email_as_typed=email,
@@ -241,7 +305,7 @@ class EmbeddedIdentityProvider:
                 "The new password must differ from the current one",
                 details={"reasons": ["same_password"]},
             )
-        check_password_policy(new_password)
+        self.check_password(new_password)
         changed = await self.store.change_password(
             claims.user_id,
             password_hash=await hash_password(new_password),
@@ -252,8 +316,14 @@ class EmbeddedIdentityProvider:
 
     @provider_call
     async def request_password_reset(self, *, email: str) -> None:
-        """Mail a reset link to the stored address of `email`'s user, if there is one; spend the
-        user's older reset tokens. Nothing tells a caller whether the address is known.
+        await self.mail_sign_in_link(email=email, purpose=RESET)
+
+    async def mail_sign_in_link(
+        self, *, email: str, purpose: str, links: VerifyLinks | None = None, send: bool = True
+    ) -> IssuedLink | None:
+        """Mail a reset link (`purpose` RESET) or a magic link (MAGICLINK, GoTrue's API only) to
+        the stored address of `email`'s user, if there is one; spend the user's older tokens of
+        that purpose. Nothing tells a caller whether the address is known.
 
         Nor should the time it takes. A known and an unknown address take one path as far as it
         can go: both draw a token and hash it, look the user up, run the UPDATE that spends
@@ -267,23 +337,55 @@ class EmbeddedIdentityProvider:
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._reset_ttl
-        token = secrets.token_urlsafe(32)  # 256 bits
+        issued = _draw(email, links, "recovery" if purpose == RESET else "magiclink")
         expires_at = utcnow() + ttl
+        render = mailer.password_reset if purpose == RESET else mailer.magic_link
 
         def mail(conn: Connection, stored_email: str) -> None:
-            message = mailer.password_reset(to=stored_email, token=token, valid_for=ttl)
+            if not send:
+                return
+            message = render(
+                to=stored_email,
+                token=issued.token,
+                valid_for=ttl,
+                link=issued.link,
+                code=issued.code,
+            )
             mailer.enqueue(conn, message, not_after=expires_at)
 
-        def decoy(conn: Connection) -> None:
-            mailer.password_reset(to=email, token=token, valid_for=ttl)  # rendered, not sent
+        def decoy(conn: Connection) -> None:  # rendered, not sent
+            render(to=email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code)
 
-        await self.store.issue_account_token(
+        found = await self.store.issue_account_token(
             email_key=email_key(email),
-            purpose=RESET,
-            token_hash=hash_token(token),
+            purpose=purpose,
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
             on_unknown=decoy,
+        )
+        return issued if found else None
+
+    async def mail_reauthentication(self, *, user_id: str, email: str) -> None:
+        """GoTrue's `/reauthenticate`: mail the user a 6-digit nonce (stored as the hash of the
+        address and the code), spending older ones. Raises NotSupported without a mailer."""
+        if self._mailer is None:
+            raise NotSupported()
+        mailer, ttl = self._mailer, self._reset_ttl
+        code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+        expires_at = utcnow() + ttl
+
+        def mail(conn: Connection, stored_email: str) -> None:
+            message = mailer.reauthentication(to=stored_email, code=code, valid_for=ttl)
+            mailer.enqueue(conn, message, not_after=expires_at)
+
+        await self.store.issue_account_token(
+            email_key=email_key(email),
+            purpose=REAUTHENTICATION,
+            token_hash=code_hash(email_key(email), code),
+            expires_at=expires_at,
+            on_issued=mail,
         )
 
     @provider_call
@@ -296,7 +398,7 @@ class EmbeddedIdentityProvider:
         token_hash = hash_token(token)
         if not await self.store.account_token_usable(token_hash=token_hash, purpose=RESET):
             raise AccountTokenInvalid()
-        check_password_policy(password)
+        self.check_password(password)
         user = await self.store.reset_password(
             token_hash=token_hash, password_hash=await hash_password(password)
         )
@@ -308,33 +410,73 @@ class EmbeddedIdentityProvider:
     async def resend_confirmation(self, *, email: str) -> None:
         """Mail a new confirmation link to an unconfirmed sign-up's stored address (spending its
         older ones); a confirmed or unknown address takes the same path and gets nothing."""
-        if self._mailer is None:
-            raise NotSupported()
-        await self._issue_confirmation(email, only_unconfirmed=True)
+        await self.issue_confirmation(email, only_unconfirmed=True)
 
-    async def _issue_confirmation(self, email: str, *, only_unconfirmed: bool) -> None:
+    async def issue_confirmation(
+        self,
+        email: str,
+        *,
+        only_unconfirmed: bool,
+        links: VerifyLinks | None = None,
+        kind: str = "signup",
+        send: bool = True,
+    ) -> IssuedLink | None:
+        """Mail a sign-up confirmation link (with `links`, GoTrue's link and code; `kind`
+        `invite`, an invitation) to the stored address of `email`'s user. None when there is no
+        such user (or, `only_unconfirmed`, it is already confirmed). `send` False: only store
+        the token and return its secrets (GoTrue's `generate_link`). Raises NotSupported
+        without a mailer."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        token = secrets.token_urlsafe(32)  # 256 bits
+        issued = _draw(email, links, kind)
         expires_at = utcnow() + ttl
+        render = mailer.invite if kind == "invite" else mailer.signup_confirmation
 
         def mail(conn: Connection, stored_email: str) -> None:
-            message = mailer.signup_confirmation(to=stored_email, token=token, valid_for=ttl)
+            if not send:
+                return
+            message = render(
+                to=stored_email,
+                token=issued.token,
+                valid_for=ttl,
+                link=issued.link,
+                code=issued.code,
+            )
             mailer.enqueue(conn, message, not_after=expires_at)
 
-        def decoy(conn: Connection) -> None:
-            mailer.signup_confirmation(to=email, token=token, valid_for=ttl)  # rendered, not sent
+        def decoy(conn: Connection) -> None:  # rendered, not sent
+            render(to=email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code)
 
-        await self.store.issue_account_token(
+        found = await self.store.issue_account_token(
             email_key=email_key(email),
             purpose=SIGNUP,
-            token_hash=hash_token(token),
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
             on_unknown=decoy,
             only_unconfirmed=only_unconfirmed,
         )
+        return issued if found else None
+
+    async def issue_email_change_link(
+        self, *, user_id: str, new_email: str, links: VerifyLinks, code_for: str
+    ) -> IssuedLink | None:
+        """GoTrue's `generate_link` `email_change_*`: store an email-change token carrying
+        `new_email` (and a code for the address `code_for`) without mailing. None when the new
+        address is taken or the user gone."""
+        issued = _draw(code_for, links, "email_change")
+        stored = await self.store.issue_email_change(
+            user_id=user_id,
+            new_email=email_key(new_email),
+            new_email_as_typed=new_email,
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
+            expires_at=utcnow() + self._confirm_ttl,
+            on_issued=lambda conn, stored_email: None,
+        )
+        return issued if stored else None
 
     @provider_call
     async def verify_email(self, *, token: str) -> AuthUser:
@@ -358,26 +500,43 @@ class EmbeddedIdentityProvider:
         check = await verify_password(password_hash=password_hash, password=current_password)
         if not check.matches:
             raise InvalidCurrentPassword()
+        if not await self.mail_email_change(user_id=claims.user_id, new_email=new_email):
+            raise UserAlreadyExists()
+
+    async def mail_email_change(
+        self, *, user_id: str, new_email: str, links: VerifyLinks | None = None
+    ) -> bool:
+        """Unless the new address is taken (or the user gone: False), store a token carrying
+        the new address and mail its link (with `links`, GoTrue's link and code) to the new
+        address, a notice without token to the old one, in one transaction. The change is
+        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`)."""
+        if self._mailer is None:
+            raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        token = secrets.token_urlsafe(32)  # 256 bits
+        issued = _draw(new_email, links, "email_change")
         expires_at = utcnow() + ttl
 
         def mail(conn: Connection, old_email: str) -> None:
-            link = mailer.email_change_confirmation(to=new_email, token=token, valid_for=ttl)
+            link = mailer.email_change_confirmation(
+                to=new_email,
+                token=issued.token,
+                valid_for=ttl,
+                link=issued.link,
+                code=issued.code,
+            )
             mailer.enqueue(conn, link, not_after=expires_at)
             notice = mailer.email_change_notice(to=old_email, new_email=new_email)
             mailer.enqueue(conn, notice, not_after=expires_at)
 
-        issued = await self.store.issue_email_change(
-            user_id=claims.user_id,
+        return await self.store.issue_email_change(
+            user_id=user_id,
             new_email=email_key(new_email),
             new_email_as_typed=new_email,
-            token_hash=hash_token(token),
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
         )
-        if not issued:
-            raise UserAlreadyExists()
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:

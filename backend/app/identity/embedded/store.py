@@ -38,6 +38,8 @@ from backend.app.identity.base import LiveSession, SignOutScope
 __all__ = [
     "EMAIL_CHANGE",
     "EMAIL_PROVIDER_METADATA",
+    "MAGICLINK",
+    "REAUTHENTICATION",
     "RESET",
     "SIGNUP",
     "Credentials",
@@ -46,6 +48,8 @@ __all__ = [
     "LiveSession",
     "Reused",
     "UserRecord",
+    "code_hash",
+    "hash_token",
     "merge_metadata",
 ]
 
@@ -55,6 +59,9 @@ EMAIL_PROVIDER_METADATA: dict[str, Any] = {"provider": "email", "providers": ["e
 SIGNUP = "signup"
 EMAIL_CHANGE = "email_change"
 RESET = "reset"
+# GoTrue's API only: a magic link's sign-in, and the nonce of a password change (`/reauthenticate`).
+MAGICLINK = "magiclink"
+REAUTHENTICATION = "reauth"
 # How far a reused token may be followed along its successors inside the reuse interval.
 _MAX_SUCCESSOR_WALK = 32
 
@@ -140,6 +147,12 @@ def merge_metadata(current: dict[str, Any], changes: dict[str, Any]) -> dict[str
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def code_hash(email_key: str, code: str) -> str:
+    """A mail's 6-digit code is stored as the SHA-256 of the address and the code (as GoTrue's
+    `GenerateTokenHash`): the code alone is not unique across users, the pair is."""
+    return hash_token(f"{email_key}\n{code}")
 
 
 # The statements of each sign-in and refresh, built once.
@@ -335,18 +348,26 @@ class IdentityStore:
         user_metadata: dict[str, Any] | None = None,
         password_hash: str | None = None,
         keep_session_id: str | None = None,
+        app_metadata: dict[str, Any] | None = None,
+        email: tuple[str, str] | None = None,
+        confirm_email: bool = False,
     ) -> UserRecord | None:
-        """Merge `user_metadata` (see `merge_metadata`) and/or set a new password hash, in one
+        """Merge `user_metadata` and `app_metadata` (see `merge_metadata`), set a new password
+        hash, a new address (`email`: normalized, as typed) and/or confirm the address, in one
         transaction. A new password ends every session of the user but `keep_session_id`, as
         GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password.
+        A new address spends the user's pending email changes.
 
         Returns:
             The updated user, or None when the user no longer exists.
+
+        Raises:
+            UserAlreadyExists: the new address is another user's; nothing is written.
         """
 
         def update(conn: Connection) -> UserRecord | None:
             current = conn.execute(
-                sa.select(identity_users.c.user_metadata)
+                sa.select(identity_users.c.user_metadata, identity_users.c.app_metadata)
                 .where(identity_users.c.id == user_id)
                 .with_for_update()
             ).first()
@@ -357,15 +378,38 @@ class IdentityStore:
                 changes["user_metadata"] = merge_metadata(
                     dict(current.user_metadata or {}), user_metadata
                 )
+            if app_metadata is not None:
+                changes["app_metadata"] = merge_metadata(
+                    dict(current.app_metadata or {}), app_metadata
+                )
+            if confirm_email:
+                changes["email_confirmed_at"] = sa.func.coalesce(
+                    identity_users.c.email_confirmed_at, changes["updated_at"]
+                )
+            if email is not None:
+                taken = conn.execute(
+                    sa.select(identity_users.c.id).where(
+                        identity_users.c.email == email[0], identity_users.c.id != user_id
+                    )
+                ).first()
+                if taken is not None:
+                    raise UserAlreadyExists()
+                changes.update(email=email[0], email_as_typed=email[1])
+                _spend_tokens(
+                    conn, user_id=user_id, purpose=EMAIL_CHANGE, now=changes["updated_at"]
+                )
             if password_hash is not None:
                 changes["password_hash"] = password_hash
                 others = identity_sessions.c.user_id == user_id
                 if keep_session_id is not None:
                     others = sa.and_(others, identity_sessions.c.id != keep_session_id)
                 _revoke(conn, others)
-            conn.execute(
-                identity_users.update().where(identity_users.c.id == user_id).values(**changes)
-            )
+            try:
+                conn.execute(
+                    identity_users.update().where(identity_users.c.id == user_id).values(**changes)
+                )
+            except IntegrityError as exc:  # taken by a racing sign-up
+                raise UserAlreadyExists() from exc
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
             ).one()
@@ -418,6 +462,7 @@ class IdentityStore:
         on_issued: Callable[[Connection, str], None],
         on_unknown: Callable[[Connection], None] | None = None,
         only_unconfirmed: bool = False,
+        code_hash: str | None = None,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
@@ -425,7 +470,8 @@ class IdentityStore:
         same spending UPDATE runs on no row and `on_unknown(conn)` (the decoy render) is called,
         so the unknown address takes the known one's path (see `request_password_reset`).
         `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
-        sign-up confirmation)."""
+        sign-up confirmation). `code_hash`: a second token of the same purpose, the mail's code
+        (GoTrue's API); spending either spends both."""
 
         def issue(conn: Connection) -> bool:
             chosen = identity_users.c.email == email_key
@@ -441,14 +487,13 @@ class IdentityStore:
                     on_unknown(conn)
                 return False
             _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
-            conn.execute(
-                identity_account_tokens.insert().values(
-                    token_hash=token_hash,
-                    purpose=purpose,
-                    user_id=user.id,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
+            _insert_tokens(
+                conn,
+                [token_hash, code_hash],
+                purpose=purpose,
+                user_id=user.id,
+                now=now,
+                expires_at=expires_at,
             )
             on_issued(conn, user.email_as_typed)
             return True
@@ -464,6 +509,7 @@ class IdentityStore:
         token_hash: str,
         expires_at: datetime,
         on_issued: Callable[[Connection, str], None],
+        code_hash: str | None = None,
     ) -> bool:
         """Spend the user's older email-change tokens, store a new one carrying the new address
         and call `on_issued(conn, current stored address)` (which enqueues both mails), in one
@@ -480,23 +526,49 @@ class IdentityStore:
             if taken is not None or user is None:
                 return False
             _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
-            conn.execute(
-                identity_account_tokens.insert().values(
-                    token_hash=token_hash,
-                    purpose=EMAIL_CHANGE,
-                    user_id=user_id,
-                    new_email=new_email,
-                    new_email_as_typed=new_email_as_typed,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
+            _insert_tokens(
+                conn,
+                [token_hash, code_hash],
+                purpose=EMAIL_CHANGE,
+                user_id=user_id,
+                now=now,
+                expires_at=expires_at,
+                new_email=new_email,
+                new_email_as_typed=new_email_as_typed,
             )
             on_issued(conn, user.email_as_typed)
             return True
 
         return await self._db.write(issue)
 
-    async def confirm_email(self, *, token_hash: str) -> UserRecord | None:
+    async def pending_email_change(self, *, email_key: str) -> tuple[str, str] | None:
+        """The user with this address and the new address (as typed) of its newest usable
+        email-change token, or None when nothing is pending."""
+
+        def read(conn: Connection) -> tuple[str, str] | None:
+            row = conn.execute(
+                sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
+                .join(
+                    identity_account_tokens,
+                    identity_account_tokens.c.user_id == identity_users.c.id,
+                )
+                .where(
+                    identity_users.c.email == email_key,
+                    identity_account_tokens.c.purpose == EMAIL_CHANGE,
+                    identity_account_tokens.c.spent_at.is_(None),
+                    identity_account_tokens.c.expires_at > utcnow(),
+                    identity_account_tokens.c.new_email_as_typed.is_not(None),
+                )
+                .order_by(identity_account_tokens.c.id.desc())
+                .limit(1)
+            ).first()
+            return None if row is None else (row.id, row.new_email_as_typed)
+
+        return await self._db.read(read)
+
+    async def confirm_email(
+        self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
+    ) -> UserRecord | None:
         """Spend a sign-up confirmation or email-change token (one conditional UPDATE: of two
         racing confirmations one wins) and confirm the address, or apply the change, in one
         transaction. None when the token is not usable.
@@ -508,9 +580,7 @@ class IdentityStore:
 
         def confirm(conn: Connection) -> UserRecord | None:
             now = utcnow()
-            usable = sa.or_(
-                _usable(token_hash, SIGNUP, now), _usable(token_hash, EMAIL_CHANGE, now)
-            )
+            usable = sa.or_(*(_usable(token_hash, purpose, now) for purpose in purposes))
             spent = conn.execute(
                 identity_account_tokens.update()
                 .where(usable)
@@ -557,6 +627,61 @@ class IdentityStore:
             return None if row is None else _record(row)
 
         return await self._db.write(confirm)
+
+    async def spend_sign_in_token(
+        self, *, token_hash: str, purposes: tuple[str, ...]
+    ) -> UserRecord | None:
+        """Spend a reset or magic-link token (GoTrue's recovery and magic-link verify: one
+        conditional UPDATE, of two racing verifies one wins), spend the user's other tokens of
+        those kinds and confirm the address (the link proved the mailbox), in one transaction.
+        None when the token is not usable. The caller opens the session."""
+
+        def spend(conn: Connection) -> UserRecord | None:
+            now = utcnow()
+            usable = sa.or_(*(_usable(token_hash, purpose, now) for purpose in purposes))
+            spent = conn.execute(
+                identity_account_tokens.update()
+                .where(usable)
+                .values(spent_at=now)
+                .returning(identity_account_tokens.c.user_id)
+            ).first()
+            if spent is None:
+                return None
+            conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == spent.user_id)
+                .values(
+                    updated_at=now,
+                    email_confirmed_at=sa.func.coalesce(identity_users.c.email_confirmed_at, now),
+                )
+            )
+            for purpose in purposes:
+                _spend_tokens(conn, user_id=spent.user_id, purpose=purpose, now=now)
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(spend)
+
+    async def spend_user_token(self, *, token_hash: str, purpose: str, user_id: str) -> bool:
+        """Spend one usable token of `purpose` that belongs to `user_id` (a re-authentication
+        nonce): one conditional UPDATE, so a nonce works once. False when there is none."""
+
+        def spend(conn: Connection) -> bool:
+            now = utcnow()
+            spent = conn.execute(
+                identity_account_tokens.update()
+                .where(
+                    _usable(token_hash, purpose, now),
+                    identity_account_tokens.c.user_id == user_id,
+                )
+                .values(spent_at=now)
+                .returning(identity_account_tokens.c.id)
+            ).first()
+            return spent is not None
+
+        return await self._db.write(spend)
 
     async def account_token_usable(self, *, token_hash: str, purpose: str) -> bool:
         """Whether the token is known, of `purpose`, unspent and unexpired (a read: nothing is
@@ -846,6 +971,36 @@ def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bo
 
 # No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
 _NO_USER = "00000000-0000-0000-0000-000000000000"
+
+
+def _insert_tokens(
+    conn: Connection,
+    hashes: list[str | None],
+    *,
+    purpose: str,
+    user_id: str,
+    now: datetime,
+    expires_at: datetime,
+    **values: Any,
+) -> None:
+    for token_hash in filter(None, hashes):
+        # A code's hash can repeat (one in a million per mail): only this user's own earlier
+        # code has it (the address is in the hash), spent just above or long ago.
+        conn.execute(
+            identity_account_tokens.delete().where(
+                identity_account_tokens.c.token_hash == token_hash
+            )
+        )
+        conn.execute(
+            identity_account_tokens.insert().values(
+                token_hash=token_hash,
+                purpose=purpose,
+                user_id=user_id,
+                created_at=now,
+                expires_at=expires_at,
+                **values,
+            )
+        )
 
 
 def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:

@@ -103,6 +103,8 @@ for (const scope of ["global", "local", "others"]) {
   await admin.createUser({ email: email(), email_confirm: true });
   const page = await admin.listUsers({ page: 1, perPage: 1 });
   const fetched = await admin.getUserById(created.data.user.id);
+  const renamed = email();
+  const updated = await admin.updateUserById(created.data.user.id, { email: renamed, user_metadata: { plan: "pro" } });
   const deleted = await admin.deleteUser(created.data.user.id);
   const gone = await admin.getUserById(created.data.user.id);
   out.admin = {
@@ -115,6 +117,7 @@ for (const scope of ["global", "local", "others"]) {
     nextPage: page.data.nextPage,
     lastPage: page.data.lastPage,
     fetched: fetched.data.user?.id === created.data.user.id,
+    updated: { error: fail(updated.error), email: updated.data.user?.email === renamed, metadata: updated.data.user?.user_metadata },
     gone: fail(gone.error),
   };
 }
@@ -143,6 +146,24 @@ for (const scope of ["global", "local", "others"]) {
   await supabase.auth.signOut({ scope: "local" });
   errors.session_not_found = (await client().supabase.auth.getUser(session.access_token)).error;
   out.errors = Object.fromEntries(Object.entries(errors).map(([name, error]) => [name, { ...fail(error), reasons: error?.reasons }]));
+}
+
+// Features this server does not offer: GoTrue's own "disabled" errors, typed by the client.
+{
+  const { supabase } = client();
+  const noSession = fail((await supabase.auth.mfa.enroll({ factorType: "totp" })).error);
+  await supabase.auth.signUp({ email: email(), password: PASSWORD });
+  const disabled = {
+    sso: (await supabase.auth.signInWithSSO({ domain: "example.com" })).error,
+    anonymous: (await client().supabase.auth.signInAnonymously()).error,
+    phone: (await client().supabase.auth.signUp({ phone: "+15550100", password: PASSWORD })).error,
+    id_token: (await client().supabase.auth.signInWithIdToken({ provider: "google", token: "x" })).error,
+    web3: (await client().supabase.auth.signInWithWeb3({ chain: "solana", message: "m", signature: new Uint8Array(64) })).error,
+    linking: (await supabase.auth.linkIdentity({ provider: "github", options: { skipBrowserRedirect: true } })).error,
+    mfa: (await supabase.auth.mfa.enroll({ factorType: "totp" })).error,
+  };
+  out.disabled = Object.fromEntries(Object.entries(disabled).map(([name, error]) => [name, { ...fail(error), message: error?.message }]));
+  out.disabled.mfaWithoutSession = noSession;
 }
 
 // Rate limit (the server under test is started with a small per-account limit).
