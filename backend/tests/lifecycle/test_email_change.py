@@ -11,6 +11,7 @@ import httpx
 
 from backend.tests.helpers import PASSWORD, ApiUser, AuthApi, unique_email
 from backend.tests.lifecycle.mailbox import count_to, mails_to, token_of
+from backend.tests.providers import both_identity_providers  # noqa: F401 -- runs under both
 
 
 def _outbox(app: Any) -> Path:

@@ -1,16 +1,30 @@
-"""With AUTH_PROVIDER=supabase (against the GoTrue stand-in, backend/tests/gotrue_server.py) the
-account lifecycle routes answer a clean 501 `not_supported` in the usual error body, until
-issue 16 builds them on GoTrue; sign-in and the scoped logout keep working."""
+"""What the supabase provider does its own way in the account lifecycle (against the GoTrue
+stand-in, backend/tests/gotrue_server.py); the lifecycle suites run under both providers and
+hold the rest of the contract.
+
+- Sessions cannot be listed or ended one by one: GoTrue offers neither, so 501 `not_supported`.
+- A reset checks the password before the token: GoTrue spends a token when it verifies it.
+- A current password is checked by a sign-in of its own, whose session is ended at once.
+- GoTrue's refusal to mail (its own mail limits) is not passed on: it would tell a known
+  address from an unknown one.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
-from backend.tests.helpers import PASSWORD, ApiUser, AuthApi
+from backend.app.db.tables import identity_sessions
+from backend.tests.gotrue_server import gotrue_server, supabase_settings
+from backend.tests.helpers import PASSWORD, ApiUser, AuthApi, unique_email
+from backend.tests.lifecycle.mailbox import mails_to, token_of
+
+NEW_PASSWORD = "a brand new passphrase 42"
 
 
 @pytest.fixture
@@ -27,7 +41,26 @@ def _assert_not_supported(response: httpx.Response) -> None:
     assert body["message"]
 
 
-class TestSupabaseProviderLifecycle:
+async def _live_sessions(app: Any, user_id: str) -> int:
+    """The user's live sessions at the project (the stand-in shares the test's database)."""
+
+    def count(conn: sa.Connection) -> int:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(identity_sessions)
+                .where(
+                    identity_sessions.c.user_id == user_id,
+                    identity_sessions.c.revoked_at.is_(None),
+                )
+            ).scalar_one()
+        )
+
+    live: int = await app.state.services.database.read(count)
+    return live
+
+
+class TestNotSupported:
     async def test_list_sessions_is_501(self, api: AuthApi, user: ApiUser):
         _assert_not_supported(await api.client.get("/auth/sessions", headers=user.auth))
 
@@ -36,40 +69,82 @@ class TestSupabaseProviderLifecycle:
 
         _assert_not_supported(response)
 
-    async def test_forgot_password_is_501(self, api: AuthApi, user: ApiUser):
-        _assert_not_supported(await api.post("/auth/password/forgot", {"email": user.email}))
-
-    async def test_reset_password_is_501(self, api: AuthApi):
-        response = await api.post(
-            "/auth/password/reset", {"token": "x" * 43, "password": "a brand new passphrase 42"}
-        )
-
-        _assert_not_supported(response)
-
-    async def test_verify_email_is_501(self, api: AuthApi):
-        _assert_not_supported(await api.post("/auth/email/verify", {"token": "x" * 43}))
-
-    async def test_resend_confirmation_is_501(self, api: AuthApi, user: ApiUser):
-        _assert_not_supported(await api.post("/auth/email/resend", {"email": user.email}))
-
-    async def test_change_email_is_501(self, api: AuthApi, user: ApiUser):
-        response = await api.client.post(
-            "/auth/email",
-            json={"newEmail": "someone-new@example.com", "currentPassword": PASSWORD},
-            headers=user.auth,
-        )
-
-        _assert_not_supported(response)
-
-    async def test_me_carries_email_confirmed(self, api: AuthApi, user: ApiUser):
-        response = await api.client.get("/auth/me", headers=user.auth)
-
-        assert response.status_code == 200, response.text
-        assert isinstance(response.json()["user"]["emailConfirmed"], bool)
-
-    async def test_logout_with_a_scope_still_works(self, api: AuthApi, user: ApiUser):
+    async def test_logout_with_a_scope_works(self, api: AuthApi, user: ApiUser):
         """The scopes map onto GoTrue's own `/logout?scope=`: not a 501."""
         response = await api.logout(json={"scope": "global"})
 
         assert response.status_code == 200, response.text
         assert api.refresh_cookie is None
+
+
+class TestPasswordChecks:
+    async def test_a_reset_judges_the_password_before_the_token(self, api: AuthApi):
+        """A made-up token with a too-short password: 422, where the embedded provider says
+        400; a good token is never spent on a password that would be refused."""
+        response = await api.post("/auth/password/reset", {"token": "made-up", "password": "x"})
+
+        assert (response.status_code, response.json()["code"]) == (422, "weak_password")
+
+    async def test_a_made_up_token_with_a_good_password_is_400(self, api: AuthApi):
+        response = await api.post(
+            "/auth/password/reset", {"token": "made-up", "password": NEW_PASSWORD}
+        )
+
+        assert (response.status_code, response.json()["code"]) == (400, "token_invalid")
+
+    async def test_the_current_password_check_leaves_no_session(self, api, user, app):
+        """Changing the email signs in once to check the password; that session is ended, so
+        only the caller's own lives."""
+        assert await _live_sessions(app, user.id) == 1
+
+        response = await api.client.post(
+            "/auth/email",
+            json={"newEmail": unique_email(), "currentPassword": PASSWORD},
+            headers=user.auth,
+        )
+
+        assert response.status_code == 202, response.text
+        assert await _live_sessions(app, user.id) == 1
+
+    async def test_a_wrong_current_password_leaves_no_session(self, api, user, app):
+        response = await api.client.post(
+            "/auth/email",
+            json={"newEmail": unique_email(), "currentPassword": "not the password 1"},
+            headers=user.auth,
+        )
+
+        assert (response.status_code, response.json()["code"]) == (403, "invalid_current_password")
+        assert await _live_sessions(app, user.id) == 1
+
+    async def test_a_reset_leaves_only_its_own_session(self, api, user, app):
+        outbox = app.state.services.settings.data_dir / "outbox"
+        assert (await api.post("/auth/password/forgot", {"email": user.email})).status_code == 202
+        token = token_of((await mails_to(outbox, user.email))[-1], "reset-password")
+
+        reset = await api.post("/auth/password/reset", {"token": token, "password": NEW_PASSWORD})
+
+        assert reset.status_code == 200, reset.text
+        assert await _live_sessions(app, user.id) == 1
+
+
+class TestGoTrueMailRefusals:
+    @pytest.fixture
+    def identity_provider(self) -> str:
+        # This test starts its own project, with a mail limit of its own.
+        return "embedded"
+
+    async def test_a_refused_mail_is_still_202_and_logged(self, make_settings, make_api, caplog):
+        """The project refuses a second reset mail to one address (429); the app answers 202 as
+        for any address and logs the refusal for the operator, without the address."""
+        with gotrue_server(make_settings, rate_limit_email_per_recipient="1/hour") as url:
+            api = await make_api(**supabase_settings(url))
+            user = await api.signed_in_user()
+            first = await api.post("/auth/password/forgot", {"email": user.email})
+            with caplog.at_level(logging.WARNING, logger="backend.app.identity.supabase"):
+                second = await api.post("/auth/password/forgot", {"email": user.email})
+
+        assert (first.status_code, second.status_code) == (202, 202)
+        assert second.content == first.content
+        (record,) = [r for r in caplog.records if r.name == "backend.app.identity.supabase"]
+        assert "password reset" in record.getMessage()
+        assert user.email not in record.getMessage()

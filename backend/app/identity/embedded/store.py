@@ -355,7 +355,8 @@ class IdentityStore:
         """Merge `user_metadata` and `app_metadata` (see `merge_metadata`), set a new password
         hash, a new address (`email`: normalized, as typed) and/or confirm the address, in one
         transaction. A new password ends every session of the user but `keep_session_id`, as
-        GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password.
+        GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password;
+        it also spends the reset and magic links.
         A new address spends the user's pending email changes.
 
         Returns:
@@ -404,6 +405,7 @@ class IdentityStore:
                 if keep_session_id is not None:
                     others = sa.and_(others, identity_sessions.c.id != keep_session_id)
                 _revoke(conn, others)
+                _spend_sign_in_links(conn, user_id=user_id, now=changes["updated_at"])
             try:
                 conn.execute(
                     identity_users.update().where(identity_users.c.id == user_id).values(**changes)
@@ -421,7 +423,8 @@ class IdentityStore:
         self, user_id: str, *, password_hash: str, keep_session_id: str | None
     ) -> bool:
         """Set a new password hash, end every session of the user but `keep_session_id`, and
-        spend every outstanding reset token of the user, in one transaction. False: no user."""
+        spend every outstanding reset (and magic) link of the user, in one transaction. False:
+        no user."""
 
         def change(conn: Connection) -> bool:
             now = utcnow()
@@ -437,15 +440,7 @@ class IdentityStore:
             if keep_session_id is not None:
                 others = sa.and_(others, identity_sessions.c.id != keep_session_id)
             _revoke(conn, others)
-            conn.execute(
-                identity_account_tokens.update()
-                .where(
-                    identity_account_tokens.c.user_id == user_id,
-                    identity_account_tokens.c.purpose == "reset",
-                    identity_account_tokens.c.spent_at.is_(None),
-                )
-                .values(spent_at=now)
-            )
+            _spend_sign_in_links(conn, user_id=user_id, now=now)
             return True
 
         return await self._db.write(change)
@@ -1013,6 +1008,13 @@ def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime
         )
         .values(spent_at=now)
     )
+
+
+def _spend_sign_in_links(conn: Connection, *, user_id: str, now: datetime) -> None:
+    """A new password spends the links that sign in without it (reset, magic link), as GoTrue's
+    `UpdatePassword` clears them: one mailed before the change must not undo it."""
+    for purpose in (RESET, MAGICLINK):
+        _spend_tokens(conn, user_id=user_id, purpose=purpose, now=now)
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
