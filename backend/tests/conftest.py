@@ -63,9 +63,10 @@ _IDENTITY_SETTINGS = (
     "session_ttl_seconds",
     "session_idle_timeout_seconds",
 )
-# Settings both need: the mails of the lifecycle are sent by the identity service, and the app
-# reads the same switches (EMAIL_CONFIRMATION_REQUIRED, SITE_URL).
-_MAIL_SETTINGS = (
+# Settings both need: the lifecycle's mails are sent by the identity service, and the app reads
+# the same switches (EMAIL_CONFIRMATION_REQUIRED, SITE_URL, the password minimum).
+_SHARED_SETTINGS = (
+    "password_min_length",
     "email_confirmation_required",
     "email_confirm_ttl_seconds",
     "password_reset_ttl_seconds",
@@ -109,7 +110,7 @@ def make_settings(
         if identity_provider == "embedded":
             return base(**overrides)
         identity = {k: overrides.pop(k) for k in _IDENTITY_SETTINGS if k in overrides}
-        identity |= {k: overrides[k] for k in _MAIL_SETTINGS if k in overrides}
+        identity |= {k: overrides[k] for k in _SHARED_SETTINGS if k in overrides}
         url = servers.enter_context(gotrue_server(base, **identity))
         return base(**supabase_settings(url), **overrides)
 

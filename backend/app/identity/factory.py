@@ -91,4 +91,5 @@ def _supabase(settings: Settings, database: Database) -> SupabaseIdentityProvide
         database=database,
         site_url=settings.site_url,
         confirmation_required=settings.email_confirmation_required,
+        password_min_length=settings.password_min_length,
     )

@@ -53,7 +53,7 @@ from backend.app.core.errors import (
 from backend.app.db.engine import Database
 from backend.app.identity.base import AuthSession, AuthUser, LiveSession, SignOutScope
 from backend.app.identity.emails import email_key
-from backend.app.identity.passwords import check_password_policy
+from backend.app.identity.passwords import MIN_PASSWORD_LENGTH, check_password_policy
 from backend.app.identity.profiles import clean_display_name, ensure_profile
 from backend.app.identity.tokens import IssuedAccessToken, TokenVerifier
 
@@ -154,16 +154,19 @@ class SupabaseIdentityProvider:
         database: Database,
         site_url: str = "",
         confirmation_required: bool = False,
+        password_min_length: int = MIN_PASSWORD_LENGTH,
         timeout_seconds: float = PROVIDER_TIMEOUT_SECONDS,
     ):
         """Args:
         site_url: `SITE_URL`, where GoTrue's links send the user back (`redirect_to`); it must
             be in the project's redirect allow-list, else GoTrue uses its own site URL.
         confirmation_required: `EMAIL_CONFIRMATION_REQUIRED`.
+        password_min_length: `PASSWORD_MIN_LENGTH`, the policy this app checks before GoTrue's.
         """
         self._auth_url = url.rstrip("/") + "/auth/v1"
         self._site_url = site_url
         self._confirmation_required = confirmation_required
+        self._password_min_length = password_min_length
         self._anon_key = anon_key
         self._service_role_key = service_role_key
         self._verifier = verifier
@@ -198,7 +201,9 @@ class SupabaseIdentityProvider:
         """Created through the admin API, so a taken address is always 409 (GoTrue's public
         sign-up answers a look-alike user for a confirmed one and 200 for an unconfirmed one);
         with confirmation required, GoTrue then mails its own confirmation link."""
-        check_password_policy(password)  # the same policy as the embedded provider, first
+        check_password_policy(
+            password, min_length=self._password_min_length
+        )  # the same policy as the embedded provider, first
         attributes: dict[str, Any] = {
             "email": email_key(email),
             "password": password,
@@ -269,7 +274,7 @@ class SupabaseIdentityProvider:
                 "The new password must differ from the current one",
                 details={"reasons": ["same_password"]},
             )
-        check_password_policy(new_password)
+        check_password_policy(new_password, min_length=self._password_min_length)
         await self._update_own_user(claims.token, {"password": new_password})
 
     async def request_password_reset(self, *, email: str) -> None:
@@ -288,7 +293,7 @@ class SupabaseIdentityProvider:
         The password policy is checked before the token, where the embedded provider checks the
         token first: GoTrue spends a token when it verifies it, so a refused password would
         otherwise spend a good link."""
-        check_password_policy(password)
+        check_password_policy(password, min_length=self._password_min_length)
         async with _gotrue_errors_mapped():
             verified = await self._client().verify_otp({"type": "recovery", "token_hash": token})
         session, user = _session_of(verified)
@@ -316,9 +321,7 @@ class SupabaseIdentityProvider:
         for kind in ("signup", "email_change"):
             try:
                 async with _gotrue_errors_mapped():
-                    verified = await self._client().verify_otp(
-                        {"type": kind, "token_hash": token}
-                    )
+                    verified = await self._client().verify_otp({"type": kind, "token_hash": token})
                 break
             except AccountTokenInvalid:
                 continue

@@ -127,6 +127,19 @@ class TestPasswordChecks:
         assert await _live_sessions(app, user.id) == 1
 
 
+class TestPasswordMinimum:
+    async def test_a_lowered_minimum_applies_to_sign_up(self, make_api):
+        """`PASSWORD_MIN_LENGTH=6` (outside production): the app's own check, made before
+        GoTrue's, lets a 7-character password through, and GoTrue stores it."""
+        api = await make_api(password_min_length=6)
+        email = unique_email()
+
+        signup = await api.signup(email, password="kq7#zvw")
+
+        assert signup.status_code == 201, signup.text
+        assert (await api.signin(email, "kq7#zvw")).status_code == 200
+
+
 class TestGoTrueMailRefusals:
     @pytest.fixture
     def identity_provider(self) -> str:
