@@ -36,7 +36,7 @@ def openapi_document() -> dict[str, Any]:
     """The app's OpenAPI document, with default settings and no `.env`."""
     from backend.app.main import create_app  # the top layer: imported only when asked for
 
-    return create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    return create_app(Settings(_env_file=None)).openapi()
 
 
 def generate() -> str:
