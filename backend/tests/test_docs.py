@@ -51,3 +51,12 @@ class TestReadme:
         blocks = re.findall(r"```\n(.*?)```", section, flags=re.DOTALL)
 
         assert [block.strip() for block in blocks] == ["make run", "make test"]
+
+    def test_browser_client_section_has_only_the_snippets_its_tests_run(self):
+        """Each block is run by backend/tests/browser/test_fresh_app.py: `sh` installs the fresh
+        app, `tsx` is its page, `ts` is type-checked there and run in Chromium."""
+        section = README.split("## The browser client")[1].split("\n## ")[0]
+
+        languages = re.findall(r"^```(\w*)\n.*?^```$", section, flags=re.MULTILINE | re.DOTALL)
+
+        assert languages == ["sh", "tsx", "ts"]

@@ -1,10 +1,14 @@
 """The packed @myideas/client installed the way a user installs it: a fresh app outside the
-repository (`npm init -y`, the tarball, React, Vite), type-checked with `tsc --noEmit`, built with
-`vite build`, signs in and lists items in Chromium against the live API."""
+repository (`npm init -y`, then the README's install commands), type-checked with `tsc --noEmit`,
+built with `vite build`, signs in and lists items in Chromium against the live API. The app's
+page is the README's React snippet; the README's plain-client snippet is type-checked in the
+same app and run in the page."""
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -16,15 +20,14 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from backend.app.core.settings import PROJECT_ROOT
 from backend.app.main import create_app
 from backend.tests.browser.conftest import PACKAGE_DIR, serve_static
 from backend.tests.helpers import PASSWORD, unique_email
 from backend.tests.live_server import live_server
 
-# The versions of frontend/package.json: the app a user would make today.
-DEPENDENCIES = [
-    "react@19.3.1",
-    "react-dom@19.3.1",
+# The build tools, at the versions of frontend/package.json (React comes from the README's line).
+DEV_DEPENDENCIES = [
     "vite@8.3.8",
     "@vitejs/plugin-react@6.3.0",
     "typescript@5.9.3",
@@ -39,14 +42,25 @@ INDEX_HTML = """<!doctype html>
 </html>
 """
 
-# What the README shows: a client, the provider, useAuth, useApi and RequireAuth. The
-# `exactly` checks make tsc fail if a public name gives `any`.
-MAIN_TSX = """import { useEffect, useState } from "react";
-import type { ReactNode } from "react";
-import { createRoot } from "react-dom/client";
-import { createApiClient } from "@myideas/client";
-import type { Item, ItemList, PublicSession } from "@myideas/client";
-import { AuthProvider, RequireAuth, useApi, useAuth } from "@myideas/client/react";
+README_SECTION = (PROJECT_ROOT / "README.md").read_text().split("## The browser client")[1]
+README_SECTION = README_SECTION.split("\n## ")[0]
+README_DEFAULT_URL = '"http://localhost:8000"'
+# In the test the API is on a random port: the page reads it from `?api=`, as the demo does.
+PAGE_API_URL = 'new URLSearchParams(location.search).get("api")!'
+
+
+def readme_block(language: str) -> str:
+    """The one fenced block of `language` in the README's "The browser client" section."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README_SECTION, flags=re.DOTALL)
+    assert len(blocks) == 1, f"one {language} block expected in The browser client section"
+    return str(blocks[0])
+
+
+# tsc fails on these if a public name gives `any` (`exactly<T>()(value)`: value is exactly T).
+TYPE_CHECKS_TS = """import { createApiClient } from "@myideas/client";
+import type { ItemList, PublicSession } from "@myideas/client";
+import { useApi, useAuth } from "@myideas/client/react";
+import type { Api, AuthState } from "@myideas/client/react";
 
 type Equal<A, B> =
   (<G>() => G extends A ? 1 : 2) extends <G>() => G extends B ? 1 : 2 ? true : false;
@@ -54,57 +68,16 @@ function exactly<T>() {
   return <U,>(value: U, ..._: Equal<T, U> extends true ? [] : [never]): U => value;
 }
 
-const baseUrl = new URLSearchParams(location.search).get("api") ?? "http://localhost:8000";
-const client = createApiClient({ baseUrl });
-
-function SignIn(): ReactNode {
-  const { signIn } = useAuth();
-  const [error, setError] = useState("");
-  const [email, setEmail] = useState("");
-  const [password, setPassword] = useState("");
-  const submit = async () => {
-    try {
-      exactly<PublicSession>()(await signIn({ email, password }));
-    } catch (caught) {
-      setError(caught instanceof Error ? caught.message : String(caught));
-    }
-  };
-  return (
-    <form onSubmit={(event) => { event.preventDefault(); void submit(); }}>
-      <label>Email <input value={email} onChange={(e) => setEmail(e.target.value)} /></label>
-      <label>
-        Password
-        <input type="password" value={password} onChange={(e) => setPassword(e.target.value)} />
-      </label>
-      <button type="submit">Sign in</button>
-      <p role="alert">{error}</p>
-    </form>
-  );
+const client = createApiClient({ baseUrl: "http://localhost:8000" });
+export async function checks(): Promise<void> {
+  exactly<PublicSession>()(await client.signin({ email: "a@example.com", password: "p" }));
+  exactly<ItemList>()(await client.listItems());
+  exactly<PublicSession | null>()(await client.restoreSession());
 }
-
-function Items(): ReactNode {
-  const { user, signOut } = useAuth();
-  const api = useApi();
-  const [items, setItems] = useState<Item[]>([]);
-  useEffect(() => {
-    void api.listItems().then((list) => setItems(exactly<ItemList>()(list).items));
-  }, [api]);
-  return (
-    <section>
-      <p>Hello {user?.email}</p>
-      <ul aria-label="Items">{items.map((item) => <li key={item.id}>{item.title}</li>)}</ul>
-      <button type="button" onClick={() => void signOut()}>Sign out</button>
-    </section>
-  );
+export function useChecks(): void {
+  exactly<AuthState>()(useAuth());
+  exactly<Api>()(useApi());
 }
-
-createRoot(document.getElementById("root")!).render(
-  <AuthProvider client={client}>
-    <RequireAuth fallback={<SignIn />} loading={<p>Loading…</p>}>
-      <Items />
-    </RequireAuth>
-  </AuthProvider>,
-);
 """
 
 VITE_CONFIG = """import react from "@vitejs/plugin-react";
@@ -139,38 +112,50 @@ def run(command: list[str], cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def fresh_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Packs the package, makes the app in a temporary folder and builds it; returns its dist."""
+    """Makes the app in a temporary folder with the README's commands and snippets, type-checks
+    and builds it; returns its dist."""
     npm = shutil.which("npm")
     assert npm, "npm is needed"
-    folder = tmp_path_factory.mktemp("fresh-app")
-    packed = json.loads(
-        run([npm, "pack", "--json", "--pack-destination", str(folder)], PACKAGE_DIR)
-    )
-    tarball = folder / packed[0]["filename"]
-    app = folder / "app"
-    app.mkdir()
+    app = tmp_path_factory.mktemp("fresh-app")
     run([npm, "init", "-y"], app)
-    run(
-        [
-            npm,
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            str(tarball),
-            *DEPENDENCIES,
-        ],
-        app,
-    )
+    for line in readme_block("sh").strip().splitlines():
+        command = shlex.split(line.replace("./clients/js", str(PACKAGE_DIR)))
+        assert command[0] == "npm", line
+        run([npm, *command[1:], "--no-audit", "--no-fund", "--loglevel=error"], app)
+    install = [npm, "install", "--save-dev", "--no-audit", "--no-fund", "--loglevel=error"]
+    run([*install, *DEV_DEPENDENCIES], app)
     (app / "src").mkdir()
     (app / "index.html").write_text(INDEX_HTML)
-    (app / "src" / "main.tsx").write_text(MAIN_TSX)
+    page = readme_block("tsx")
+    assert README_DEFAULT_URL in page
+    (app / "src" / "main.tsx").write_text(page.replace(README_DEFAULT_URL, PAGE_API_URL))
+    (app / "src" / "type-checks.tsx").write_text(TYPE_CHECKS_TS)
+    # The plain-client snippet is type-checked here (email and password are the reader's).
+    snippet = "declare const email: string, password: string;\n" + readme_block("ts")
+    (app / "src" / "client-snippet.ts").write_text(snippet)
     (app / "vite.config.ts").write_text(VITE_CONFIG)
     (app / "tsconfig.json").write_text(json.dumps(TSCONFIG, indent=2))
 
     run([str(app / "node_modules" / ".bin" / "tsc"), "--noEmit", "-p", "."], app)
     run([str(app / "node_modules" / ".bin" / "vite"), "build", "--logLevel", "error"], app)
     return app / "dist"
+
+
+def as_page_function(snippet: str) -> str:
+    """The README's plain-client snippet as a function for `page.evaluate`: its imports become
+    dynamic imports of the installed package, its API URL the page's `?api=`."""
+    body = re.sub(
+        r'^import (\{[^}]*\}) from "@myideas/client";$',
+        r'const \1 = await import("/__client__/index.js");',
+        snippet,
+        flags=re.MULTILINE,
+    )
+    assert "import " not in body.replace("await import(", ""), body
+    return (
+        "async ({email, password}) => {\n"
+        + body.replace(README_DEFAULT_URL, PAGE_API_URL.rstrip("!"))
+        + "\n}"
+    )
 
 
 def seed_user_with_items(api_url: str, titles: list[str]) -> str:
@@ -193,7 +178,9 @@ def seed_user_with_items(api_url: str, titles: list[str]) -> str:
 def fresh_stack(fresh_app: Path, make_settings: Callable[..., Any]) -> Iterator[tuple[str, str]]:
     """The fresh app's static server and the API; yields (the app's URL, the API's URL)."""
     with ExitStack() as stack:
-        spa = serve_static(fresh_app, {})
+        # The installed package's own files too, for the plain-client snippet run in the page.
+        installed = fresh_app.parent / "node_modules" / "@myideas" / "client" / "dist"
+        spa = serve_static(fresh_app, {"/__client__/": installed})
         stack.callback(spa.server_close)
         stack.callback(spa.shutdown)
         origin = f"http://127.0.0.1:{spa.server_address[1]}"
@@ -223,3 +210,28 @@ class TestFreshApp:
         expect(page.get_by_text(f"Hello {email}")).to_be_visible()  # restored on boot
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+    def test_the_readme_client_snippet_runs_against_the_live_api(
+        self, page: Page, fresh_stack: tuple[str, str]
+    ):
+        url, api_url = fresh_stack
+        email = seed_user_with_items(api_url, [])
+        page.goto(url)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        logged: list[str] = []
+        page.on("console", lambda message: logged.append(message.text))
+        statuses: list[tuple[str, str, int]] = []
+        page.on(
+            "response",
+            lambda r: statuses.append((r.request.method, r.url.removeprefix(api_url), r.status)),
+        )
+
+        page.evaluate(as_page_function(readme_block("ts")), {"email": email, "password": PASSWORD})
+
+        assert ("POST", "/auth/signin", 200) in statuses
+        assert ("POST", "/items", 201) in statuses
+        assert ("GET", "/auth/sessions", 200) in statuses
+        assert ("POST", "/auth/signup", 409) in statuses
+        assert statuses[-1] == ("POST", "/auth/logout", 200)
+        assert "user_already_exists" in logged
+        assert [text for text in logged if text.startswith("signed-out signout")]
