@@ -8,36 +8,16 @@ import type { Item, MeUser } from "@myideas/client";
 import { RequireAuth, useApi, useAuth, useSessionEvents } from "@myideas/client/react";
 
 import { useListener } from "./listen";
+import { Account, ConfirmEmail, ForgotPassword, ResetPassword, Sessions, takeLinkFromFragment } from "./lifecycle";
+import type { LinkRoute } from "./lifecycle";
+import { Button, useGuarded } from "./ui";
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Runs `action`, showing its error (the ApiError's message) in `setError`. */
-function useGuarded(): [string, (action: () => Promise<unknown>) => Promise<void>] {
-  const [error, setError] = useState("");
-  const guarded = useCallback(async (action: () => Promise<unknown>) => {
-    setError("");
-    try {
-      await action();
-    } catch (caught) {
-      setError(messageOf(caught));
-    }
-  }, []);
-  return [error, guarded];
-}
-
-function Button(props: { label?: string; className?: string; action: () => void; children: ReactNode }): ReactNode {
-  const ref = useListener<HTMLButtonElement, "click">("click", () => props.action());
-  return (
-    <button ref={ref} type="button" className={props.className} aria-label={props.label}>
-      {props.children}
-    </button>
-  );
-}
+// Read once, at load: a mail's link opens the app on one of these.
+const linkAtLoad = takeLinkFromFragment();
 
 export function App(): ReactNode {
   const { status, error } = useAuth();
+  const [link, setLink] = useState<LinkRoute | null>(linkAtLoad);
   const [signedOutNotice, setSignedOutNotice] = useState<string | null>(null);
   useSessionEvents((event) => {
     if (event.type === "signed-out") setSignedOutNotice("Signed out.");
@@ -61,9 +41,15 @@ export function App(): ReactNode {
         <p role="status" className="status">
           {statusText}
         </p>
-        <RequireAuth fallback={<AuthForm />}>
-          <SignedIn />
-        </RequireAuth>
+        {link?.route === "reset-password" ? (
+          <ResetPassword token={link.token} done={() => setLink(null)} />
+        ) : link?.route === "confirm-email" ? (
+          <ConfirmEmail token={link.token} done={() => setLink(null)} />
+        ) : (
+          <RequireAuth fallback={<AuthForm />}>
+            <SignedIn />
+          </RequireAuth>
+        )}
         <SessionPanel />
       </main>
     </>
@@ -111,6 +97,7 @@ function AuthForm(): ReactNode {
       <p className="error" role="alert">
         {error}
       </p>
+      <ForgotPassword />
     </section>
   );
 }
@@ -180,6 +167,8 @@ function SignedIn(): ReactNode {
           {error}
         </p>
       </div>
+      <Account />
+      <Sessions />
     </section>
   );
 }

@@ -211,7 +211,7 @@ HOSTILE_SWEEP = r"""async ({needles, hooks}) => {
 # never as props, because React keeps each element's props on its DOM node.
 REACT_DOM_INTERNALS = re.compile(
     r"^<div#root>\.__reactContainer\$\w+\.constructor$"
-    r"|^<input#[\w-]+>\._valueTracker\.(getValue|setValue|stopTracking)$"
+    r"|^<input(#[\w-]+)?>\._valueTracker\.(getValue|setValue|stopTracking)$"
 )
 
 
