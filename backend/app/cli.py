@@ -25,13 +25,15 @@ from backend.app.doctor import TIMEOUT_SECONDS, Check, Serving, Status, diagnose
 __all__ = ["main", "serve_frontend"]
 
 cli = typer.Typer(help="My Ideas auth service.", no_args_is_help=True)
-FRONTEND_DIR = PROJECT_ROOT / "frontend"
+# The demo SPA as `vite build` writes it (`make run` builds it first).
+FRONTEND_DIR = PROJECT_ROOT / "frontend" / "dist"
 
 
 def serve_frontend(host: str, port: int, directory: Path) -> http.server.ThreadingHTTPServer:
-    """Serve the demo SPA's static files from a background thread, on an origin of its own
-    (like the Vite dev server of the course), so the SPA calls the API cross-origin as in
-    production. Port 0 picks a free port; `server.server_address` tells which."""
+    """Serve the built demo SPA (frontend/dist) from a background thread, on an origin of its
+    own (like the Vite dev server of the course, port 5173), so the SPA calls the API
+    cross-origin as in production. Port 0 picks a free port; `server.server_address` tells
+    which."""
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -52,9 +54,11 @@ def serve(
 ) -> None:
     """Run the API (and the demo SPA on its own origin)."""
     configure_logging()
-    if spa_port and FRONTEND_DIR.exists():
+    if spa_port and (FRONTEND_DIR / "index.html").exists():
         serve_frontend(host, spa_port, FRONTEND_DIR)
         typer.echo(f"Demo SPA on http://localhost:{spa_port}  (API on http://localhost:{port})")
+    elif spa_port:
+        typer.echo("No demo SPA: frontend/dist is not built (`make run` builds it).")
     forwarded_allow_ips = get_settings().forwarded_allow_ips
     uvicorn.run(
         "backend.app.main:app",

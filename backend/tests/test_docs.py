@@ -67,3 +67,13 @@ class TestReadmePythonClient:
             exec(compile(code, "README.md", "exec"), {})  # noqa: S102 -- the README's own code
 
         assert capsys.readouterr().out == "Ada ['Write the Python client']\n404 not_found\n"
+
+    def test_browser_client_section_has_only_the_snippets_its_tests_run(self):
+        """Each block is run by backend/tests/browser/test_fresh_app.py: `sh` installs the fresh
+        app, `tsx` is its page, `ts` is type-checked there and run in Chromium."""
+        section = README.split("## The browser client")[1].split("\n## ")[0]
+        section = section.split("### The Python client")[0]  # its snippet has a test of its own
+
+        languages = re.findall(r"^```(\w*)\n.*?^```$", section, flags=re.MULTILINE | re.DOTALL)
+
+        assert languages == ["sh", "tsx", "ts"]

@@ -25,7 +25,7 @@ __all__ = [
     "split_url",
 ]
 
-FRONTEND_CONFIG = PROJECT_ROOT / "frontend" / "src" / "config.js"
+FRONTEND_CONFIG = PROJECT_ROOT / "frontend" / "src" / "config.ts"
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 _ANY_ADDRESS = {"0.0.0.0", "::", ""}  # noqa: S104 -- names compared, nothing is bound here
@@ -142,7 +142,7 @@ _DEFAULT_LITERAL = re.compile(r"""DEFAULT_API_BASE_URL\s*=\s*["'`](https?://[^"'
 
 
 def read_api_base_url(config_js: Path) -> str | None:
-    """The API base URL written in the SPA's `config.js` (its default, without `?api=`)."""
+    """The API base URL written in the SPA's `config.ts` (its default, without `?api=`)."""
     try:
         text = config_js.read_text(encoding="utf-8")
     except OSError:
@@ -161,7 +161,7 @@ def check_api_base_url(
                 "api url",
                 Status.WARN,
                 f"no API base URL found in {source}: cannot compare it with {host}:{port}",
-                'Define DEFAULT_API_BASE_URL = "http://localhost:8000" in frontend/src/config.js.',
+                'Define DEFAULT_API_BASE_URL = "http://localhost:8000" in frontend/src/config.ts.',
             )
         ]
     parts = split_url(api_base_url)
@@ -186,7 +186,7 @@ def check_api_base_url(
                 Status.WARN,
                 f"the SPA calls {api_base_url}, the API listens on {serves_here}: that works "
                 f"only through a proxy at {_origin(parts)} that forwards to {host}:{port}",
-                "Check the proxy, or point DEFAULT_API_BASE_URL in frontend/src/config.js at "
+                "Check the proxy, or point DEFAULT_API_BASE_URL in frontend/src/config.ts at "
                 "the API.",
             )
         ]

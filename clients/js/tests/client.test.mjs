@@ -1,11 +1,12 @@
 // Unit tests of the client's flow logic, against a scripted fake server (no network).
-// The real browser behaviour is tested in backend/tests/browser/ against the real API.
+// The real browser behaviour is tested in backend/tests/browser/ against the real API (the
+// demo app and a fresh app made from the packed tarball). These run against the built dist/.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { createApiClient, NotAuthenticatedError } from "../src/api-client.js";
-import { attachApiClient } from "../src/axios-adapter.js";
+import { createApiClient, NetworkError, NotAuthenticatedError } from "../dist/index.js";
+import { attachApiClient } from "../dist/axios.js";
 
 const BASE = "http://api.test";
 
@@ -356,5 +357,111 @@ describe("axios adapter", () => {
     await assert.rejects(http.get("/items"), NotAuthenticatedError);
 
     assert.equal(server.calls.length, 0);
+  });
+});
+
+describe("errors", () => {
+  test("an unreachable API is a NetworkError: typed, retryable, with the cause", async () => {
+    const cause = new TypeError("Failed to fetch");
+    const client = createApiClient({ baseUrl: BASE, fetch: async () => { throw cause; }, BroadcastChannel: null });
+
+    const error = await client.restoreSession().catch((caught) => caught);
+
+    assert.ok(error instanceof NetworkError);
+    assert.deepEqual([error.code, error.status, error.retryable, error.cause], ["network_error", 0, true, cause]);
+  });
+});
+
+// The lifecycle calls (DESIGN.md §12): which credential each sends, against a recording fake.
+function recorder(answers = {}) {
+  const calls = [];
+  const fetch = async (url, init = {}) => {
+    const path = url.slice(BASE.length);
+    const headers = new Headers(init.headers);
+    calls.push({ path, method: init.method ?? "GET", headers, credentials: init.credentials, body: init.body ? JSON.parse(init.body) : undefined });
+    if (path === "/auth/csrf") return Response.json({ csrfToken: "csrf-1" });
+    if (path === "/auth/signin" || path === "/auth/password/reset") {
+      return Response.json({ accessToken: "t1", tokenType: "bearer", expiresIn: 900, expiresAt: Date.now() / 1000 + 900, csrfToken: "csrf-2", user: { id: "u1", email: "a@example.com" } });
+    }
+    const [status, body] = answers[`${init.method ?? "GET"} ${path}`] ?? [200, { ok: true }];
+    return status === 204 ? new Response(null, { status }) : Response.json(body, { status });
+  };
+  return { calls, client: createApiClient({ baseUrl: BASE, fetch, BroadcastChannel: null }) };
+}
+
+describe("account lifecycle", () => {
+  for (const [method, path, call, body] of [
+    ["POST", "/auth/password/forgot", (c) => c.forgotPassword({ email: "a@example.com" }), { email: "a@example.com" }],
+    ["POST", "/auth/email/verify", (c) => c.verifyEmail({ token: "k" }), { token: "k" }],
+    ["POST", "/auth/email/resend", (c) => c.resendConfirmation({ email: "a@example.com" }), { email: "a@example.com" }],
+  ]) {
+    test(`${path} sends the cookie and the CSRF token, no bearer`, async () => {
+      const { calls, client } = recorder();
+
+      await call(client);
+
+      const sent = calls.at(-1);
+      assert.deepEqual([sent.method, sent.path, sent.body, sent.credentials], [method, path, body, "include"]);
+      assert.equal(sent.headers.get("X-CSRF-Token"), "csrf-1");
+      assert.equal(sent.headers.get("Authorization"), null);
+    });
+  }
+
+  test("resetPassword signs the page in with the body it answers", async () => {
+    const { calls, client } = recorder();
+
+    const session = await client.resetPassword({ token: "k", password: "new passphrase" });
+
+    assert.equal(session.user.email, "a@example.com");
+    assert.deepEqual(calls.at(-1).body, { token: "k", password: "new passphrase" });
+  });
+
+  for (const [method, path, call, body] of [
+    ["POST", "/auth/password", (c) => c.changePassword({ currentPassword: "a", newPassword: "b" }), { currentPassword: "a", newPassword: "b" }],
+    ["POST", "/auth/email", (c) => c.changeEmail({ newEmail: "b@example.com", currentPassword: "a" }), { newEmail: "b@example.com", currentPassword: "a" }],
+    ["GET", "/auth/sessions", (c) => c.listSessions(), undefined],
+    ["DELETE", "/auth/sessions/s%2F1", (c) => c.revokeSession("s/1"), undefined],
+  ]) {
+    test(`${method} ${path} sends the bearer token and no cookie`, async () => {
+      const { calls, client } = recorder({ "DELETE /auth/sessions/s%2F1": [204, null] });
+      await client.signin({ email: "a@example.com", password: "p" });
+
+      await call(client);
+
+      const sent = calls.at(-1);
+      assert.deepEqual([sent.method, sent.path, sent.body, sent.credentials], [method, path, body, "omit"]);
+      assert.equal(sent.headers.get("Authorization"), "Bearer t1");
+    });
+  }
+
+  test("the bearer lifecycle calls are refused while signed out, and nothing is sent", async () => {
+    const { calls, client } = recorder();
+
+    await assert.rejects(client.listSessions(), NotAuthenticatedError);
+    await assert.rejects(client.changePassword({ currentPassword: "a", newPassword: "b" }), NotAuthenticatedError);
+
+    assert.equal(calls.length, 0);
+  });
+
+  test("signout({scope: 'others'}) keeps this session; 'global' ends it", async () => {
+    const { calls, client } = recorder();
+    await client.signin({ email: "a@example.com", password: "p" });
+
+    await client.signout({ scope: "others" });
+    const kept = client.session;
+    await client.signout({ scope: "global" });
+
+    assert.deepEqual(calls.filter((c) => c.path === "/auth/logout").map((c) => c.body), [{ scope: "others" }, { scope: "global" }]);
+    assert.notEqual(kept, null);
+    assert.equal(client.session, null);
+  });
+
+  test("request() refuses the cookie /auth routes: they have methods of their own", async () => {
+    const { calls, client } = recorder();
+    await client.signin({ email: "a@example.com", password: "p" });
+
+    await assert.rejects(client.request("/auth/refresh", { method: "POST" }), /own methods/);
+
+    assert.equal(calls.filter((c) => c.path === "/auth/refresh").length, 0);
   });
 });

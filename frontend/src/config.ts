@@ -6,7 +6,7 @@
 
 const DEFAULT_API_BASE_URL = "http://localhost:8000";
 
-function fromQuery() {
+function fromQuery(): string | null {
   if (typeof location === "undefined") return null;
   return new URLSearchParams(location.search).get("api");
 }
