@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from backend.app.client import typesgen
+from backend.app import typesgen
 
 
 class TestOpenapiTs:
     def test_committed_types_match_the_live_schema(self):
-        """A route's body changed without `python -m backend.app.client.typesgen`: this fails."""
+        """A route's body changed without `python -m backend.app.typesgen`: this fails."""
         fresh = typesgen.generate()
 
         committed = typesgen.OPENAPI_TS.read_text()

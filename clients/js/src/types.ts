@@ -1,5 +1,5 @@
 // The bodies of the routes, by name: aliases of the types generated from the app's OpenAPI
-// document (openapi.ts, by `python -m backend.app.client.typesgen`).
+// document (openapi.ts, by `python -m backend.app.typesgen`).
 
 import type { components } from "./openapi.js";
 
