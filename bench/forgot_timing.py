@@ -1,0 +1,87 @@
+"""`POST /auth/password/forgot` for a known and an unknown address, side by side in one run.
+
+    .venv/bin/python -m bench.forgot_timing [--rounds 400] [--postgres]
+
+The enumeration figure of the account lifecycle: the two answers must be the same (status, body)
+and take the same time. Requests alternate known, unknown, known… through the app in process
+(httpx's ASGI transport: no network jitter between the two), on a fresh SQLite file, or with
+`--postgres` a scratch database on the machine's PostgreSQL (dropped afterwards). The mail
+limits are lifted so no request is refused. Prints the median and p90 of each, and the ratio
+unknown ÷ known (1.00 is the goal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from backend.app.core.settings import Settings
+from backend.app.main import create_app
+from backend.tests.helpers import AuthApi, unique_email
+from backend.tests.scratch_postgres import scratch_postgres_database
+
+
+async def measure(rounds: int, database_url: str | None, data_dir: Path) -> dict[str, list[float]]:
+    settings = Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        database_url=database_url or f"sqlite:///{data_dir / 'bench.db'}",
+        redis_url=None,
+        rate_limit_email_per_recipient="1000000/hour",
+        rate_limit_email_per_address="1000000/hour",
+        rate_limit_signin_per_address="1000000/hour",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            api = AuthApi(client)
+            known = unique_email()
+            assert (await api.signup(known)).status_code == 201
+            seconds: dict[str, list[float]] = {"known": [], "unknown": []}
+            bodies: set[tuple[int, bytes]] = set()
+            for _ in range(10):  # warm-up, not counted
+                await api.post("/auth/password/forgot", {"email": known})
+            for _ in range(rounds):
+                for kind, email in (("known", known), ("unknown", unique_email())):
+                    start = time.perf_counter()
+                    response = await api.post("/auth/password/forgot", {"email": email})
+                    seconds[kind].append(time.perf_counter() - start)
+                    bodies.add((response.status_code, response.content))
+            assert bodies == {(202, b'{"ok":true}')}, bodies
+            return seconds
+
+
+def _p90(values: list[float]) -> float:
+    return statistics.quantiles(values, n=10)[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=400)
+    parser.add_argument("--postgres", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        if args.postgres:
+            with scratch_postgres_database("myideas_bench") as url:
+                seconds = asyncio.run(measure(args.rounds, url, Path(folder)))
+        else:
+            seconds = asyncio.run(measure(args.rounds, None, Path(folder)))
+    known, unknown = seconds["known"], seconds["unknown"]
+    for kind, values in seconds.items():
+        print(
+            f"{kind:8} n={len(values)} median={statistics.median(values) * 1000:.2f} ms "
+            f"p90={_p90(values) * 1000:.2f} ms"
+        )
+    ratio = statistics.median(unknown) / statistics.median(known)
+    print(f"unknown / known: median {ratio:.3f}, p90 {_p90(unknown) / _p90(known):.3f}")
+
+
+if __name__ == "__main__":
+    main()
