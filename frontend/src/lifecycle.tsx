@@ -1,4 +1,4 @@
-// The account-lifecycle screens (DESIGN.md §12), all through @myideas/client: forgot password,
+// The account-lifecycle screens (docs/account-lifecycle.md), all through @myideas/client: forgot password,
 // reset and confirm-email from a mail's link (`#reset-password?token=…`, `#confirm-email?token=…`),
 // change password, change email, and the sessions panel.
 

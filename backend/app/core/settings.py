@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     gotrue_mailer_autoconfirm: bool | None = None
     # GoTrue's GOTRUE_DISABLE_SIGNUP, for /auth/v1: its /signup, and /otp for a new address, answer
     # 422 `signup_disabled`; /invite and the admin API still create users. /auth's sign-up is the
-    # app's own contract (DESIGN.md §12) and is not affected.
+    # app's own contract (docs/account-lifecycle.md) and is not affected.
     gotrue_disable_signup: bool = False
     # GoTrue's GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION: PUT /auth/v1/user with a
     # new password needs the `nonce` that GET /auth/v1/reauthenticate mails.

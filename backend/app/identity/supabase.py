@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 PROVIDER_TIMEOUT_SECONDS = 5.0
 
-# GoTrue's error codes (../shared/GOTRUE.md §3) as this app's errors.
+# GoTrue's error codes (docs/gotrue-api.md §3) as this app's errors.
 _BY_CODE: dict[str, Callable[[], AppError]] = {
     "invalid_credentials": InvalidCredentials,
     # GoTrue checks the password first, as this app does.

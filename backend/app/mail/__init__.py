@@ -1,5 +1,5 @@
 """Mail: the lifecycle's messages, rendered from templates, kept in an outbox, sent in the
-background (DESIGN.md §12).
+background (docs/account-lifecycle.md).
 
     message.py   MailMessage: recipient, subject, text and HTML bodies
     mailer.py    Mailer: renders each lifecycle mail; `enqueue` in the caller's transaction

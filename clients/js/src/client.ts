@@ -1,4 +1,4 @@
-// The one way an app talks to the API (DESIGN.md §8).
+// The one way an app talks to the API (README, "The browser client").
 //
 // - The access token lives in this closure only: never in localStorage, sessionStorage, a cookie
 //   or the DOM, where an injected script could read it. The refresh token is in an HttpOnly
@@ -110,7 +110,7 @@ export interface ApiClient {
   createItem(item: ItemCreate): Promise<Item>;
   updateItem(id: string, changes: ItemUpdate): Promise<Item>;
   deleteItem(id: string): Promise<void>;
-  // The account lifecycle (DESIGN.md §12).
+  // The account lifecycle (docs/account-lifecycle.md).
   forgotPassword(input: { email: string }): Promise<Ok>;
   resetPassword(input: { token: string; password: string }): Promise<PublicSession>;
   changePassword(input: { currentPassword: string; newPassword: string }): Promise<Ok>;

@@ -5,7 +5,7 @@ before GoTrue sees it; GoTrue then authenticates the bearer where a route needs 
 as `Annotated` dependencies the routes declare:
 
 - `ApiKey`: every route but the JWKS. Public routes authenticate the caller by this header
-  *only*: supabase-py sends a stale user token in `Authorization` there (GOTRUE.md §7.7).
+  *only*: supabase-py sends a stale user token in `Authorization` there (docs/gotrue-api.md §7).
 - `SignedIn`: `GET/PUT /user`, `/logout`: a user's access token whose session still exists.
 - `Admin`: `/admin/*`: the service-role key as the bearer, or (as GoTrue does for projects on
   legacy keys) an HS256 JWT signed with `SUPABASE_JWT_SECRET` whose `role` is an admin role.

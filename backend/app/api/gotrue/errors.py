@@ -1,7 +1,8 @@
 """GoTrue's errors, in GoTrue's two body formats, and the gateway's key refusals.
 
 `/auth/v1` answers as Supabase Auth does behind its gateway, not with this app's
-`{code, message, details}`, because supabase-js and supabase-py read these bodies (GOTRUE.md §1):
+`{code, message, details}`, because supabase-js and supabase-py read these bodies
+(docs/gotrue-api.md §1):
 
 - a request with `X-Supabase-Api-Version` ≥ 2024-01-01 gets `{"code": "<error code>",
   "message": …}` and the header echoed back: the clients read `code` only when it is echoed;

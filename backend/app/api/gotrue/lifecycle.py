@@ -4,7 +4,7 @@ They go through the session service and the embedded provider's one store and on
 `/auth`'s lifecycle routes do: the same tokens (stored only as SHA-256, single use, expiring),
 the same mail limits, the same mailer. What differs is GoTrue's: the bodies, the statuses, the
 error codes, and the mails' links (`links.py`). Sources: GT `internal/api/recover.go`,
-`verify.go`, `resend.go` (GOTRUE.md §8).
+`verify.go`, `resend.go` (docs/gotrue-api.md §8).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GoTrue's HTTP API, served by the embedded provider under `/auth/v1` (`GOTRUE_API_ENABLED`).
 
-Bodies, statuses and error codes are GoTrue's (`../shared/GOTRUE.md` §2 to §4; each route names
+Bodies, statuses and error codes are GoTrue's (`docs/gotrue-api.md` §2 to §4; each route names
 its upstream file), so supabase-js and supabase-py work against it unchanged. It shares everything
 with `/auth`: the user store, the sessions and their refresh-token rotation and reuse rule, the
 sign-in rate limits, and the lifecycle's tokens and mail outbox (`lifecycle.py`).

@@ -1,7 +1,7 @@
 """GoTrue's request bodies, read leniently, and its user and session JSON.
 
 The clients send fields a strict model would refuse (`gotrue_meta_security`, `code_challenge:
-null`, a body on `DELETE`, GOTRUE.md §7), so unknown fields are ignored, as GoTrue's
+null`, a body on `DELETE`, docs/gotrue-api.md §7), so unknown fields are ignored, as GoTrue's
 `json.Decoder` ignores them. Bodies are parsed here, not by FastAPI, so that a malformed one is
 GoTrue's 400 (`bad_json`, `validation_failed`), never this app's 422.
 """
@@ -258,7 +258,7 @@ def _time(value: datetime) -> str:
 def user_json(
     user: UserRecord, *, confirmation_sent_at: datetime | None = None, identities: bool = True
 ) -> dict[str, Any]:
-    """GoTrue's `models.User` as JSON (GOTRUE.md §4), with its email identity (none for the
+    """GoTrue's `models.User` as JSON (docs/gotrue-api.md §4), with its email identity (none for the
     stand-in user of a repeated sign-up, as GoTrue's `sanitizeUser`)."""
     confirmed = _time(user.email_confirmed_at) if user.email_confirmed_at else None
     last_sign_in = _time(user.last_sign_in_at) if user.last_sign_in_at else None

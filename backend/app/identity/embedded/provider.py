@@ -78,7 +78,7 @@ class VerifyLinks:
     """How a mail asked for through GoTrue's API links: GoTrue's `{{ .ConfirmationURL }}`,
     `{verify_url}?token=…&type=…&redirect_to=…` (the stand-in's `GET /auth/v1/verify`), with a
     6-digit code beside it for `POST /verify {email, token}`. Mails asked for through `/auth` have
-    none: they link to the SPA with the token in the fragment (DESIGN.md §12)."""
+    none: they link to the SPA with the token in the fragment (docs/account-lifecycle.md)."""
 
     verify_url: str
     redirect_to: str

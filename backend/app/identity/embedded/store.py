@@ -55,7 +55,7 @@ __all__ = [
 
 # GoTrue's `app_metadata` of a user who signs in with an email and a password.
 EMAIL_PROVIDER_METADATA: dict[str, Any] = {"provider": "email", "providers": ["email"]}
-# The kinds of account token, never interchangeable (DESIGN.md §12).
+# The kinds of account token, never interchangeable (docs/account-lifecycle.md).
 SIGNUP = "signup"
 EMAIL_CHANGE = "email_change"
 RESET = "reset"

@@ -1,5 +1,5 @@
 """Account tokens (email confirmation, email change, password reset) and the user agent of a
-session, for the account lifecycle (DESIGN.md §12).
+session, for the account lifecycle (docs/account-lifecycle.md).
 
 A token is stored only as its SHA-256: a leaked table does not leak a link that works. A
 session's "last active" is not a column: it is its newest refresh token's `created_at`, which the
