@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
@@ -77,3 +78,39 @@ class TestReadmePythonClient:
         languages = re.findall(r"^```(\w*)\n.*?^```$", section, flags=re.MULTILINE | re.DOTALL)
 
         assert languages == ["sh", "tsx", "ts"]
+
+
+class TestCitedDocs:
+    """A comment that cites a document cites one in this repository, and that document exists."""
+
+    _SOURCES = ("backend/app", "clients/js/src", "frontend/src")
+
+    def _cited(self) -> list[tuple[str, str]]:
+        found = []
+        for top in self._SOURCES:
+            for path in sorted((PROJECT_ROOT / top).rglob("*")):
+                if path.suffix in {".py", ".ts", ".tsx"}:
+                    text = path.read_text()
+                    found += [(str(path), m) for m in re.findall(r"\S+\.md\b", text)]
+        return found
+
+    def test_no_comment_cites_a_document_outside_the_repository(self):
+        outside = [(path, doc) for path, doc in self._cited() if doc.strip("`(").startswith("..")]
+        outside += [
+            (path, doc)
+            for path, doc in self._cited()
+            if doc.strip("`(") in {"DESIGN.md", "GOTRUE.md", "STYLE.md"}
+        ]
+        assert outside == []
+
+    def test_every_cited_document_exists(self):
+        """Relative to the repository, or to the package the citing module is in."""
+        cited = [(Path(path), doc.strip("`(")) for path, doc in self._cited()]
+        assert cited, "the scan found no citation at all"
+        app = PROJECT_ROOT / "backend" / "app"
+        missing = [
+            doc
+            for path, doc in cited
+            if not any((base / doc).is_file() for base in (PROJECT_ROOT, app, path.parent))
+        ]
+        assert missing == []
