@@ -75,6 +75,8 @@ identity_users = sa.Table(
     sa.Column("user_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("app_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("email_confirmed_at", UtcDateTime),
+    # GoTrue's `banned_until` (migration 0007): banned while it is in the future.
+    sa.Column("banned_until", UtcDateTime),
 )
 
 identity_sessions = sa.Table(

@@ -95,6 +95,7 @@ class AdminCreateBody(_Body):
     email_confirm: bool = False
     user_metadata: dict[str, Any] | None = None
     app_metadata: dict[str, Any] | None = None
+    ban_duration: str | None = None
 
 
 class AdminUpdateBody(_Body):
@@ -297,6 +298,8 @@ def user_json(
         body["confirmed_at"] = confirmed
     if last_sign_in is not None:
         body["last_sign_in_at"] = last_sign_in
+    if user.banned_until is not None:  # set while banned, and after a ban ran out, as GoTrue
+        body["banned_until"] = _time(user.banned_until)
     if confirmation_sent_at is not None:
         body["confirmation_sent_at"] = _time(confirmation_sent_at)
     return body

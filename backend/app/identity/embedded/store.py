@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from backend.app.core.claims import AccessClaims
-from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
+from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists, UserBanned
 from backend.app.db.engine import Database, Query
 from backend.app.db.tables import (
     identity_account_tokens,
@@ -78,6 +78,21 @@ class UserRecord:
     created_at: datetime
     updated_at: datetime
     last_sign_in_at: datetime | None
+    banned_until: datetime | None = None
+
+    def banned_at(self, now: datetime) -> bool:
+        """GoTrue's `IsBanned`: a ban holds while `banned_until` is in the future."""
+        return _banned(self.banned_until, now)
+
+
+def _banned(banned_until: datetime | None, now: datetime) -> bool:
+    return banned_until is not None and now < _as_datetime(banned_until)
+
+
+def _ban_value(ban_for: timedelta, now: datetime) -> datetime | None:
+    """GoTrue's `User.Ban`: a zero duration lifts the ban (null); any other is `now + ban_for`,
+    a negative one so in the past, which is no ban."""
+    return None if ban_for == timedelta(0) else now + ban_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +133,7 @@ _RECORD_COLUMNS = (
     identity_users.c.created_at,
     identity_users.c.updated_at,
     identity_users.c.last_sign_in_at,
+    identity_users.c.banned_until,
 )
 
 
@@ -131,6 +147,7 @@ def _record(row: Any) -> UserRecord:  # a row that has _RECORD_COLUMNS
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_sign_in_at=row.last_sign_in_at,
+        banned_until=row.banned_until,
     )
 
 
@@ -217,6 +234,7 @@ class IdentityStore:
                 identity_users.c.id,
                 identity_users.c.email_as_typed,
                 identity_users.c.email_confirmed_at,
+                identity_users.c.banned_until,
             )
             .select_from(identity_sessions.join(identity_users))
             .where(_live_session(of_user=True, with_idle_timeout=idle))
@@ -239,6 +257,7 @@ class IdentityStore:
         user_metadata: dict[str, Any] | None = None,
         app_metadata: dict[str, Any] | None = None,
         email_confirmed: bool = True,
+        ban_for: timedelta | None = None,
     ) -> UserRecord:
         """Insert the user and its profile in one transaction; returns the new user.
 
@@ -248,6 +267,7 @@ class IdentityStore:
                 provider's.
             email_confirmed: this server sends no mail, so users are confirmed at sign-up; only
                 an admin may create an unconfirmed one.
+            ban_for: the admin API's ban (see `_ban_value`); None for none.
 
         Raises:
             UserAlreadyExists: the email is taken (the unique index decides, not a prior read,
@@ -263,6 +283,7 @@ class IdentityStore:
             created_at=now,
             updated_at=now,
             last_sign_in_at=None,
+            banned_until=_ban_value(ban_for, now) if ban_for is not None else None,
         )
 
         def insert(conn: Connection) -> None:
@@ -275,6 +296,7 @@ class IdentityStore:
                     user_metadata=user.user_metadata,
                     app_metadata=user.app_metadata,
                     email_confirmed_at=user.email_confirmed_at,
+                    banned_until=user.banned_until,
                     created_at=now,
                     updated_at=now,
                 )
@@ -298,7 +320,9 @@ class IdentityStore:
         row = await self._db.fetch_one(_CREDENTIALS, {"email": email_key})
         if row is None:
             return None
-        user_id, email, user_metadata, app_metadata, confirmed, created, updated, last, hashed = row
+        user_id, email, user_metadata, app_metadata, confirmed, created, updated, last, banned = (
+            row[:-1]
+        )
         user = UserRecord(
             id=user_id,
             email=email,
@@ -308,8 +332,9 @@ class IdentityStore:
             created_at=created,
             updated_at=updated,
             last_sign_in_at=last,
+            banned_until=banned,
         )
-        return Credentials(user=user, password_hash=hashed)
+        return Credentials(user=user, password_hash=row[-1])
 
     async def password_hash(self, user_id: str) -> str | None:
         return await self._db.read(
@@ -351,13 +376,17 @@ class IdentityStore:
         app_metadata: dict[str, Any] | None = None,
         email: tuple[str, str] | None = None,
         confirm_email: bool = False,
+        ban_for: timedelta | None = None,
     ) -> UserRecord | None:
         """Merge `user_metadata` and `app_metadata` (see `merge_metadata`), set a new password
         hash, a new address (`email`: normalized, as typed) and/or confirm the address, in one
         transaction. A new password ends every session of the user but `keep_session_id`, as
         GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password;
         it also spends the reset and magic links.
-        A new address spends the user's pending email changes.
+        A new address spends the user's pending email changes. `ban_for` bans or lifts a ban
+        (see `_ban_value`); None leaves it as it is. A ban ends no session, as GoTrue's: while it
+        holds, every sign-in, refresh and bearer check of the user is refused; once it is lifted
+        or runs out, the sessions work again.
 
         Returns:
             The updated user, or None when the user no longer exists.
@@ -383,6 +412,8 @@ class IdentityStore:
                 changes["app_metadata"] = merge_metadata(
                     dict(current.app_metadata or {}), app_metadata
                 )
+            if ban_for is not None:
+                changes["banned_until"] = _ban_value(ban_for, changes["updated_at"])
             if confirm_email:
                 changes["email_confirmed_at"] = sa.func.coalesce(
                     identity_users.c.email_confirmed_at, changes["updated_at"]
@@ -589,6 +620,7 @@ class IdentityStore:
             ).first()
             if spent is None:
                 return None
+            _refuse_banned(conn, spent.user_id, now)
             values: dict[str, Any] = {
                 "updated_at": now,
                 "email_confirmed_at": sa.func.coalesce(identity_users.c.email_confirmed_at, now),
@@ -642,6 +674,7 @@ class IdentityStore:
             ).first()
             if spent is None:
                 return None
+            _refuse_banned(conn, spent.user_id, now)
             conn.execute(
                 identity_users.update()
                 .where(identity_users.c.id == spent.user_id)
@@ -706,6 +739,7 @@ class IdentityStore:
             if spent is None:
                 return None
             user_id = spent.user_id
+            _refuse_banned(conn, user_id, now)
             conn.execute(
                 identity_users.update()
                 .where(identity_users.c.id == user_id)
@@ -836,12 +870,15 @@ class IdentityStore:
         )
         return None if row is None else (row.id, row.user_id)
 
-    async def live_user(self, claims: AccessClaims) -> tuple[str, str, bool] | None:
-        """`(user id, email, whether it is confirmed)` of the claims' session if it still
-        lives (one point read: this is the check of every `/auth/me`)."""
-        values = {"user_id": claims.user_id, **self._session_values(claims.session_id, utcnow())}
+    async def live_user(self, claims: AccessClaims) -> tuple[str, str, bool, bool] | None:
+        """`(user id, email, whether it is confirmed, whether it is banned)` of the claims'
+        session if it still lives (one point read: this is the check of every `/auth/me`)."""
+        now = utcnow()
+        values = {"user_id": claims.user_id, **self._session_values(claims.session_id, now)}
         row = await self._db.fetch_one(self._live_user, values)
-        return None if row is None else (row[0], row[1], row[2] is not None)
+        if row is None:
+            return None
+        return (row[0], row[1], row[2] is not None, _banned(row[3], now))
 
     async def revoke_sessions(
         self, *, user_id: str, session_id: str, scope: SignOutScope = SignOutScope.LOCAL
@@ -910,10 +947,15 @@ class IdentityStore:
 
         Raises:
             RefreshTokenInvalid: the session is over.
+            UserBanned: its user is banned. Raised inside the rotation's transaction, which it
+                rolls back: the token is not spent, so the session works again once the ban
+                is lifted (GoTrue checks the ban before it rotates).
         """
         row = conn.execute(self._session_owner, self._session_values(session_id, now)).first()
         if row is None:
             raise RefreshTokenInvalid()
+        if _banned(row.banned_until, now):
+            raise UserBanned()
         return row
 
 
@@ -953,6 +995,17 @@ def _current_successor(
         if revoked_at[0] is None:
             return token
     raise RefreshTokenInvalid()
+
+
+def _refuse_banned(conn: Connection, user_id: str, now: datetime) -> None:
+    """Raise UserBanned for a banned user, inside a transaction that has just spent one of its
+    account tokens: raising rolls it back, so the link stays as it was (GoTrue's `/verify`
+    refuses a banned user before it spends anything)."""
+    banned_until = conn.execute(
+        sa.select(identity_users.c.banned_until).where(identity_users.c.id == user_id)
+    ).scalar()
+    if _banned(banned_until, now):
+        raise UserBanned()
 
 
 def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bool]:
