@@ -514,6 +514,51 @@ class TestAdminUpdateSupabasePy:
         assert missing == "user_not_found"
 
 
+class TestBanSupabasePy:
+    async def test_ban_duration_through_update_user_by_id_then_lift_it(self, serve, clients):
+        """supabase-py's admin API bans (`ban_duration`, GoTrue's `admin.go`); the banned user's
+        sign-in and refresh are GoTrue's 400 `user_banned`; "none" lifts the ban."""
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            created = await admin_client.auth.admin.create_user(
+                {"email": email, "password": PASSWORD, "email_confirm": True}
+            )
+            first = await client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            assert first.session is not None
+
+            banned = await admin_client.auth.admin.update_user_by_id(
+                created.user.id, {"ban_duration": "24h"}
+            )
+            sign_in = await api_error(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+            refresh = await api_error(client.auth.refresh_session(first.session.refresh_token))
+            invalid = await api_error(
+                admin_client.auth.admin.update_user_by_id(created.user.id, {"ban_duration": "24"})
+            )
+            lifted = await admin_client.auth.admin.update_user_by_id(
+                created.user.id, {"ban_duration": "none"}
+            )
+            again = await client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+
+        assert banned.user.banned_until is not None
+        assert (sign_in.status, sign_in.code, sign_in.message) == (
+            400,
+            "user_banned",
+            "User is banned",
+        )
+        assert (refresh.status, refresh.code) == (400, "user_banned")
+        assert (invalid.status, invalid.code) == (400, "validation_failed")
+        assert (
+            invalid.message
+            == 'invalid format for ban duration: time: missing unit in duration "24"'
+        )
+        assert lifted.user.banned_until is None
+        assert again.session is not None
+
+
 class TestInviteAndGenerateLinkSupabasePy:
     async def test_invite_user_by_email_and_follow_its_link(self, serve, clients, make_smtp_server):
         smtp = make_smtp_server()
