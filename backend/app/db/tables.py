@@ -77,6 +77,9 @@ identity_users = sa.Table(
     sa.Column("email_confirmed_at", UtcDateTime),
     # GoTrue's `banned_until` (migration 0007): banned while it is in the future.
     sa.Column("banned_until", UtcDateTime),
+    # GoTrue's `invited_at` and `deleted_at` (migration 0008): `/invite`, and a soft delete.
+    sa.Column("invited_at", UtcDateTime),
+    sa.Column("deleted_at", UtcDateTime),
 )
 
 identity_sessions = sa.Table(

@@ -432,14 +432,14 @@ async def admin_update_user(
 async def admin_delete_user(
     request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
-    """GoTrue `admin.go` `adminUserDelete`: a hard delete, 200 `{}`. The user's sessions, profile
-    and items go with it."""
+    """GoTrue `admin.go` `adminUserDelete`: 200 `{}`. A hard delete takes the user's sessions,
+    profile and items with it; `should_soft_delete: true` keeps the row with its address
+    obfuscated, its metadata emptied, `deleted_at` set and every session ended (GoTrue's
+    `SoftDeleteUser`), and again is a no-op."""
     checked_id = _user_id(user_id)
     body = await read_body(request, AdminDeleteBody)
-    if body.should_soft_delete:
-        raise validation_failed("Soft deletion is not supported here")
     with translate_app_errors():
-        deleted = await gotrue.admin_delete_user(checked_id)
+        deleted = await gotrue.admin_delete_user(checked_id, soft=body.should_soft_delete)
     if not deleted:
         raise _user_not_found()
     return {}

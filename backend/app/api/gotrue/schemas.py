@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from backend.app.api import models as _app_models  # noqa: F401
 from backend.app.core.text import unstorable_reason
 from backend.app.identity.base import AuthSession
-from backend.app.identity.embedded import UserRecord
+from backend.app.identity.embedded import UserRecord, obfuscated
 from backend.app.identity.tokens import AUDIENCE
 
 from .errors import GoTrueCode, bad_request, validation_failed
@@ -263,7 +263,7 @@ def user_json(
     stand-in user of a repeated sign-up, as GoTrue's `sanitizeUser`)."""
     confirmed = _time(user.email_confirmed_at) if user.email_confirmed_at else None
     last_sign_in = _time(user.last_sign_in_at) if user.last_sign_in_at else None
-    identity = {
+    identity: dict[str, Any] = {
         "identity_id": str(uuid.uuid5(_IDENTITY_NAMESPACE, user.id)),
         "id": user.id,
         "user_id": user.id,
@@ -279,6 +279,9 @@ def user_json(
         "updated_at": _time(user.updated_at),
         "email": user.email,
     }
+    if user.deleted_at is not None:  # GoTrue `SoftDeleteUserIdentities`
+        identity |= {"id": obfuscated(user.id, f"email:{user.id}"), "identity_data": {}}
+        del identity["email"]
     body: dict[str, Any] = {
         "id": user.id,
         "aud": AUDIENCE,
@@ -300,6 +303,10 @@ def user_json(
         body["last_sign_in_at"] = last_sign_in
     if user.banned_until is not None:  # set while banned, and after a ban ran out, as GoTrue
         body["banned_until"] = _time(user.banned_until)
+    if user.invited_at is not None:
+        body["invited_at"] = _time(user.invited_at)
+    if user.deleted_at is not None:
+        body["deleted_at"] = _time(user.deleted_at)
     if confirmation_sent_at is not None:
         body["confirmation_sent_at"] = _time(confirmation_sent_at)
     return body

@@ -22,7 +22,7 @@ from .gotrue import (
     Unconfirmed,
 )
 from .provider import EmbeddedIdentityProvider, VerifyLinks
-from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord
+from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord, obfuscated
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
@@ -42,4 +42,5 @@ __all__ = [
     "Unconfirmed",
     "UserRecord",
     "VerifyLinks",
+    "obfuscated",
 ]

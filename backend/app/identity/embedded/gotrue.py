@@ -295,7 +295,8 @@ class EmbeddedGoTrue:
         await self._provider.issue_confirmation(
             email, only_unconfirmed=True, links=links, kind="invite"
         )
-        return user
+        # Read again: the invitation stamped `invited_at` (GoTrue `mail.go` `sendInvite`).
+        return await self._store.user(user.id) or user
 
     @provider_call
     async def generate_link(
@@ -355,6 +356,8 @@ class EmbeddedGoTrue:
                 raise LinkRefused("email_exists")
         if issued is None:  # the user went away meanwhile
             raise LinkRefused("user_not_found")
+        if kind == "invite":  # stamped `invited_at` (GoTrue `mail.go`): read again
+            user = await self._store.user(user.id) or user
         return GeneratedLink(user=user, issued=issued, verification_type=kind)
 
     async def _user_by_email(self, email: str) -> UserRecord | None:
@@ -606,7 +609,12 @@ class EmbeddedGoTrue:
         return await self._store.users_page(page=page, per_page=per_page)
 
     @provider_call
-    async def admin_delete_user(self, user_id: str) -> bool:
+    async def admin_delete_user(self, user_id: str, *, soft: bool = False) -> bool:
+        """GoTrue's `adminUserDelete`: for good (sessions, profile and items with it), or with
+        `soft` as GoTrue's `should_soft_delete` (`IdentityStore.soft_delete_user`). False if
+        there is no such user."""
+        if soft:
+            return await self._store.soft_delete_user(user_id)
         return await self._store.delete_user(user_id)
 
 

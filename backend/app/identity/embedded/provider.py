@@ -478,6 +478,7 @@ class EmbeddedIdentityProvider:
             on_issued=mail,
             on_unknown=decoy,
             only_unconfirmed=only_unconfirmed,
+            invite=kind == "invite",
         )
         return issued if found else None
 

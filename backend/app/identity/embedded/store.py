@@ -10,6 +10,7 @@ number of concurrent refreshes with one token, across processes, exactly one see
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -51,6 +52,7 @@ __all__ = [
     "code_hash",
     "hash_token",
     "merge_metadata",
+    "obfuscated",
 ]
 
 # GoTrue's `app_metadata` of a user who signs in with an email and a password.
@@ -79,6 +81,8 @@ class UserRecord:
     updated_at: datetime
     last_sign_in_at: datetime | None
     banned_until: datetime | None = None
+    invited_at: datetime | None = None
+    deleted_at: datetime | None = None
 
     def banned_at(self, now: datetime) -> bool:
         """GoTrue's `IsBanned`: a ban holds while `banned_until` is in the future."""
@@ -134,20 +138,38 @@ _RECORD_COLUMNS = (
     identity_users.c.updated_at,
     identity_users.c.last_sign_in_at,
     identity_users.c.banned_until,
+    identity_users.c.invited_at,
+    identity_users.c.deleted_at,
 )
 
 
-def _record(row: Any) -> UserRecord:  # a row that has _RECORD_COLUMNS
+def _record(row: Any) -> UserRecord:
+    """A row (or a plain tuple: `Database.fetch_one`'s) that starts with _RECORD_COLUMNS."""
+    (
+        user_id,
+        email,
+        user_metadata,
+        app_metadata,
+        confirmed,
+        created,
+        updated,
+        last_sign_in,
+        banned,
+        invited,
+        deleted,
+    ) = tuple(row)[: len(_RECORD_COLUMNS)]
     return UserRecord(
-        id=row.id,
-        email=row.email_as_typed,
-        user_metadata=dict(row.user_metadata or {}),
-        app_metadata=dict(row.app_metadata or {}),
-        email_confirmed_at=row.email_confirmed_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_sign_in_at=row.last_sign_in_at,
-        banned_until=row.banned_until,
+        id=user_id,
+        email=email,
+        user_metadata=dict(user_metadata or {}),
+        app_metadata=dict(app_metadata or {}),
+        email_confirmed_at=confirmed,
+        created_at=created,
+        updated_at=updated,
+        last_sign_in_at=last_sign_in,
+        banned_until=banned,
+        invited_at=invited,
+        deleted_at=deleted,
     )
 
 
@@ -166,6 +188,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def obfuscated(user_id: str, value: str) -> str:
+    """GoTrue's `obfuscateValue`: base64url (unpadded) of SHA-256 of the user id and the value,
+    what a soft-deleted user's address becomes (GoTrue `models/user.go`)."""
+    digest = hashlib.sha256((user_id + value).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 def code_hash(email_key: str, code: str) -> str:
     """A mail's 6-digit code is stored as the SHA-256 of the address and the code (as GoTrue's
     `GenerateTokenHash`): the code alone is not unique across users, the pair is."""
@@ -175,7 +204,9 @@ def code_hash(email_key: str, code: str) -> str:
 # The statements of each sign-in and refresh, built once.
 _CREDENTIALS = Query(
     sa.select(*_RECORD_COLUMNS, identity_users.c.password_hash).where(
-        identity_users.c.email == sa.bindparam("email")
+        identity_users.c.email == sa.bindparam("email"),
+        # A soft-deleted user's address is obfuscated, and its row never signs in again.
+        identity_users.c.deleted_at.is_(None),
     )
 )
 _ROTATE = (
@@ -320,21 +351,7 @@ class IdentityStore:
         row = await self._db.fetch_one(_CREDENTIALS, {"email": email_key})
         if row is None:
             return None
-        user_id, email, user_metadata, app_metadata, confirmed, created, updated, last, banned = (
-            row[:-1]
-        )
-        user = UserRecord(
-            id=user_id,
-            email=email,
-            user_metadata=dict(user_metadata or {}),
-            app_metadata=dict(app_metadata or {}),
-            email_confirmed_at=confirmed,
-            created_at=created,
-            updated_at=updated,
-            last_sign_in_at=last,
-            banned_until=banned,
-        )
-        return Credentials(user=user, password_hash=row[-1])
+        return Credentials(user=_record(row), password_hash=row[-1])
 
     async def password_hash(self, user_id: str) -> str | None:
         return await self._db.read(
@@ -489,6 +506,7 @@ class IdentityStore:
         on_unknown: Callable[[Connection], None] | None = None,
         only_unconfirmed: bool = False,
         code_hash: str | None = None,
+        invite: bool = False,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
@@ -497,7 +515,8 @@ class IdentityStore:
         so the unknown address takes the known one's path (see `request_password_reset`).
         `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
         sign-up confirmation). `code_hash`: a second token of the same purpose, the mail's code
-        (GoTrue's API); spending either spends both."""
+        (GoTrue's API); spending either spends both. `invite`: stamp the user's `invited_at`
+        in the same transaction (GoTrue's `/invite` and invite links, `mail.go`)."""
 
         def issue(conn: Connection) -> bool:
             chosen = identity_users.c.email == email_key
@@ -521,6 +540,12 @@ class IdentityStore:
                 now=now,
                 expires_at=expires_at,
             )
+            if invite:
+                conn.execute(
+                    identity_users.update()
+                    .where(identity_users.c.id == user.id)
+                    .values(invited_at=now)
+                )
             on_issued(conn, user.email_as_typed)
             return True
 
@@ -781,6 +806,52 @@ class IdentityStore:
             return True
 
         return await self._db.write(delete)
+
+    async def soft_delete_user(self, user_id: str) -> bool:
+        """GoTrue's soft delete (`models.User.SoftDeleteUser`), in one transaction: the address
+        replaced by an opaque value (`obfuscated`, so it is free for a new sign-up and matches no
+        sign-in), no usable password, both metadata emptied, every account token spent and every
+        session ended, `deleted_at` set. The row and its id stay (the app's own rows, profile and
+        items, are left to the app, as GoTrue leaves them). Soft-deleting again changes nothing.
+        False if there is no such user."""
+
+        def soft_delete(conn: Connection) -> bool:
+            user = conn.execute(
+                sa.select(identity_users.c.email_as_typed, identity_users.c.deleted_at).where(
+                    identity_users.c.id == user_id
+                )
+            ).first()
+            if user is None:
+                return False
+            if user.deleted_at is not None:
+                return True
+            now = utcnow()
+            hidden = obfuscated(user_id, user.email_as_typed)
+            conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == user_id)
+                .values(
+                    email=hidden,
+                    email_as_typed=hidden,
+                    password_hash="",  # no argon2 hash: nothing verifies against it
+                    user_metadata={},
+                    app_metadata={},
+                    deleted_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                identity_account_tokens.update()
+                .where(
+                    identity_account_tokens.c.user_id == user_id,
+                    identity_account_tokens.c.spent_at.is_(None),
+                )
+                .values(spent_at=now)
+            )
+            _revoke(conn, identity_sessions.c.user_id == user_id)
+            return True
+
+        return await self._db.write(soft_delete)
 
     # Sessions and refresh tokens.
 
