@@ -559,6 +559,29 @@ class TestBanSupabasePy:
         assert again.session is not None
 
 
+class TestSoftDeleteSupabasePy:
+    async def test_delete_user_with_should_soft_delete(self, serve, clients):
+        """supabase-py's `delete_user(id, should_soft_delete=True)`: the user stays, obfuscated
+        and with `deleted_at`, and no longer signs in (GoTrue `adminUserDelete`)."""
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            created = await admin_client.auth.admin.create_user(
+                {"email": email, "password": PASSWORD, "email_confirm": True}
+            )
+
+            await admin_client.auth.admin.delete_user(created.user.id, should_soft_delete=True)
+            kept = await admin_client.auth.admin.get_user_by_id(created.user.id)
+            sign_in = await outcome(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+
+        assert kept.user.deleted_at is not None
+        assert kept.user.email != email
+        assert sign_in == "invalid_credentials"
+
+
 class TestInviteAndGenerateLinkSupabasePy:
     async def test_invite_user_by_email_and_follow_its_link(self, serve, clients, make_smtp_server):
         smtp = make_smtp_server()
