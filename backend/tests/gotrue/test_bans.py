@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -239,6 +240,25 @@ class TestBannedOnGoTrueApi:
 
         assert _error(refused) == (403, "user_banned", "User is banned")
         assert verified.status_code == 200, verified.text
+
+    async def test_a_mails_link_redirects_with_user_banned_in_the_fragment(self, gotrue):
+        """`verify.go` `verifyGet`: the 403 goes into the fragment (`error=access_denied`)."""
+        user = await _user(gotrue)
+        link = await gotrue.admin(
+            "POST", "/generate_link", json={"type": "recovery", "email": user["email"]}
+        )
+        await _ban(gotrue, user["id"], "24h")
+
+        response = await gotrue.client.get(
+            "/auth/v1/verify",
+            params={"token": link.json()["hashed_token"], "type": "recovery"},
+        )
+
+        fragment = parse_qs(urlsplit(response.headers["location"]).fragment)
+        assert response.status_code == 303
+        assert fragment["error"] == ["access_denied"]
+        assert fragment["error_code"] == ["user_banned"]
+        assert fragment["error_description"] == ["User is banned"]
 
     async def test_a_ban_that_ran_out_refuses_nothing(self, gotrue):
         """`IsBanned` compares with now: a `banned_until` in the past is no ban."""

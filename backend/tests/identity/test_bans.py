@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 from backend.tests.helpers import PASSWORD, AuthApi, unique_email
+from backend.tests.lifecycle.mailbox import mails_to, token_of
 from backend.tests.providers import both_identity_providers  # noqa: F401 -- runs under both
 
 
@@ -27,6 +29,7 @@ class Project:
     api: AuthApi
     admin: httpx.AsyncClient
     provider: str
+    outbox: Path
 
     async def ban(self, user_id: str, duration: str) -> dict[str, Any]:
         response = await self.admin.put(
@@ -57,7 +60,8 @@ async def project(make_app: Callable[..., Any], identity_provider: str) -> Async
         admin = httpx.AsyncClient(base_url=url, headers=keys)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
     async with admin, client:
-        yield Project(api=AuthApi(client), admin=admin, provider=identity_provider)
+        outbox = app.state.services.settings.data_dir / "outbox"
+        yield Project(api=AuthApi(client), admin=admin, provider=identity_provider, outbox=outbox)
 
 
 BANNED = {"code": "user_banned", "message": "This account is banned", "details": {}}
@@ -143,3 +147,20 @@ class TestBannedThroughAuth:
         )
 
         assert (response.status_code, response.json()) == (403, BANNED)
+
+    async def test_a_reset_link_of_a_banned_user_is_403_and_not_spent(self, project):
+        """GoTrue's `/verify` refuses a banned user before it spends the link; so does the
+        embedded store (the spending transaction is rolled back)."""
+        user = await project.api.signed_in_user()
+        forgot = await project.api.post("/auth/password/forgot", {"email": user.email})
+        assert forgot.status_code == 202
+        token = token_of((await mails_to(project.outbox, user.email))[-1], "reset-password")
+        await project.ban(user.id, "24h")
+        body = {"token": token, "password": "a brand new passphrase 42"}
+
+        refused = await project.api.post("/auth/password/reset", body)
+        await project.ban(user.id, "none")
+        reset = await project.api.post("/auth/password/reset", body)
+
+        assert (refused.status_code, refused.json()) == (403, BANNED)
+        assert reset.status_code == 200, reset.text
