@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -30,17 +31,19 @@ def _at(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-async def _user(gotrue: GoTrue, **body) -> dict:
+async def _user(gotrue: GoTrue, **body: Any) -> dict[str, Any]:
     body = {"email": unique_email(), "password": PASSWORD, "email_confirm": True, **body}
     response = await gotrue.admin("POST", "/users", json=body)
     assert response.status_code == 200, response.text
-    return response.json()
+    user: dict[str, Any] = response.json()
+    return user
 
 
-async def _ban(gotrue: GoTrue, user_id: str, duration: str) -> dict:
+async def _ban(gotrue: GoTrue, user_id: str, duration: str) -> dict[str, Any]:
     response = await gotrue.admin("PUT", f"/users/{user_id}", json={"ban_duration": duration})
     assert response.status_code == 200, response.text
-    return response.json()
+    user: dict[str, Any] = response.json()
+    return user
 
 
 def _error(response) -> tuple[int, str, str]:
@@ -290,7 +293,7 @@ class TestBannedOnGoTrueApi:
 class TestBannedOnAuthApi:
     """`/auth` under the embedded provider: 403 `user_banned` in `{code, message, details}`."""
 
-    async def _banned_user(self, gotrue: GoTrue) -> tuple[AuthApi, dict, str]:
+    async def _banned_user(self, gotrue: GoTrue) -> tuple[AuthApi, dict[str, Any], str]:
         api = AuthApi(gotrue.client)
         user = await api.signed_in_user()
         await _ban(gotrue, user.id, "24h")
