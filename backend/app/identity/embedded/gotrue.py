@@ -557,7 +557,8 @@ class EmbeddedGoTrue:
             email_confirmed=email_confirm,
             ban_for=ban_for,
         )
-        _log_ban(user, ban_for)
+        if user.banned_at(utcnow()):  # a new user has no ban to lift
+            _log_ban(user, ban_for)
         return user
 
     @provider_call
