@@ -26,6 +26,7 @@ from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
 from backend.app.db.engine import Database, Query
 from backend.app.db.tables import (
     identity_account_tokens,
+    identity_flow_states,
     identity_refresh_tokens,
     identity_sessions,
     identity_users,
@@ -35,6 +36,8 @@ from backend.app.db.tables import (
 )
 from backend.app.identity.base import LiveSession, SignOutScope
 
+from .pkce import CodeChallenge
+
 __all__ = [
     "EMAIL_CHANGE",
     "EMAIL_PROVIDER_METADATA",
@@ -43,9 +46,11 @@ __all__ = [
     "RESET",
     "SIGNUP",
     "Credentials",
+    "FlowState",
     "Grant",
     "IdentityStore",
     "LiveSession",
+    "NewFlowState",
     "Reused",
     "UserRecord",
     "code_hash",
@@ -119,6 +124,27 @@ _RECORD_COLUMNS = (
     identity_users.c.updated_at,
     identity_users.c.last_sign_in_at,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NewFlowState:
+    """A PKCE flow state to store with a mail's token: the client's challenge and the kind of
+    link (GoTrue's `authentication_method`)."""
+
+    challenge: CodeChallenge
+    authentication_method: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowState:
+    """A stored flow state whose auth code was issued (the code itself is not stored)."""
+
+    id: str
+    user_id: str
+    challenge: CodeChallenge
+    authentication_method: str
+    created_at: datetime
+    auth_code_issued_at: datetime | None
 
 
 def _record(row: Any) -> UserRecord:  # a row that has _RECORD_COLUMNS
@@ -458,6 +484,7 @@ class IdentityStore:
         on_unknown: Callable[[Connection], None] | None = None,
         only_unconfirmed: bool = False,
         code_hash: str | None = None,
+        flow: NewFlowState | None = None,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
@@ -466,7 +493,8 @@ class IdentityStore:
         so the unknown address takes the known one's path (see `request_password_reset`).
         `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
         sign-up confirmation). `code_hash`: a second token of the same purpose, the mail's code
-        (GoTrue's API); spending either spends both."""
+        (GoTrue's API); spending either spends both. `flow`: a PKCE flow state of the user,
+        stored in the same transaction (none for an unknown address, as GoTrue)."""
 
         def issue(conn: Connection) -> bool:
             chosen = identity_users.c.email == email_key
@@ -490,6 +518,8 @@ class IdentityStore:
                 now=now,
                 expires_at=expires_at,
             )
+            if flow is not None:
+                _insert_flow_state(conn, flow, user_id=user.id, now=now)
             on_issued(conn, user.email_as_typed)
             return True
 
@@ -505,10 +535,12 @@ class IdentityStore:
         expires_at: datetime,
         on_issued: Callable[[Connection, str], None],
         code_hash: str | None = None,
+        flow: NewFlowState | None = None,
     ) -> bool:
         """Spend the user's older email-change tokens, store a new one carrying the new address
-        and call `on_issued(conn, current stored address)` (which enqueues both mails), in one
-        transaction. False, and nothing stored, when the new address is taken or the user gone."""
+        (and `flow`, a PKCE flow state) and call `on_issued(conn, current stored address)`
+        (which enqueues both mails), in one transaction. False, and nothing stored, when the
+        new address is taken or the user gone."""
 
         def issue(conn: Connection) -> bool:
             now = utcnow()
@@ -531,6 +563,8 @@ class IdentityStore:
                 new_email=new_email,
                 new_email_as_typed=new_email_as_typed,
             )
+            if flow is not None:
+                _insert_flow_state(conn, flow, user_id=user_id, now=now)
             on_issued(conn, user.email_as_typed)
             return True
 
@@ -747,6 +781,77 @@ class IdentityStore:
             return True
 
         return await self._db.write(delete)
+
+    # PKCE flow states (GoTrue's `flow_state`).
+
+    async def issue_auth_code(
+        self, *, user_id: str, authentication_method: str, auth_code_hash: str
+    ) -> bool:
+        """Give the user's newest flow state of `authentication_method` an auth code (GoTrue
+        `issueAuthCode`: a followed PKCE link), replacing one issued before. False when the
+        user has none."""
+
+        def issue(conn: Connection) -> bool:
+            newest = (
+                sa.select(identity_flow_states.c.id)
+                .where(
+                    identity_flow_states.c.user_id == user_id,
+                    identity_flow_states.c.authentication_method == authentication_method,
+                )
+                .order_by(identity_flow_states.c.created_at.desc(), identity_flow_states.c.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+            issued = conn.execute(
+                identity_flow_states.update()
+                .where(identity_flow_states.c.id == newest)
+                .values(auth_code_hash=auth_code_hash, auth_code_issued_at=utcnow())
+                .returning(identity_flow_states.c.id)
+            ).first()
+            return issued is not None
+
+        return await self._db.write(issue)
+
+    async def flow_state(self, *, auth_code_hash: str) -> FlowState | None:
+        """The flow state whose auth code hashes to this, if any."""
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_flow_states).where(
+                    identity_flow_states.c.auth_code_hash == auth_code_hash
+                )
+            ).first()
+        )
+        if row is None:
+            return None
+        return FlowState(
+            id=row.id,
+            user_id=row.user_id,
+            challenge=CodeChallenge(value=row.code_challenge, method=row.code_challenge_method),
+            authentication_method=row.authentication_method,
+            created_at=_as_datetime(row.created_at),
+            auth_code_issued_at=(
+                None if row.auth_code_issued_at is None else _as_datetime(row.auth_code_issued_at)
+            ),
+        )
+
+    async def take_flow_state(self, flow_id: str) -> UserRecord | None:
+        """Delete the flow state (one conditional DELETE: of two racing exchanges of one code,
+        one wins) and return its user. None when it is gone already (or its user is)."""
+
+        def take(conn: Connection) -> UserRecord | None:
+            taken = conn.execute(
+                identity_flow_states.delete()
+                .where(identity_flow_states.c.id == flow_id)
+                .returning(identity_flow_states.c.user_id)
+            ).first()
+            if taken is None:
+                return None
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == taken.user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(take)
 
     # Sessions and refresh tokens.
 
@@ -996,6 +1101,21 @@ def _insert_tokens(
                 **values,
             )
         )
+
+
+def _insert_flow_state(
+    conn: Connection, flow: NewFlowState, *, user_id: str, now: datetime
+) -> None:
+    conn.execute(
+        identity_flow_states.insert().values(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            authentication_method=flow.authentication_method,
+            code_challenge=flow.challenge.value,
+            code_challenge_method=flow.challenge.method,
+            created_at=now,
+        )
+    )
 
 
 def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:
