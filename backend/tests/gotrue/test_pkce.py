@@ -38,6 +38,15 @@ BAD_VERIFIER = {
     "message": "code challenge does not match previously saved code verifier",
 }
 
+# The routes that mail a link and take a challenge, with what else each needs.
+CHALLENGE_ROUTES = [
+    ("/recover", {}),
+    ("/otp", {}),
+    ("/resend", {"type": "signup"}),
+    ("/signup", {"password": "a long enough passphrase"}),
+]
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
 
 def new_verifier() -> str:
     return secrets.token_urlsafe(48)  # 64 characters of RFC 7636's alphabet
@@ -109,7 +118,10 @@ async def exchange(gotrue: GoTrue, auth_code: Any, code_verifier: Any):
 
 async def flow_rows(gotrue: GoTrue) -> list[Any]:
     database = gotrue.app.state.services.database
-    return await database.read(lambda conn: conn.execute(sa.select(identity_flow_states)).all())
+    rows: list[Any] = await database.read(
+        lambda conn: conn.execute(sa.select(identity_flow_states)).all()
+    )
+    return rows
 
 
 async def age_flow_states(gotrue: GoTrue, seconds: int, *, column: str = "created_at") -> None:
@@ -125,14 +137,7 @@ async def age_flow_states(gotrue: GoTrue, seconds: int, *, column: str = "create
 class TestChallengeParameters:
     """GoTrue `validatePKCEParams` on every route that takes it: 400 `validation_failed`."""
 
-    ROUTES = [
-        ("/recover", {}),
-        ("/otp", {}),
-        ("/resend", {"type": "signup"}),
-        ("/signup", {"password": "a long enough passphrase"}),
-    ]
-
-    @pytest.mark.parametrize(("path", "extra"), ROUTES)
+    @pytest.mark.parametrize(("path", "extra"), CHALLENGE_ROUTES)
     @pytest.mark.parametrize(
         "params",
         [
@@ -604,8 +609,8 @@ class TestPkceGrant:
 
     @pytest.mark.parametrize(
         "body",
-        [{}, {"auth_code": "a-code"}, {"code_verifier": "v" * 43}, {"auth_code": "", "code_verifier": ""},
-         {"auth_code": None, "code_verifier": "v" * 43}],
+        [{}, {"auth_code": "a-code"}, {"code_verifier": "v" * 43},
+         {"auth_code": "", "code_verifier": ""}, {"auth_code": None, "code_verifier": "v" * 43}],
     )  # fmt: skip
     async def test_a_missing_code_or_verifier_is_validation_failed(self, gotrue, body):
         response = await gotrue.call("POST", "/token", params={"grant_type": "pkce"}, json=body)
@@ -629,8 +634,7 @@ class TestPkceGrant:
             ("a-code", "v" * 20_000, 404, "flow_state_not_found"),
             ("' OR 1=1 --", "v", 404, "flow_state_not_found"),
             ("\U0001f600" * 50, "\u202e" * 50, 404, "flow_state_not_found"),
-            (str(uuid_like := "00000000-0000-0000-0000-000000000000"), uuid_like, 404,
-             "flow_state_not_found"),
+            (NIL_UUID, NIL_UUID, 404, "flow_state_not_found"),
         ],
     )  # fmt: skip
     async def test_garbage_is_a_gotrue_error_never_a_5xx(

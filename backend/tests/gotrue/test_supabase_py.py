@@ -680,9 +680,7 @@ class TestPkceSupabasePy:
         assert exchanged.user.email == email
         assert replayed == "flow_state_not_found"
 
-    async def test_update_user_email_link_code_exchange_applies_the_change(
-        self, mailing, clients
-    ):
+    async def test_update_user_email_link_code_exchange_applies_the_change(self, mailing, clients):
         with mailing(gotrue_mailer_autoconfirm=True) as (url, smtp):
             client, _ = await clients(url, pkce=True)
             old, new = unique_email(), unique_email()
