@@ -275,6 +275,19 @@ class TestPkceLinks:
         assert (row.code_challenge, row.code_challenge_method) == (s256(verifier), "s256")
         assert row.auth_code_hash is None  # no code before the link is followed
 
+    async def test_a_new_mail_replaces_the_flow_state_of_its_kind(self, gotrue, outbox):
+        """The older link is spent, so its flow state (and a code issued on it) goes too."""
+        email, first, second = unique_email(), new_verifier(), new_verifier()
+        await gotrue.session(email)
+        code = await recovery_code(gotrue, outbox, email, first)
+
+        await mailed(gotrue, outbox, "/recover", {"email": email, **pkce(second)})
+        (row,) = await flow_rows(gotrue)
+        stale = await exchange(gotrue, code, first)
+
+        assert row.code_challenge == s256(second)
+        assert (stale.status_code, stale.json()) == (404, NOT_FOUND)
+
     async def test_an_unknown_address_stores_nothing(self, gotrue):
         body = {"email": unique_email(), **pkce(new_verifier())}
 

@@ -1106,6 +1106,14 @@ def _insert_tokens(
 def _insert_flow_state(
     conn: Connection, flow: NewFlowState, *, user_id: str, now: datetime
 ) -> None:
+    # The new mail spent the older links of its kind, so their flow states can never get a
+    # code again (an issued one dies with them): gone, rather than left to pile up.
+    conn.execute(
+        identity_flow_states.delete().where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method == flow.authentication_method,
+        )
+    )
     conn.execute(
         identity_flow_states.insert().values(
             id=str(uuid.uuid4()),
