@@ -609,6 +609,49 @@ class TestPkceGrant:
 
         assert (response.status_code, response.json()) == (404, NOT_FOUND)
 
+    @pytest.mark.parametrize("by", ["user", "admin"])
+    async def test_a_new_password_ends_a_recovery_code_issued_before_it(self, gotrue, outbox, by):
+        """As it spends the reset and magic links: a code followed before the change (say, by
+        whoever had the mailbox) opens no session after it."""
+        email, verifier = unique_email(), new_verifier()
+        session = await gotrue.session(email)
+        code = await recovery_code(gotrue, outbox, email, verifier)
+        new_password = {"password": "a brand new passphrase 42"}
+
+        if by == "user":
+            changed = await gotrue.call(
+                "PUT", "/user", bearer=session["access_token"], json=new_password
+            )
+        else:
+            changed = await gotrue.admin(
+                "PUT", f"/users/{session['user']['id']}", json=new_password
+            )
+        response = await exchange(gotrue, code, verifier)
+
+        assert changed.status_code == 200, changed.text
+        assert (response.status_code, response.json()) == (404, NOT_FOUND)
+
+    async def test_a_new_password_leaves_an_email_change_flow_alone(self, gotrue, outbox):
+        """Its link is not spent by a password change, so neither is its flow state."""
+        session = await gotrue.session()
+        new, verifier = unique_email(), new_verifier()
+        await gotrue.call(
+            "PUT", "/user", bearer=session["access_token"], json={"email": new, **pkce(verifier)}
+        )
+        (mail,) = await outbox_mails(outbox, new)
+        await gotrue.call(
+            "PUT",
+            "/user",
+            bearer=session["access_token"],
+            json={"password": "a brand new passphrase 42"},
+        )
+
+        opened = await follow(gotrue, mail.link)
+        response = await exchange(gotrue, query(opened.headers["location"])["code"], verifier)
+
+        assert response.status_code == 200, response.text
+        assert response.json()["user"]["email"] == new
+
     async def test_a_code_is_stored_only_as_its_hash(self, gotrue, outbox):
         email, verifier = unique_email(), new_verifier()
         await gotrue.session(email)

@@ -1069,6 +1069,8 @@ def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bo
     )
 
 
+# The PKCE flow states of the sign-in links (GoTrue's `authentication_method` names).
+_SIGN_IN_FLOWS = ("recovery", "magiclink")
 # No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
 _NO_USER = "00000000-0000-0000-0000-000000000000"
 
@@ -1140,9 +1142,17 @@ def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime
 
 def _spend_sign_in_links(conn: Connection, *, user_id: str, now: datetime) -> None:
     """A new password spends the links that sign in without it (reset, magic link), as GoTrue's
-    `UpdatePassword` clears them: one mailed before the change must not undo it."""
+    `UpdatePassword` clears them: one mailed before the change must not undo it. So does an
+    auth code issued from such a link (GoTrue keeps the flow state: a code followed before the
+    change would still open a session after it, the attacker's that the change meant to end)."""
     for purpose in (RESET, MAGICLINK):
         _spend_tokens(conn, user_id=user_id, purpose=purpose, now=now)
+    conn.execute(
+        identity_flow_states.delete().where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method.in_(_SIGN_IN_FLOWS),
+        )
+    )
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
