@@ -433,9 +433,12 @@ class SessionService:
             answer = await self._gotrue_operations().exchange_code(
                 auth_code=auth_code, code_verifier=code_verifier, user_agent=user_agent
             )
-        except BadCodeVerifier:
+        except BadCodeVerifier as exc:
             log_security_event(
-                "pkce_verifier_mismatch", reason="bad_code_verifier", address=address
+                "pkce_verifier_mismatch",
+                reason="bad_code_verifier",
+                user_id=exc.user_id,
+                address=address,
             )
             raise
         except (FlowStateNotFound, FlowStateExpired) as exc:

@@ -27,6 +27,7 @@ from backend.tests.conftest import SPA_ORIGIN
 from backend.tests.gotrue.conftest import GoTrue
 from backend.tests.gotrue.mails import GoTrueMail, count_outbox, outbox_mails
 from backend.tests.helpers import unique_email
+from backend.tests.security.conftest import security_events
 
 PKCE_PARAMS = "PKCE flow requires code_challenge_method and code_challenge"
 NOT_FOUND = {
@@ -728,7 +729,7 @@ class TestPkceSecrets:
         """Nor the link's token: the whole flow, a refusal included, logged at DEBUG."""
         caplog.set_level(logging.DEBUG)
         email, verifier = unique_email(), new_verifier()
-        await gotrue.session(email)
+        session = await gotrue.session(email)
         mail = await mailed(gotrue, outbox, "/recover", {"email": email, **pkce(verifier)})
         code = query((await follow(gotrue, mail.link)).headers["location"])["code"]
 
@@ -737,9 +738,14 @@ class TestPkceSecrets:
         await exchange(gotrue, code, verifier)
         logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
 
+        (event,) = security_events(caplog, "pkce_verifier_mismatch")
+
         for secret in (code, verifier, s256(verifier), mail.token):
             assert secret not in logged
-        assert "pkce_verifier_mismatch" in logged
+        assert (event.__dict__["user_id"], event.__dict__["reason"]) == (
+            session["user"]["id"],
+            "bad_code_verifier",
+        )
 
     def test_redaction_covers_the_pkce_parameters(self):
         line = (

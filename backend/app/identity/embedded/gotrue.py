@@ -519,7 +519,7 @@ class EmbeddedGoTrue:
         ):
             raise FlowStateExpired()
         if not verifier_matches(state.challenge, code_verifier):
-            raise BadCodeVerifier()
+            raise BadCodeVerifier(user_id=state.user_id)
         user = await self._store.take_flow_state(state.id)
         if user is None:  # exchanged by a racing request, or the user deleted meanwhile
             raise FlowStateNotFound()

@@ -82,7 +82,13 @@ class FlowStateExpired(PkceError):
 
 
 class BadCodeVerifier(PkceError):
+    """Names the user whose code it was (for the security event, never for the caller)."""
+
     message = "code challenge does not match previously saved code verifier"
+
+    def __init__(self, *, user_id: str):
+        super().__init__()
+        self.user_id = user_id
 
 
 @dataclass(frozen=True, slots=True)
