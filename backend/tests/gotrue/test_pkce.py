@@ -382,12 +382,16 @@ class TestPkceLinks:
 
         opened = await follow(gotrue, mail.link)
         values = query(opened.headers["location"])
+        kept = await gotrue.call(
+            "POST", "/verify", json={"type": "recovery", "token_hash": mail.token}
+        )
 
         assert opened.status_code == 303
         assert values["error"] == "invalid_request"
         assert values["error_code"] == "flow_state_not_found"
         assert values["error_description"].startswith("No associated flow state found.")
         assert "code" not in values
+        assert kept.status_code == 200  # nothing was spent, as GoTrue's verify rolls back
 
     async def test_type_email_cannot_name_a_flow_state_and_spends_nothing(self, gotrue, outbox):
         email, verifier = unique_email(), new_verifier()

@@ -41,6 +41,7 @@ from .store import (
     RESET,
     SIGNUP,
     Grant,
+    NewAuthCode,
     UserRecord,
     code_hash,
     hash_token,
@@ -475,25 +476,25 @@ class EmbeddedGoTrue:
 
     @provider_call
     async def verify_for_code(self, *, kind: str, token_hash: str) -> AuthCode:
-        """GoTrue's `GET /verify` of a PKCE link (`pkce_` token): spend it as `verify` does,
-        then issue an auth code on the user's newest flow state of that kind of link, instead
-        of a session (GoTrue `issueAuthCode`).
+        """GoTrue's `GET /verify` of a PKCE link (`pkce_` token): spend it as `verify` does
+        and, in the same transaction, issue an auth code on the user's newest flow state of
+        that kind of link, instead of a session (GoTrue `issueAuthCode`).
 
         Raises:
             AccountTokenInvalid: as `verify`.
             FlowStateNotFound: `kind` has no flow state (`invite`), or the user has none.
         """
-        if kind == "email":
-            # GoTrue cannot name a flow state for it either (`ParseAuthenticationMethod`
-            # fails, a 500 there); refused before the token is spent, as GoTrue's.
+        method = AUTHENTICATION_METHODS.get(kind)
+        if method is None:
+            # `email`: GoTrue cannot name a flow state for it either (`ParseAuthenticationMethod`
+            # fails, a 500 there), and refuses before the token is looked at.
             raise FlowStateNotFound(_NO_FLOW_STATE)
-        user = await self._spend(kind, token_hash=token_hash)
         code = str(uuid.uuid4())  # GoTrue's auth codes are UUIDs; only the hash is stored
-        method = AUTHENTICATION_METHODS.get(kind)  # none for `invite`, as GoTrue makes none
-        if method is None or not await self._store.issue_auth_code(
-            user_id=user.id, authentication_method=method, auth_code_hash=hash_token(code)
-        ):
-            raise FlowStateNotFound(_NO_FLOW_STATE)
+        issue = NewAuthCode(authentication_method=method, auth_code_hash=hash_token(code))
+        try:
+            user = await self._spend(kind, token_hash=token_hash, auth_code=issue)
+        except FlowStateNotFound:  # nothing was spent: the token and the user are as they were
+            raise FlowStateNotFound(_NO_FLOW_STATE) from None
         return AuthCode(code=code, user=user)
 
     @provider_call
@@ -532,6 +533,7 @@ class EmbeddedGoTrue:
         token_hash: str | None = None,
         token: str | None = None,
         email: str | None = None,
+        auth_code: NewAuthCode | None = None,
     ) -> UserRecord:
         if token_hash is not None:
             hashed = hash_token(token_hash)
@@ -543,10 +545,14 @@ class EmbeddedGoTrue:
         user = None
         confirming = tuple(p for p in purposes if p in _CONFIRMING)
         if confirming:
-            user = await self._store.confirm_email(token_hash=hashed, purposes=confirming)
+            user = await self._store.confirm_email(
+                token_hash=hashed, purposes=confirming, auth_code=auth_code
+            )
         signing_in = tuple(p for p in purposes if p not in _CONFIRMING)
         if user is None and signing_in:
-            user = await self._store.spend_sign_in_token(token_hash=hashed, purposes=signing_in)
+            user = await self._store.spend_sign_in_token(
+                token_hash=hashed, purposes=signing_in, auth_code=auth_code
+            )
         if user is None:
             raise AccountTokenInvalid()
         return user

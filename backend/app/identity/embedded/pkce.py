@@ -46,10 +46,11 @@ _CHALLENGE_PATTERN = re.compile(r"[a-zA-Z._~0-9-]+")
 # GoTrue `conf/configuration.go` `defaultFlowStateExpiryDuration` (also its minimum).
 FLOW_STATE_LIFETIME = timedelta(seconds=300)
 # GoTrue `models.ParseAuthenticationMethod` of a verification type (a `*signup` type is
-# `email/signup`): the flow state a followed link of that type looks for. `invite` and `email`
-# have none: GoTrue makes no flow state for an invitation, and no mail links with `email`.
+# `email/signup`): the flow state a followed link of that type looks for. GoTrue makes none for
+# an invitation, so an `invite` one is never found; `email` names none at all.
 AUTHENTICATION_METHODS = {
     "signup": "email/signup",
+    "invite": "invite",
     "recovery": "recovery",
     "magiclink": "magiclink",
     "email_change": "email_change",

@@ -36,7 +36,7 @@ from backend.app.db.tables import (
 )
 from backend.app.identity.base import LiveSession, SignOutScope
 
-from .pkce import CodeChallenge
+from .pkce import CodeChallenge, FlowStateNotFound
 
 __all__ = [
     "EMAIL_CHANGE",
@@ -50,6 +50,7 @@ __all__ = [
     "Grant",
     "IdentityStore",
     "LiveSession",
+    "NewAuthCode",
     "NewFlowState",
     "Reused",
     "UserRecord",
@@ -133,6 +134,15 @@ class NewFlowState:
 
     challenge: CodeChallenge
     authentication_method: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuthCode:
+    """An auth code to give the user's newest flow state of `authentication_method` when a
+    PKCE link is spent (only the code's hash)."""
+
+    authentication_method: str
+    auth_code_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,15 +606,21 @@ class IdentityStore:
         return await self._db.read(read)
 
     async def confirm_email(
-        self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
+        self,
+        *,
+        token_hash: str,
+        purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE),
+        auth_code: NewAuthCode | None = None,
     ) -> UserRecord | None:
         """Spend a sign-up confirmation or email-change token (one conditional UPDATE: of two
         racing confirmations one wins) and confirm the address, or apply the change, in one
-        transaction. None when the token is not usable.
+        transaction (with `auth_code`, issued in it too). None when the token is not usable.
 
         Raises:
             UserAlreadyExists: the new address of a change was taken meanwhile; nothing is
                 written (the token stays as it was).
+            FlowStateNotFound: `auth_code` and the user has no such flow state; nothing is
+                written, as GoTrue's verify rolls back.
         """
 
         def confirm(conn: Connection) -> UserRecord | None:
@@ -650,6 +666,8 @@ class IdentityStore:
             except IntegrityError as exc:  # taken by a racing sign-up
                 raise UserAlreadyExists() from exc
             _spend_tokens(conn, user_id=spent.user_id, purpose=spent.purpose, now=now)
+            if auth_code is not None:
+                _issue_auth_code(conn, auth_code, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -658,12 +676,17 @@ class IdentityStore:
         return await self._db.write(confirm)
 
     async def spend_sign_in_token(
-        self, *, token_hash: str, purposes: tuple[str, ...]
+        self, *, token_hash: str, purposes: tuple[str, ...], auth_code: NewAuthCode | None = None
     ) -> UserRecord | None:
         """Spend a reset or magic-link token (GoTrue's recovery and magic-link verify: one
         conditional UPDATE, of two racing verifies one wins), spend the user's other tokens of
-        those kinds and confirm the address (the link proved the mailbox), in one transaction.
-        None when the token is not usable. The caller opens the session."""
+        those kinds and confirm the address (the link proved the mailbox), in one transaction
+        (with `auth_code`, issued in it too). None when the token is not usable. The caller
+        opens the session.
+
+        Raises:
+            FlowStateNotFound: as `confirm_email`.
+        """
 
         def spend(conn: Connection) -> UserRecord | None:
             now = utcnow()
@@ -686,6 +709,8 @@ class IdentityStore:
             )
             for purpose in purposes:
                 _spend_tokens(conn, user_id=spent.user_id, purpose=purpose, now=now)
+            if auth_code is not None:
+                _issue_auth_code(conn, auth_code, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -783,34 +808,6 @@ class IdentityStore:
         return await self._db.write(delete)
 
     # PKCE flow states (GoTrue's `flow_state`).
-
-    async def issue_auth_code(
-        self, *, user_id: str, authentication_method: str, auth_code_hash: str
-    ) -> bool:
-        """Give the user's newest flow state of `authentication_method` an auth code (GoTrue
-        `issueAuthCode`: a followed PKCE link), replacing one issued before. False when the
-        user has none."""
-
-        def issue(conn: Connection) -> bool:
-            newest = (
-                sa.select(identity_flow_states.c.id)
-                .where(
-                    identity_flow_states.c.user_id == user_id,
-                    identity_flow_states.c.authentication_method == authentication_method,
-                )
-                .order_by(identity_flow_states.c.created_at.desc(), identity_flow_states.c.id)
-                .limit(1)
-                .scalar_subquery()
-            )
-            issued = conn.execute(
-                identity_flow_states.update()
-                .where(identity_flow_states.c.id == newest)
-                .values(auth_code_hash=auth_code_hash, auth_code_issued_at=utcnow())
-                .returning(identity_flow_states.c.id)
-            ).first()
-            return issued is not None
-
-        return await self._db.write(issue)
 
     async def flow_state(self, *, auth_code_hash: str) -> FlowState | None:
         """The flow state whose auth code hashes to this, if any."""
@@ -1103,6 +1100,30 @@ def _insert_tokens(
                 **values,
             )
         )
+
+
+def _issue_auth_code(conn: Connection, code: NewAuthCode, *, user_id: str, now: datetime) -> None:
+    """Give the user's newest flow state of the code's kind the code (GoTrue `issueAuthCode`),
+    replacing one issued before. Raises FlowStateNotFound (rolling the transaction back) when
+    the user has none."""
+    newest = (
+        sa.select(identity_flow_states.c.id)
+        .where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method == code.authentication_method,
+        )
+        .order_by(identity_flow_states.c.created_at.desc(), identity_flow_states.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    issued = conn.execute(
+        identity_flow_states.update()
+        .where(identity_flow_states.c.id == newest)
+        .values(auth_code_hash=code.auth_code_hash, auth_code_issued_at=now)
+        .returning(identity_flow_states.c.id)
+    ).first()
+    if issued is None:
+        raise FlowStateNotFound()
 
 
 def _insert_flow_state(
