@@ -56,12 +56,14 @@ from backend.app.identity.passwords import (
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
 from backend.app.mail import Mailer
 
+from .pkce import PKCE_PREFIX, CodeChallenge
 from .store import (
     REAUTHENTICATION,
     RESET,
     SIGNUP,
     Grant,
     IdentityStore,
+    NewFlowState,
     Reused,
     UserRecord,
     code_hash,
@@ -103,8 +105,14 @@ class IssuedLink:
         return "IssuedLink(…)"
 
 
-def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
+def _draw(
+    email: str, links: VerifyLinks | None, kind: str, challenge: CodeChallenge | None = None
+) -> IssuedLink:
     token = secrets.token_urlsafe(32)  # 256 bits
+    if challenge is not None:
+        # GoTrue `addFlowPrefixToToken`: `GET /verify` tells a PKCE link by it. It is part of
+        # the token (and of its hash), so a link stripped of it matches nothing.
+        token = PKCE_PREFIX + token
     if links is None:
         return IssuedLink(token=token, link=None, code=None, code_hash=None)
     code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
@@ -118,6 +126,12 @@ def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _flow(challenge: CodeChallenge | None, authentication_method: str) -> NewFlowState | None:
+    if challenge is None:
+        return None
+    return NewFlowState(challenge=challenge, authentication_method=authentication_method)
 
 
 def provider_call(
@@ -340,7 +354,13 @@ class EmbeddedIdentityProvider:
         await self.mail_sign_in_link(email=email, purpose=RESET)
 
     async def mail_sign_in_link(
-        self, *, email: str, purpose: str, links: VerifyLinks | None = None, send: bool = True
+        self,
+        *,
+        email: str,
+        purpose: str,
+        links: VerifyLinks | None = None,
+        send: bool = True,
+        challenge: CodeChallenge | None = None,
     ) -> IssuedLink | None:
         """Mail a reset link (`purpose` RESET) or a magic link (MAGICLINK, GoTrue's API only) to
         the stored address of `email`'s user, if there is one; spend the user's older tokens of
@@ -354,11 +374,14 @@ class EmbeddedIdentityProvider:
         in the outbox and the sender delivers it after the 202. What differs is two small
         INSERTs (the token, the outbox row) in that same transaction; no decoy rows are written
         for them, since an outbox row would be mailed and a token row needs a user.
+
+        `challenge` (GoTrue's API): a PKCE flow, its state stored with the token.
         """
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._reset_ttl
-        issued = _draw(email, links, "recovery" if purpose == RESET else "magiclink")
+        kind = "recovery" if purpose == RESET else "magiclink"
+        issued = _draw(email, links, kind, challenge)
         expires_at = utcnow() + ttl
         render = mailer.password_reset if purpose == RESET else mailer.magic_link
 
@@ -385,6 +408,7 @@ class EmbeddedIdentityProvider:
             expires_at=expires_at,
             on_issued=mail,
             on_unknown=decoy,
+            flow=_flow(challenge, kind),
         )
         return issued if found else None
 
@@ -441,16 +465,17 @@ class EmbeddedIdentityProvider:
         links: VerifyLinks | None = None,
         kind: str = "signup",
         send: bool = True,
+        challenge: CodeChallenge | None = None,
     ) -> IssuedLink | None:
         """Mail a sign-up confirmation link (with `links`, GoTrue's link and code; `kind`
         `invite`, an invitation) to the stored address of `email`'s user. None when there is no
         such user (or, `only_unconfirmed`, it is already confirmed). `send` False: only store
-        the token and return its secrets (GoTrue's `generate_link`). Raises NotSupported
-        without a mailer."""
+        the token and return its secrets (GoTrue's `generate_link`). `challenge`: a PKCE flow
+        (`email/signup`, GoTrue's name). Raises NotSupported without a mailer."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(email, links, kind)
+        issued = _draw(email, links, kind, challenge)
         expires_at = utcnow() + ttl
         render = mailer.invite if kind == "invite" else mailer.signup_confirmation
 
@@ -479,6 +504,7 @@ class EmbeddedIdentityProvider:
             on_unknown=decoy,
             only_unconfirmed=only_unconfirmed,
             invite=kind == "invite",
+            flow=_flow(challenge, "email/signup"),
         )
         return issued if found else None
 
@@ -527,16 +553,22 @@ class EmbeddedIdentityProvider:
             raise UserAlreadyExists()
 
     async def mail_email_change(
-        self, *, user_id: str, new_email: str, links: VerifyLinks | None = None
+        self,
+        *,
+        user_id: str,
+        new_email: str,
+        links: VerifyLinks | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> bool:
         """Unless the new address is taken (or the user gone: False), store a token carrying
         the new address and mail its link (with `links`, GoTrue's link and code) to the new
         address, a notice without token to the old one, in one transaction. The change is
-        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`)."""
+        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`). `challenge`: a
+        PKCE flow."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(new_email, links, "email_change")
+        issued = _draw(new_email, links, "email_change", challenge)
         expires_at = utcnow() + ttl
 
         def mail(conn: Connection, old_email: str) -> None:
@@ -559,6 +591,7 @@ class EmbeddedIdentityProvider:
             code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
+            flow=_flow(challenge, "email_change"),
         )
 
     @provider_call

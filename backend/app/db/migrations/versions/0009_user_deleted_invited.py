@@ -4,8 +4,8 @@ A soft-deleted user keeps its row (and its id, which the app's own rows may name
 address obfuscated, its metadata emptied and its sessions ended: it can no longer sign in, and
 its address is free for a new sign-up (GoTrue's `SoftDeleteUser`).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 from backend.app.db.tables import UtcDateTime
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

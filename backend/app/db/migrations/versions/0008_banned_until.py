@@ -4,8 +4,8 @@ A user whose `banned_until` is in the future may not sign in, refresh, verify a 
 access token on a route that asks for the user; a past or null one is no ban (GoTrue's
 `IsBanned`). The column is read on the paths that already read the user row, so no index.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 from backend.app.db.tables import UtcDateTime
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
