@@ -1,0 +1,127 @@
+"""Attacks on GoTrue's lifecycle under /auth/v1, on SQLite and PostgreSQL: a link, code or
+nonce used where, when or by whom it must not work; a request refused after it changed
+something; guesses with no limit. Each class names the bug it pins down (CHANGELOG, Security)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.tests.gotrue.conftest import GoTrue
+from backend.tests.gotrue.mails import outbox_mails
+from backend.tests.gotrue.test_lifecycle import recovery_mail
+from backend.tests.helpers import unique_email
+
+NEW_PASSWORD = "a brand new passphrase 42"
+OTHER_PASSWORD = "yet another passphrase 17"
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "outbox"
+
+
+def code(response) -> str:
+    return str(response.json().get("code"))
+
+
+async def email_change_link(gotrue: GoTrue, outbox: Path, access_token: str, new: str):
+    response = await gotrue.call("PUT", "/user", bearer=access_token, json={"email": new})
+    assert response.status_code == 200, response.text
+    return (await outbox_mails(outbox, new))[-1]
+
+
+class TestANewPasswordSpendsEveryPendingLink:
+    """GoTrue's `UpdatePassword` clears every one-time token of the user: a link issued while
+    someone else held the account must not undo the owner's new password."""
+
+    async def test_an_email_change_asked_before_a_password_change_no_longer_applies(
+        self, gotrue, outbox
+    ):
+        """An intruder with a session asks to move the account to their own mailbox; the owner
+        changes the password (ending the intruder's session); the intruder's link is dead."""
+        intruder = await gotrue.session()
+        email = intruder["user"]["email"]
+        owner = (await gotrue.sign_in(email)).json()
+        stolen = unique_email()
+        link = await email_change_link(gotrue, outbox, intruder["access_token"], stolen)
+
+        changed = await gotrue.call(
+            "PUT", "/user", bearer=owner["access_token"], json={"password": NEW_PASSWORD}
+        )
+        by_link = await gotrue.call(
+            "POST", "/verify", json={"type": "email_change", "token_hash": link.token}
+        )
+        by_code = await gotrue.call(
+            "POST", "/verify", json={"type": "email_change", "email": stolen, "token": link.code}
+        )
+
+        assert changed.status_code == 200
+        assert (by_link.status_code, code(by_link)) == (403, "otp_expired")
+        assert (by_code.status_code, code(by_code)) == (403, "otp_expired")
+        assert (await gotrue.sign_in(email, NEW_PASSWORD)).status_code == 200
+
+    async def test_an_email_change_asked_before_an_admin_password_reset_no_longer_applies(
+        self, gotrue, outbox
+    ):
+        intruder = await gotrue.session()
+        stolen = unique_email()
+        link = await email_change_link(gotrue, outbox, intruder["access_token"], stolen)
+
+        await gotrue.admin(
+            "PUT", f"/users/{intruder['user']['id']}", json={"password": NEW_PASSWORD}
+        )
+        response = await gotrue.call(
+            "POST", "/verify", json={"type": "email_change", "token_hash": link.token}
+        )
+
+        assert (response.status_code, code(response)) == (403, "otp_expired")
+
+    async def test_a_recovery_by_link_spends_a_pending_email_change(self, gotrue, outbox):
+        """The owner takes the account back through the recovery mail: the intruder's pending
+        change is spent with it (GoTrue's `Recover` clears every token)."""
+        intruder = await gotrue.session()
+        email = intruder["user"]["email"]
+        stolen = unique_email()
+        link = await email_change_link(gotrue, outbox, intruder["access_token"], stolen)
+        recovery = await recovery_mail(gotrue, outbox, email, count=2)  # after the notice
+
+        recovered = await gotrue.call(
+            "POST", "/verify", json={"type": "recovery", "token_hash": recovery.token}
+        )
+        response = await gotrue.call(
+            "POST", "/verify", json={"type": "email_change", "token_hash": link.token}
+        )
+
+        assert recovered.status_code == 200
+        assert (response.status_code, code(response)) == (403, "otp_expired")
+
+
+class TestAnEmailChangeSpendsTheOldAddressesLinks:
+    """A recovery or magic link mailed to the old address must not sign in once the address
+    has moved (GoTrue's `ConfirmEmailChange` clears every token): the old mailbox may be the
+    reason for the move."""
+
+    @pytest.mark.parametrize("kind", ["recovery", "magiclink"])
+    async def test_a_link_mailed_to_the_old_address_dies_when_the_change_applies(
+        self, gotrue, outbox, kind
+    ):
+        session = await gotrue.session()
+        old, new = session["user"]["email"], unique_email()
+        if kind == "recovery":
+            old_link = await recovery_mail(gotrue, outbox, old)
+        else:
+            await gotrue.call("POST", "/otp", json={"email": old})
+            (old_link,) = await outbox_mails(outbox, old)
+        change = await email_change_link(gotrue, outbox, session["access_token"], new)
+
+        applied = await gotrue.call(
+            "POST", "/verify", json={"type": "email_change", "token_hash": change.token}
+        )
+        response = await gotrue.call(
+            "POST", "/verify", json={"type": kind, "token_hash": old_link.token}
+        )
+
+        assert applied.json()["user"]["email"] == new
+        assert (response.status_code, code(response)) == (403, "otp_expired")
