@@ -4,14 +4,16 @@ something; guesses with no limit. Each class names the bug it pins down (CHANGEL
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from backend.app.identity.embedded import gotrue as gotrue_operations
 from backend.tests.gotrue.conftest import GoTrue
 from backend.tests.gotrue.mails import outbox_mails
-from backend.tests.gotrue.test_lifecycle import recovery_mail
-from backend.tests.helpers import unique_email
+from backend.tests.gotrue.test_lifecycle import follow, fragment, recovery_mail
+from backend.tests.helpers import PASSWORD, unique_email
 
 NEW_PASSWORD = "a brand new passphrase 42"
 OTHER_PASSWORD = "yet another passphrase 17"
@@ -125,3 +127,101 @@ class TestAnEmailChangeSpendsTheOldAddressesLinks:
 
         assert applied.json()["user"]["email"] == new
         assert (response.status_code, code(response)) == (403, "otp_expired")
+
+
+class TestAUserUpdateIsAllOrNothing:
+    """`PUT /user {password, email}` with a taken or rate-limited address is refused before
+    anything changes, as GoTrue checks the address first and writes in one transaction."""
+
+    async def test_a_taken_address_leaves_the_password_as_it_was(self, gotrue):
+        taken = (await gotrue.session())["user"]["email"]
+        session = await gotrue.session()
+        email = session["user"]["email"]
+
+        response = await gotrue.call(
+            "PUT",
+            "/user",
+            bearer=session["access_token"],
+            json={"password": NEW_PASSWORD, "email": taken.upper(), "data": {"x": 1}},
+        )
+        user = await gotrue.call("GET", "/user", bearer=session["access_token"])
+
+        assert (response.status_code, code(response)) == (422, "email_exists")
+        assert (await gotrue.sign_in(email, NEW_PASSWORD)).status_code == 400
+        assert (await gotrue.sign_in(email, PASSWORD)).status_code == 200
+        assert user.json()["user_metadata"] == {}
+
+    async def test_a_mail_limit_leaves_the_password_as_it_was(self, make_gotrue):
+        gotrue = await make_gotrue(rate_limit_email_per_recipient="1/hour")
+        session = await gotrue.session()
+        email, new = session["user"]["email"], unique_email()
+        await gotrue.call("POST", "/recover", json={"email": new})  # spends `new`'s one mail
+        alone = await gotrue.call(
+            "PUT", "/user", bearer=session["access_token"], json={"email": new}
+        )
+
+        response = await gotrue.call(
+            "PUT",
+            "/user",
+            bearer=session["access_token"],
+            json={"password": NEW_PASSWORD, "email": new},
+        )
+
+        assert (alone.status_code, code(alone)) == (429, "over_email_send_rate_limit")
+        assert response.status_code == 429
+        assert response.headers["retry-after"]
+        assert (await gotrue.sign_in(email, PASSWORD)).status_code == 200
+
+
+class TestNonceGuessing:
+    """The re-authentication nonce is 6 digits: each guess counts toward the account's sign-in
+    limit, as a password or a mailed code does, or a stolen day-old session gets it by trying."""
+
+    @pytest.fixture
+    async def strict(self, make_gotrue, monkeypatch) -> GoTrue:
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        driver: GoTrue = await make_gotrue(
+            gotrue_security_update_password_require_reauthentication=True,
+            rate_limit_signin_per_account="3/minute",
+        )
+        return driver
+
+    async def test_guessing_nonces_hits_the_sign_in_limit(self, strict, outbox, caplog):
+        caplog.set_level(logging.INFO)
+        session = await strict.session()
+        token = session["access_token"]
+        await strict.call("GET", "/reauthenticate", bearer=token)
+        (mail,) = await outbox_mails(outbox, session["user"]["email"])
+        guesses = [g for g in ("000000", "111111", "222222", "333333") if g != mail.code]
+
+        statuses = [
+            (
+                await strict.call(
+                    "PUT", "/user", bearer=token, json={"password": NEW_PASSWORD, "nonce": guess}
+                )
+            ).status_code
+            for guess in guesses[:4]
+        ]
+
+        assert statuses[:3] == [422, 422, 422]
+        assert statuses[3] == 429
+        assert "rate_limited" in caplog.text
+
+    async def test_a_weak_password_does_not_spend_the_nonce(self, strict, outbox):
+        session = await strict.session()
+        token = session["access_token"]
+        await strict.call("GET", "/reauthenticate", bearer=token)
+        (mail,) = await outbox_mails(outbox, session["user"]["email"])
+
+        weak = await strict.call(
+            "PUT", "/user", bearer=token, json={"password": "short", "nonce": mail.code}
+        )
+        good = await strict.call(
+            "PUT", "/user", bearer=token, json={"password": NEW_PASSWORD, "nonce": mail.code}
+        )
+
+        assert (weak.status_code, code(weak)) == (422, "weak_password")
+        assert good.status_code == 200
+
+
+__all__ = ["follow", "fragment"]

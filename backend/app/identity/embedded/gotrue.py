@@ -372,16 +372,6 @@ class EmbeddedGoTrue:
         await self._provider.mail_reauthentication(user_id=user.id, email=user.email)
 
     @provider_call
-    async def request_email_change(
-        self, claims: AccessClaims, *, new_email: str, links: VerifyLinks
-    ) -> bool:
-        """GoTrue's `PUT /user {email}`: a link (and code) to the new address, a notice to the
-        old one; the address changes on verify. False when the new address is taken."""
-        return await self._provider.mail_email_change(
-            user_id=claims.user_id, new_email=new_email, links=links
-        )
-
-    @provider_call
     async def resend_email_change(self, *, email: str, links: VerifyLinks) -> None:
         """GoTrue's `/resend` `email_change`: a new link for the pending change, if any."""
         pending = await self._store.pending_email_change(email_key=email_key(email))
@@ -472,9 +462,18 @@ class EmbeddedGoTrue:
         user_metadata: dict[str, Any] | None = None,
         nonce: str | None = None,
         require_reauthentication: bool = False,
+        new_email: str | None = None,
+        links: VerifyLinks | None = None,
     ) -> UserRecord | None:
-        """Change the password and/or merge `user_metadata` (a null value deletes its key). A
-        new password ends every other session of the user; the caller's stays.
+        """Change the password and/or merge `user_metadata` (a null value deletes its key),
+        and with `new_email` mail a link (and code) to the new address and a notice to the old
+        one (the address changes on verify). A new password ends every other session of the
+        user; the caller's stays.
+
+        All or nothing, as GoTrue's `UserUpdate` (every check, then one transaction): a taken
+        new address, a refused password or nonce changes nothing. The nonce is checked after
+        the password policy (so a weak password leaves it usable) and before the password is
+        compared with the current one (so that comparison answers nobody without the nonce).
 
         Returns:
             The updated user, or None if it was deleted meanwhile.
@@ -484,8 +483,12 @@ class EmbeddedGoTrue:
             SamePassword: it is the password the user already has.
             NonceRequired, NonceInvalid: `require_reauthentication` and a session over a day
                 old (GoTrue's rule), without a usable nonce from `reauthenticate`.
+            UserAlreadyExists: `new_email` is another user's.
         """
-        password_hash = None
+        if password is not None:
+            self._provider.check_password(password)
+        if new_email is not None and await self._user_by_email(new_email) is not None:
+            raise UserAlreadyExists()
         if password is not None and require_reauthentication and _session_is_old(claims):
             if not nonce:
                 raise NonceRequired()
@@ -496,20 +499,31 @@ class EmbeddedGoTrue:
             )
             if not spent:
                 raise NonceInvalid()
+        password_hash = None
         if password is not None:
-            self._provider.check_password(password)
             current = await self._store.password_hash(claims.user_id)
             if current is not None:
                 same = await verify_password(password_hash=current, password=password)
                 if same.matches:
                     raise SamePassword()
             password_hash = await hash_password(password)
-        return await self._store.update_user(
+        user = await self._store.update_user(
             claims.user_id,
             user_metadata=user_metadata,
             password_hash=password_hash,
             keep_session_id=claims.session_id,
         )
+        # Taken now only by a sign-up racing this request: the rest stands, as it would after a
+        # change that was asked for a moment later.
+        if (
+            user is not None
+            and new_email is not None
+            and not await self._provider.mail_email_change(
+                user_id=claims.user_id, new_email=new_email, links=links
+            )
+        ):
+            raise UserAlreadyExists()
+        return user
 
     @provider_call
     async def end_sessions(self, claims: AccessClaims, scope: SignOutScope) -> None:
