@@ -110,6 +110,13 @@ async def _gotrue_errors_mapped(**overrides: Callable[[], AppError]) -> AsyncIte
         _raise_mapped(error, overrides=overrides)
     except (httpx.HTTPError, OSError) as error:  # a transport error the client did not wrap
         raise ProviderUnavailable() from error
+    except (ValueError, TypeError, KeyError) as error:
+        # An answer the client cannot read (not JSON, or not the shape it expects: pydantic's
+        # ValidationError is a ValueError): a proxy's page, another service. The provider is
+        # not usable as configured, as for an unknown error code. Only the type is logged: the
+        # error's text quotes the answer, which may hold a token.
+        logger.warning("GoTrue's answer could not be read (%s)", type(error).__name__)
+        raise ProviderUnavailable() from None
 
 
 @asynccontextmanager

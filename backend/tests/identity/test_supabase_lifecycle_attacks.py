@@ -1,0 +1,155 @@
+"""The supabase provider's lifecycle routes against a GoTrue that answers what it should not: a
+body that is not JSON, JSON of another shape, a status with no meaning here. Each is an outage
+of the provider as configured (503 `provider_unavailable`, the cookie kept), never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from backend.app.main import create_app
+from backend.tests.api.test_auth import assert_error
+from backend.tests.gotrue_server import supabase_settings
+from backend.tests.helpers import PASSWORD, AuthApi, unique_email
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+NEW_PASSWORD = "a brand new passphrase 42"
+
+# What the stub answers every request with: a status line, a content type and a body.
+ANSWERS = {
+    "html_400": (b"400 Bad Request", b"text/html", b"<html>bad request</html>"),
+    "html_404": (b"404 Not Found", b"text/html", b"<html>no such page</html>"),
+    "html_200": (b"200 OK", b"text/html", b"<html>a captive portal</html>"),
+    "empty_json_200": (b"200 OK", b"application/json", b"{}"),
+    "list_200": (b"200 OK", b"application/json", b"[1, 2]"),
+    "teapot_418": (b"418 I'm a teapot", b"application/json", b'{"code": "teapot"}'),
+}
+
+
+@pytest.fixture
+async def odd_gotrue(request) -> AsyncIterator[str]:
+    """A project URL whose server answers every request with `ANSWERS[request.param]`."""
+    status, content_type, body = ANSWERS[request.param]
+    writers: list[asyncio.StreamWriter] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+                writer.write(
+                    b"HTTP/1.1 "
+                    + status
+                    + b"\r\ncontent-type: "
+                    + content_type
+                    + b"\r\ncontent-length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
+                await writer.drain()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def supabase_api(make_settings, url: str, **overrides: Any) -> AsyncIterator[AuthApi]:
+    app = create_app(make_settings(**supabase_settings(url), **overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            api = AuthApi(client)
+            await api.fetch_csrf()
+            yield api
+
+
+@pytest.mark.parametrize("odd_gotrue", sorted(ANSWERS), indirect=True)
+class TestAnOddAnswerIsAnOutage:
+    async def test_forgot(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.post("/auth/password/forgot", {"email": unique_email()})
+
+        assert response.status_code in (202, 503), response.text
+        if response.status_code == 503:
+            assert_error(response, 503, "provider_unavailable")
+
+    async def test_reset(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.post(
+                "/auth/password/reset", {"token": "a" * 43, "password": NEW_PASSWORD}
+            )
+
+        assert_error(response, 503, "provider_unavailable")
+
+    async def test_verify(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.post("/auth/email/verify", {"token": "a" * 43})
+
+        assert_error(response, 503, "provider_unavailable")
+
+    async def test_resend(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.post("/auth/email/resend", {"email": unique_email()})
+
+        assert response.status_code in (202, 503), response.text
+        if response.status_code == 503:
+            assert_error(response, 503, "provider_unavailable")
+
+    async def test_signup(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.signup(unique_email())
+
+        assert_error(response, 503, "provider_unavailable")
+
+    async def test_signin(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.signin(unique_email(), PASSWORD)
+
+        assert_error(response, 503, "provider_unavailable")
+
+    async def test_refresh_keeps_the_cookie(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            api.put_refresh_cookie("a-refresh-token-of-a-live-session")
+            await api.fetch_csrf()
+            response = await api.refresh()
+
+        assert_error(response, 503, "provider_unavailable")
+        assert "set-cookie" not in response.headers
+
+    async def test_logout_everywhere_keeps_the_cookie(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            api.put_refresh_cookie("a-refresh-token-of-a-live-session")
+            await api.fetch_csrf()
+            response = await api.post("/auth/logout", {"scope": "global"})
+
+        assert response.status_code in (200, 503), response.text
+        if response.status_code == 503:
+            assert_error(response, 503, "provider_unavailable")
+            assert "set-cookie" not in response.headers
+
+    async def test_a_protected_route_whose_keys_cannot_be_read_is_503(
+        self, make_settings, odd_gotrue
+    ):
+        token = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "some-key"})
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.client.get("/items", headers={"Authorization": f"Bearer {token}"})
+
+        assert_error(response, 503, "provider_unavailable")
