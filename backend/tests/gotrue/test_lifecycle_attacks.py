@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from backend.app.identity.embedded import gotrue as gotrue_operations
+from backend.tests.api.test_errors import app_behind_cuttable_proxy
+from backend.tests.conftest import SPA_ORIGIN
 from backend.tests.gotrue.conftest import GoTrue
 from backend.tests.gotrue.mails import outbox_mails
 from backend.tests.gotrue.test_lifecycle import follow, fragment, recovery_mail
+from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 from backend.tests.helpers import PASSWORD, unique_email
 
 NEW_PASSWORD = "a brand new passphrase 42"
@@ -225,3 +229,136 @@ class TestNonceGuessing:
 
 
 __all__ = ["follow", "fragment"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+class TestDatabaseDown:
+    """Every lifecycle route answers GoTrue's 503 (retryable for both clients) while the
+    database is unreachable, never a 500, and GET /verify never redirects with a verdict."""
+
+    async def test_each_route_is_503(self, make_settings, postgres_url):
+        async with app_behind_cuttable_proxy(
+            make_settings,
+            postgres_url,
+            gotrue_api_enabled=True,
+            supabase_anon_key=ANON_KEY,
+            supabase_service_role_key=SERVICE_ROLE_KEY,
+            database_timeout_seconds=1.0,
+        ) as (client, proxy):
+            gotrue = GoTrue(client)
+            session = await gotrue.session()
+            token, user_id = session["access_token"], session["user"]["id"]
+            await proxy.cut()
+            answers = {
+                "recover": await gotrue.call("POST", "/recover", json={"email": unique_email()}),
+                "otp": await gotrue.call("POST", "/otp", json={"email": unique_email()}),
+                "resend": await gotrue.call(
+                    "POST", "/resend", json={"type": "signup", "email": unique_email()}
+                ),
+                "verify hash": await gotrue.call(
+                    "POST", "/verify", json={"type": "recovery", "token_hash": "a" * 43}
+                ),
+                "verify code": await gotrue.call(
+                    "POST",
+                    "/verify",
+                    json={"type": "email", "email": unique_email(), "token": "123456"},
+                ),
+                "verify get": await gotrue.call(
+                    "GET", "/verify?type=signup&token=" + "a" * 43, key=None
+                ),
+                "reauthenticate": await gotrue.call("GET", "/reauthenticate", bearer=token),
+                "user email": await gotrue.call(
+                    "PUT", "/user", bearer=token, json={"email": unique_email()}
+                ),
+                "user password": await gotrue.call(
+                    "PUT", "/user", bearer=token, json={"password": NEW_PASSWORD}
+                ),
+                "invite": await gotrue.call(
+                    "POST",
+                    "/invite",
+                    key=SERVICE_ROLE_KEY,
+                    bearer=SERVICE_ROLE_KEY,
+                    json={"email": unique_email()},
+                ),
+                "generate_link": await gotrue.admin(
+                    "POST", "/generate_link", json={"type": "magiclink", "email": unique_email()}
+                ),
+                "admin update": await gotrue.admin(
+                    "PUT", f"/users/{user_id}", json={"password": NEW_PASSWORD}
+                ),
+            }
+
+        for route, response in answers.items():
+            assert response.status_code == 503, (route, response.text)
+            assert response.json()["code"] == "unexpected_failure", route
+            assert response.headers["retry-after"], route
+
+
+# `redirect_to` values that must become SITE_URL (the first CORS origin in these tests):
+# browsers read each as another host (or as script) whatever this server's parser thinks.
+HOSTILE_REDIRECTS = [
+    "https://evil.example",
+    "//evil.example",
+    "https:/\\evil.example",
+    "javascript:alert(1)",
+    f"{SPA_ORIGIN}@evil.example",
+    "http://evil.example\\@localhost:5173",  # WHATWG: host evil.example; urlsplit: localhost
+    "http://evil.example\\\\@localhost:5173/",
+    "http://evil.example\t@localhost:5173",
+    "http://evil.example%40@localhost:5173",
+    "http://user:pass@localhost:5173/",
+    f"{SPA_ORIGIN}.evil.example",
+    "http://ｌocalhost:5173",
+    "data:text/html,<script>alert(1)</script>",
+]
+
+
+class TestOpenRedirect:
+    @pytest.mark.parametrize("redirect_to", HOSTILE_REDIRECTS)
+    async def test_get_verify_sends_a_hostile_redirect_to_the_site(self, gotrue, redirect_to):
+        response = await gotrue.call(
+            "GET",
+            "/verify",
+            key=None,
+            params={"type": "signup", "token": "a" * 43, "redirect_to": redirect_to},
+        )
+
+        assert response.status_code == 303
+        assert response.headers["location"].startswith(f"{SPA_ORIGIN}#")
+
+    @pytest.mark.parametrize("redirect_to", HOSTILE_REDIRECTS)
+    async def test_a_mails_link_and_generate_link_carry_the_site_instead(
+        self, gotrue, outbox, redirect_to
+    ):
+        email = (await gotrue.session())["user"]["email"]
+
+        await gotrue.call(
+            "POST", "/recover", params={"redirect_to": redirect_to}, json={"email": email}
+        )
+        (mail,) = await outbox_mails(outbox, email)
+        generated = await gotrue.admin(
+            "POST",
+            "/generate_link",
+            json={"type": "recovery", "email": email, "redirect_to": redirect_to},
+        )
+
+        assert mail.query["redirect_to"] == SPA_ORIGIN
+        assert generated.json()["redirect_to"] == SPA_ORIGIN
+        assert parse_qs(urlsplit(generated.json()["action_link"]).query)["redirect_to"] == [
+            SPA_ORIGIN
+        ]
+
+    @pytest.mark.parametrize(
+        "redirect_to",
+        [f"{SPA_ORIGIN}/welcome?x=1", "http://LOCALHOST:5173/a", f"{SPA_ORIGIN}/" + "a" * 2000],
+    )
+    async def test_an_allowed_redirect_is_kept(self, gotrue, redirect_to):
+        response = await gotrue.call(
+            "GET",
+            "/verify",
+            key=None,
+            params={"type": "signup", "token": "a" * 43, "redirect_to": redirect_to},
+        )
+
+        assert response.headers["location"].split("#")[0] == redirect_to
