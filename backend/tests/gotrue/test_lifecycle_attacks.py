@@ -309,7 +309,7 @@ HOSTILE_REDIRECTS = [
     "http://evil.example%40@localhost:5173",
     "http://user:pass@localhost:5173/",
     f"{SPA_ORIGIN}.evil.example",
-    "http://ｌocalhost:5173",
+    "http://\uff4cocalhost:5173",  # a full-width l
     "data:text/html,<script>alert(1)</script>",
 ]
 
