@@ -5,6 +5,7 @@ something; guesses with no limit. Each class names the bug it pins down (CHANGEL
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -362,3 +363,82 @@ class TestOpenRedirect:
         )
 
         assert response.headers["location"].split("#")[0] == redirect_to
+
+
+class TestLogs:
+    async def test_the_lifecycle_leaves_no_secret_in_any_log_line(
+        self, make_gotrue, outbox, monkeypatch, caplog
+    ):
+        """Sign-up with confirmation, the link, recovery by code, a magic link, a nonce, an
+        email change, generate_link and an invitation: no token, code, nonce, password, link
+        or session in a record, refusals included."""
+        caplog.set_level(logging.DEBUG)
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        gotrue = await make_gotrue(
+            gotrue_mailer_autoconfirm=False,
+            gotrue_security_update_password_require_reauthentication=True,
+        )
+        email, new = unique_email(), unique_email()
+        await gotrue.signup(email)
+        (confirmation,) = await outbox_mails(outbox, email)
+        opened = await follow(gotrue, confirmation.link)
+        session = fragment(opened.headers["location"])
+        recovery = await recovery_mail(gotrue, outbox, email, count=2)
+        by_code = await gotrue.call(
+            "POST", "/verify", json={"type": "recovery", "email": email, "token": recovery.code}
+        )
+        await gotrue.call("POST", "/otp", json={"email": email})
+        magic = (await outbox_mails(outbox, email, 3))[-1]
+        await gotrue.call("POST", "/verify", json={"type": "magiclink", "token_hash": "x" * 43})
+        token = by_code.json()["access_token"]
+        await gotrue.call("GET", "/reauthenticate", bearer=token)
+        nonce = (await outbox_mails(outbox, email, 4))[-1]
+        await gotrue.call(
+            "PUT", "/user", bearer=token, json={"password": NEW_PASSWORD, "nonce": "000001"}
+        )
+        changed = await gotrue.call(
+            "PUT", "/user", bearer=token, json={"password": NEW_PASSWORD, "nonce": nonce.code}
+        )
+        change = await email_change_link(gotrue, outbox, token, new)
+        generated = (
+            await gotrue.admin("POST", "/generate_link", json={"type": "recovery", "email": email})
+        ).json()
+        invited = unique_email()
+        await gotrue.call(
+            "POST",
+            "/invite",
+            key=SERVICE_ROLE_KEY,
+            bearer=SERVICE_ROLE_KEY,
+            json={"email": invited},
+        )
+        (invitation,) = await outbox_mails(outbox, invited)
+
+        assert changed.status_code == 200, changed.text
+        logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+        assert caplog.records
+        secrets = [
+            PASSWORD,
+            NEW_PASSWORD,
+            session["access_token"],
+            session["refresh_token"],
+            by_code.json()["refresh_token"],
+            token,
+            generated["action_link"],
+            generated["hashed_token"],
+        ]
+        codes = [generated["email_otp"], nonce.code]
+        for mail in (confirmation, recovery, magic, change, invitation):
+            secrets += [mail.link, mail.token]
+            codes.append(mail.code)
+        for secret in secrets:
+            assert secret not in logged
+        # Six digits can turn up inside a timestamp or a thread id: codes are looked for as
+        # whole numbers in the text of each record only.
+        texts = "\n".join(
+            " ".join(
+                [record.getMessage(), *(v for v in vars(record).values() if isinstance(v, str))]
+            )
+            for record in caplog.records
+        )
+        for six_digits in codes:
+            assert not re.search(rf"(?<![\d.]){six_digits}(?!\d)", texts)
