@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,12 +37,19 @@ ANSWERS = {
 
 @pytest.fixture
 async def odd_gotrue(request) -> AsyncIterator[str]:
-    """A project URL whose server answers every request with `ANSWERS[request.param]`."""
-    status, content_type, body = ANSWERS[request.param]
+    """A project URL whose server answers every request with `ANSWERS[request.param]`; or
+    `refused` (nothing listens) or `hang` (it reads the request and never answers)."""
+    if request.param == "refused":
+        yield "http://127.0.0.1:1"
+        return
+    status, content_type, body = ANSWERS.get(request.param, ANSWERS["html_200"])
     writers: list[asyncio.StreamWriter] = []
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
+        if request.param == "hang":
+            await reader.read()
+            return
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -70,9 +79,31 @@ async def odd_gotrue(request) -> AsyncIterator[str]:
     await server.wait_closed()
 
 
+JWT_SECRET = "a-legacy-jwt-secret-of-at-least-32-characters"
+
+
+def access_token(url: str) -> str:
+    """A token the app verifies by itself (the legacy HS256 secret), so that a bearer route
+    gets as far as calling GoTrue."""
+    now = int(time.time())
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "email": unique_email(),
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iss": f"{url}/auth/v1",
+        "iat": now,
+        "exp": now + 600,
+        "session_id": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
 @contextlib.asynccontextmanager
 async def supabase_api(make_settings, url: str, **overrides: Any) -> AsyncIterator[AuthApi]:
-    app = create_app(make_settings(**supabase_settings(url), **overrides))
+    app = create_app(
+        make_settings(**supabase_settings(url), supabase_jwt_secret=JWT_SECRET, **overrides)
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -81,7 +112,7 @@ async def supabase_api(make_settings, url: str, **overrides: Any) -> AsyncIterat
             yield api
 
 
-@pytest.mark.parametrize("odd_gotrue", sorted(ANSWERS), indirect=True)
+@pytest.mark.parametrize("odd_gotrue", [*sorted(ANSWERS), "refused", "hang"], indirect=True)
 class TestAnOddAnswerIsAnOutage:
     async def test_forgot(self, make_settings, odd_gotrue):
         async with supabase_api(make_settings, odd_gotrue) as api:
@@ -151,5 +182,33 @@ class TestAnOddAnswerIsAnOutage:
         token = jwt.encode({"sub": "x"}, "k" * 32, algorithm="HS256", headers={"kid": "some-key"})
         async with supabase_api(make_settings, odd_gotrue) as api:
             response = await api.client.get("/items", headers={"Authorization": f"Bearer {token}"})
+
+        assert_error(response, 503, "provider_unavailable")
+
+    async def test_password_change(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.client.post(
+                "/auth/password",
+                json={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
+                headers={"Authorization": f"Bearer {access_token(odd_gotrue)}"},
+            )
+
+        assert_error(response, 503, "provider_unavailable")
+
+    async def test_email_change(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.client.post(
+                "/auth/email",
+                json={"newEmail": unique_email(), "currentPassword": PASSWORD},
+                headers={"Authorization": f"Bearer {access_token(odd_gotrue)}"},
+            )
+
+        assert_error(response, 503, "provider_unavailable")
+
+    async def test_me(self, make_settings, odd_gotrue):
+        async with supabase_api(make_settings, odd_gotrue) as api:
+            response = await api.client.get(
+                "/auth/me", headers={"Authorization": f"Bearer {access_token(odd_gotrue)}"}
+            )
 
         assert_error(response, 503, "provider_unavailable")
