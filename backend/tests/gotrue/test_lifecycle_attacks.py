@@ -134,6 +134,25 @@ class TestAnEmailChangeSpendsTheOldAddressesLinks:
         assert (response.status_code, code(response)) == (403, "otp_expired")
 
 
+class TestAnAdminEmailChangeSpendsTheOldAddressesLinks:
+    async def test_a_recovery_link_mailed_to_the_old_address_dies(self, gotrue, outbox):
+        """The admin moves an account off a mailbox (lost, or someone else's now): what was
+        mailed there must not sign in afterwards."""
+        session = await gotrue.session()
+        old = session["user"]["email"]
+        recovery = await recovery_mail(gotrue, outbox, old)
+
+        moved = await gotrue.admin(
+            "PUT", f"/users/{session['user']['id']}", json={"email": unique_email()}
+        )
+        response = await gotrue.call(
+            "POST", "/verify", json={"type": "recovery", "token_hash": recovery.token}
+        )
+
+        assert moved.status_code == 200
+        assert (response.status_code, code(response)) == (403, "otp_expired")
+
+
 class TestAUserUpdateIsAllOrNothing:
     """`PUT /user {password, email}` with a taken or rate-limited address is refused before
     anything changes, as GoTrue checks the address first and writes in one transaction."""
@@ -442,3 +461,27 @@ class TestLogs:
         )
         for six_digits in codes:
             assert not re.search(rf"(?<![\d.]){six_digits}(?!\d)", texts)
+
+
+class TestRedisDown:
+    """With the shared limiter's store unreachable, the limits fall back to in-process counts:
+    the lifecycle still answers, and guessing a code is still stopped."""
+
+    async def test_recover_answers_and_code_guesses_are_still_limited(self, make_gotrue):
+        gotrue = await make_gotrue(
+            redis_url="redis://127.0.0.1:1/0", rate_limit_signin_per_account="3/minute"
+        )
+        email = (await gotrue.session())["user"]["email"]
+
+        recovered = await gotrue.call("POST", "/recover", json={"email": email})
+        statuses = [
+            (
+                await gotrue.call(
+                    "POST", "/verify", json={"type": "email", "email": email, "token": f"{n:06d}"}
+                )
+            ).status_code
+            for n in range(4)
+        ]
+
+        assert (recovered.status_code, recovered.json()) == (200, {})
+        assert statuses[3] == 429

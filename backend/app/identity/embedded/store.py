@@ -357,7 +357,8 @@ class IdentityStore:
         transaction. A new password ends every session of the user but `keep_session_id`, as
         GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password;
         it also spends every outstanding token of the user (links, codes, pending changes).
-        A new address spends the user's pending email changes.
+        A new address spends every outstanding token of the user too (pending email changes,
+        and the links mailed to the old address).
 
         Returns:
             The updated user, or None when the user no longer exists.
@@ -396,9 +397,8 @@ class IdentityStore:
                 if taken is not None:
                     raise UserAlreadyExists()
                 changes.update(email=email[0], email_as_typed=email[1])
-                _spend_tokens(
-                    conn, user_id=user_id, purpose=EMAIL_CHANGE, now=changes["updated_at"]
-                )
+                # What was mailed to the address the account leaves must not sign in after.
+                _spend_every_token(conn, user_id=user_id, now=changes["updated_at"])
             if password_hash is not None:
                 changes["password_hash"] = password_hash
                 others = identity_sessions.c.user_id == user_id
