@@ -103,8 +103,9 @@ class GoTrueFuzz:
             body = dict(case.body)
             if "email" in body:
                 body["email"] = self.known_email if len(str(body["email"])) % 2 else unique_email()
-            if isinstance(body.get("type"), str) and path in _TYPES:
-                body["type"] = _TYPES[path][len(body["type"]) % len(_TYPES[path])]
+            kind = body.get("type")
+            if isinstance(kind, str) and path in _TYPES:
+                body["type"] = _TYPES[path][len(kind) % len(_TYPES[path])]
             case.body = body
         case.headers.update({"apikey": ANON_KEY, "Authorization": f"Bearer {bearer}"})
         response = case.call()
