@@ -9,7 +9,6 @@ made through either API signs in through the other.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -112,10 +111,6 @@ GENERATE_LINK_TYPES = frozenset(
 
 class EmailUnconfirmed(Exception):
     """Re-authentication of a user whose address is not confirmed."""
-
-
-# A password GoTrue's admin API makes up when none is given: nobody knows it.
-_RANDOM_PASSWORD_BYTES = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +244,7 @@ class EmbeddedGoTrue:
             with contextlib.suppress(UserAlreadyExists):  # a racing sign-up: as if it were there
                 user = await self._provider.create_user(
                     email,
-                    secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                    None,  # no password, and no argon2 hash that a known address does not cost
                     display_name=_display_name(user_metadata),
                     user_metadata=user_metadata,
                     email_confirmed=not self.confirmation_required,
@@ -267,7 +262,7 @@ class EmbeddedGoTrue:
         try:
             return await self._provider.create_user(
                 email,
-                password or secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                password or None,
                 display_name=_display_name(user_metadata),
                 user_metadata=user_metadata,
                 email_confirmed=False,
@@ -321,9 +316,8 @@ class EmbeddedGoTrue:
             if kind in ("recovery", "email_change_current", "email_change_new"):
                 raise LinkRefused("user_not_found")
             if kind == "magiclink":
-                kind = "signup"
-                password = secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES)
-            if kind == "signup" and not password:
+                kind, password = "signup", None  # a user with no password yet
+            elif kind == "signup" and not password:
                 raise LinkRefused("password_required")
             user = await self._new_unconfirmed(email, password, metadata)
             if user is None:
@@ -542,7 +536,7 @@ class EmbeddedGoTrue:
         user_metadata: dict[str, Any],
         app_metadata: dict[str, Any],
     ) -> UserRecord:
-        """GoTrue's admin create: no password means a random one nobody knows.
+        """GoTrue's admin create: no password means none that works (`unusable_password_hash`).
 
         Raises:
             WeakPassword: a given password breaks this app's policy.
@@ -550,7 +544,7 @@ class EmbeddedGoTrue:
         """
         return await self._provider.create_user(
             email,
-            password or secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+            password or None,
             display_name=_display_name(user_metadata),
             user_metadata=user_metadata,
             app_metadata=app_metadata,

@@ -49,6 +49,7 @@ from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
     check_password_policy,
     hash_password,
+    unusable_password_hash,
     verify_password,
     verify_unknown_user,
 )
@@ -189,23 +190,28 @@ class EmbeddedIdentityProvider:
     async def create_user(
         self,
         email: str,
-        password: str,
+        password: str | None,
         *,
         display_name: str | None,
         user_metadata: dict[str, Any],
         app_metadata: dict[str, Any] | None = None,
         email_confirmed: bool = True,
     ) -> UserRecord:
-        """A user with its profile, after the password policy.
+        """A user with its profile, after the password policy; `password` None: a user with no
+        usable password (`unusable_password_hash`), until a link signs them in to set one.
 
         Raises:
             WeakPassword, UserAlreadyExists: as `sign_up`.
         """
-        self.check_password(password)
+        if password is None:
+            password_hash = await unusable_password_hash()
+        else:
+            self.check_password(password)
+            password_hash = await hash_password(password)
         return await self.store.create_user(
             email=email_key(email),
             email_as_typed=email,
-            password_hash=await hash_password(password),
+            password_hash=password_hash,
             display_name=display_name,
             user_metadata=user_metadata,
             app_metadata=app_metadata,
