@@ -526,3 +526,88 @@ class TestRedisDown:
 
         assert (recovered.status_code, recovered.json()) == (200, {})
         assert statuses[3] == 429
+
+
+class TestWhatHeld:
+    """Attacks that found nothing, kept so that they stay that way."""
+
+    async def test_another_users_nonce_is_refused(self, make_gotrue, outbox, monkeypatch):
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        gotrue = await make_gotrue(gotrue_security_update_password_require_reauthentication=True)
+        alice, mallory = await gotrue.session(), await gotrue.session()
+        await gotrue.call("GET", "/reauthenticate", bearer=alice["access_token"])
+        (mail,) = await outbox_mails(outbox, alice["user"]["email"])
+
+        response = await gotrue.call(
+            "PUT",
+            "/user",
+            bearer=mallory["access_token"],
+            json={"password": NEW_PASSWORD, "nonce": mail.code},
+        )
+
+        assert (response.status_code, code(response)) == (422, "reauthentication_not_valid")
+
+    async def test_a_code_works_only_with_its_own_address_in_any_spelling(self, gotrue):
+        alice, bob = await gotrue.session(), await gotrue.session()
+        link = (
+            await gotrue.admin(
+                "POST",
+                "/generate_link",
+                json={"type": "magiclink", "email": alice["user"]["email"]},
+            )
+        ).json()
+
+        as_bob = await gotrue.call(
+            "POST",
+            "/verify",
+            json={"type": "magiclink", "email": bob["user"]["email"], "token": link["email_otp"]},
+        )
+        as_alice_upper = await gotrue.call(
+            "POST",
+            "/verify",
+            json={
+                "type": "magiclink",
+                "email": alice["user"]["email"].upper(),
+                "token": link["email_otp"],
+            },
+        )
+
+        assert (as_bob.status_code, code(as_bob)) == (403, "otp_expired")
+        assert as_alice_upper.json()["user"]["id"] == alice["user"]["id"]
+
+    @pytest.mark.parametrize("kind", ["signup", "invite", "email_change", "magiclink"])
+    async def test_a_recovery_token_is_no_other_kind(self, gotrue, kind):
+        email = (await gotrue.session())["user"]["email"]
+        link = (
+            await gotrue.admin("POST", "/generate_link", json={"type": "recovery", "email": email})
+        ).json()
+
+        other = await gotrue.call(
+            "POST", "/verify", json={"type": kind, "token_hash": link["hashed_token"]}
+        )
+
+        if kind == "magiclink":  # GoTrue's recovery and magic link are one token
+            assert other.status_code == 200
+        else:
+            assert (other.status_code, code(other)) == (403, "otp_expired")
+
+    async def test_a_deleted_users_link_and_code_are_refused(self, gotrue):
+        user = (await gotrue.session())["user"]
+        link = (
+            await gotrue.admin(
+                "POST", "/generate_link", json={"type": "recovery", "email": user["email"]}
+            )
+        ).json()
+        await gotrue.admin("DELETE", f"/users/{user['id']}")
+
+        by_link = await gotrue.call(
+            "POST", "/verify", json={"type": "recovery", "token_hash": link["hashed_token"]}
+        )
+        by_code = await gotrue.call(
+            "POST",
+            "/verify",
+            json={"type": "recovery", "email": user["email"], "token": link["email_otp"]},
+        )
+
+        assert (by_link.status_code, code(by_link)) == (403, "otp_expired")
+        assert (by_code.status_code, code(by_code)) == (403, "otp_expired")
