@@ -15,9 +15,10 @@ import httpx
 import jwt
 import pytest
 
+from backend.app.identity.embedded import gotrue as gotrue_operations
 from backend.app.main import create_app
 from backend.tests.api.test_auth import assert_error
-from backend.tests.gotrue_server import supabase_settings
+from backend.tests.gotrue_server import gotrue_server, supabase_settings
 from backend.tests.helpers import PASSWORD, AuthApi, unique_email
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -212,3 +213,31 @@ class TestAnOddAnswerIsAnOutage:
             )
 
         assert_error(response, 503, "provider_unavailable")
+
+
+class TestSecurePasswordChange:
+    """A project with GoTrue's secure password change (a session over a day old needs a
+    nonce) refuses `PUT /user {password}` with 400 `reauthentication_needed`: for this app
+    that is "sign in again" (401), not an outage that a retry would cure (503)."""
+
+    async def test_an_old_session_is_told_to_sign_in_again(
+        self, make_settings, tmp_path, monkeypatch
+    ):
+        monkeypatch.setattr(gotrue_operations, "REAUTHENTICATION_WINDOW_SECONDS", -1)
+        with gotrue_server(
+            make_settings,
+            database_url=f"sqlite:///{tmp_path / 'gotrue.db'}",
+            gotrue_security_update_password_require_reauthentication=True,
+        ) as url:
+            async with supabase_api(make_settings, url) as api:
+                user = await api.signed_in_user()
+                response = await api.client.post(
+                    "/auth/password",
+                    json={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
+                    headers=user.auth,
+                )
+                unchanged = await api.signin(user.email, PASSWORD)
+
+        body = assert_error(response, 401, "unauthorized")
+        assert body["details"]["reason"] == "reauthentication_needed"
+        assert unchanged.status_code == 200
