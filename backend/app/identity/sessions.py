@@ -122,9 +122,10 @@ class SessionService:
 
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
-        """End the refresh token's session (or by `scope` the user's others, or all)."""
-        await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
+    ) -> str | None:
+        """End the refresh token's session (or by `scope` the user's others, or all). Returns
+        the session's new refresh token when the provider rotated it (`IdentityProvider`)."""
+        return await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
 
     async def request_password_reset(self, *, email: str, address: str) -> None:
         """Count the request per recipient and per address (unknown addresses too, so a 429

@@ -267,14 +267,16 @@ class SupabaseIdentityProvider:
 
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
-        # GoTrue signs out with a live access token, which the cookie's refresh token gets.
+    ) -> str | None:
+        # GoTrue signs out with a live access token, which the cookie's refresh token gets: that
+        # rotates it, so the successor is handed back (scope `others` keeps this session).
         try:
             session = await self.refresh(refresh_token=refresh_token)
         except (RefreshTokenInvalid, RefreshTokenReused):
-            return  # already over
+            return None  # already over
         async with _gotrue_errors_mapped():
             await self._client().admin.sign_out(session.access_token.token, scope.value)
+        return session.refresh_token if scope is SignOutScope.OTHERS else None
 
     async def change_password(
         self, claims: AccessClaims, *, current_password: str, new_password: str

@@ -241,3 +241,26 @@ class TestSecurePasswordChange:
         body = assert_error(response, 401, "unauthorized")
         assert body["details"]["reason"] == "reauthentication_needed"
         assert unchanged.status_code == 200
+
+
+class TestLogoutOthersKeepsThisSession:
+    """`POST /auth/logout {scope: "others"}` gets a live access token by refreshing the cookie's
+    token, so it must hand the rotated one back: the cookie it kept held the spent token, and
+    its next refresh after GoTrue's reuse interval was reuse, which ended this session too."""
+
+    async def test_this_session_still_refreshes_after_the_reuse_interval(
+        self, make_settings, tmp_path
+    ):
+        with gotrue_server(
+            make_settings,
+            database_url=f"sqlite:///{tmp_path / 'gotrue.db'}",
+            refresh_reuse_interval_seconds=1,
+        ) as url:
+            async with supabase_api(make_settings, url) as api:
+                await api.signed_in_user()
+                logout = await api.logout(json={"scope": "others"})
+                await asyncio.sleep(1.5)
+                refreshed = await api.refresh()
+
+        assert logout.status_code == 200, logout.text
+        assert refreshed.status_code == 200, refreshed.text

@@ -290,11 +290,12 @@ class EmbeddedIdentityProvider:
     @provider_call
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
+    ) -> str | None:
         session = await self.store.session_of(refresh_token)
         if session is not None:
             session_id, user_id = session
             await self.store.revoke_sessions(user_id=user_id, session_id=session_id, scope=scope)
+        return None  # the token was not rotated
 
     @provider_call
     async def change_password(
