@@ -319,11 +319,25 @@ class SupabaseIdentityProvider:
             # The link proved the mailbox; asking for the password the user already has is
             # not a failure of a reset.
             if error.details.get("reasons") != ["same_password"]:
+                await self._end_quietly(session.access_token)
                 raise
+        except Exception:
+            await self._end_quietly(session.access_token)
+            raise
         async with _gotrue_errors_mapped():
             await self._client().admin.sign_out(session.access_token, SignOutScope.OTHERS.value)
         await self._ensure_profile_of(user)
         return _auth_session(session, user)
+
+    async def _end_quietly(self, access_token: str) -> None:
+        """End the session a verified link opened, when the flow it was for failed: nobody
+        holds its refresh token, so it would stay live and unknown. Best effort: the failure
+        being reported matters more than this one."""
+        try:
+            async with _gotrue_errors_mapped():
+                await self._client().admin.sign_out(access_token, SignOutScope.LOCAL.value)
+        except AppError:
+            logger.warning("GoTrue did not end the session of a failed reset")
 
     async def resend_confirmation(self, *, email: str) -> None:
         # GoTrue sends nothing, and answers 200, for an unknown or confirmed address.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from backend.app.main import create_app
 from backend.tests.api.test_auth import assert_error
 from backend.tests.gotrue_server import gotrue_server, supabase_settings
 from backend.tests.helpers import PASSWORD, AuthApi, unique_email
+from backend.tests.lifecycle.mailbox import mails_to, token_of
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -264,3 +266,32 @@ class TestLogoutOthersKeepsThisSession:
 
         assert logout.status_code == 200, logout.text
         assert refreshed.status_code == 200, refreshed.text
+
+
+class TestARefusedResetLeavesNoSession:
+    """A reset verifies the link first (GoTrue spends it then, and opens a session), and sets
+    the password with that session. When GoTrue then refuses the password (its own policy is
+    stricter than this app's), the session it opened must not stay behind, live and unknown to
+    anyone."""
+
+    async def test_the_links_session_is_ended(self, make_settings, tmp_path):
+        gotrue_db = tmp_path / "gotrue.db"
+        with gotrue_server(
+            make_settings, database_url=f"sqlite:///{gotrue_db}", password_min_length=12
+        ) as url:
+            async with supabase_api(make_settings, url) as api:
+                user = await api.signed_in_user()
+                await api.post("/auth/password/forgot", {"email": user.email})
+                outbox = tmp_path / "data" / "outbox"
+                token = token_of((await mails_to(outbox, user.email))[-1], "reset-password")
+                response = await api.post(
+                    "/auth/password/reset", {"token": token, "password": "kq7#zvw-Ab"}
+                )
+
+        with sqlite3.connect(gotrue_db) as db:
+            (live,) = db.execute(
+                "SELECT count(*) FROM identity_sessions WHERE user_id = ? AND revoked_at IS NULL",
+                (user.id.replace("-", ""),),  # SQLite keeps a UUID as 32 hex digits
+            ).fetchone()
+        assert (response.status_code, response.json()["code"]) == (422, "weak_password")
+        assert live == 1  # the caller's own sign-in, not the link's
