@@ -153,6 +153,7 @@ async def refresh(
 
 @router.post("/logout", response_model=OkOut, responses=_ERRORS)
 async def logout(
+    request: Request,
     response: Response,
     _csrf: CsrfDep,
     refresh_token: RefreshCookie,
@@ -163,10 +164,15 @@ async def logout(
     """Revoke the session server-side and clear the refresh cookie; with `scope: "others"` end
     the user's other sessions and keep this one (and its cookie); `global` ends them all."""
     scope = SignOutScope(body.scope if body else "local")
+    successor = None
     if refresh_token is not None:
-        await sessions.sign_out(refresh_token=refresh_token, scope=scope)
+        successor = await sessions.sign_out(refresh_token=refresh_token, scope=scope)
     if scope is not SignOutScope.OTHERS:
         services.cookies.clear_refresh_token(response)
+    elif successor is not None:
+        # The provider rotated the token to sign out: this session lives on with the successor.
+        services.cookies.set_refresh_token(response, successor)
+        services.csrf.follow_refresh(request, response, successor)
     return OkOut()
 
 

@@ -32,7 +32,6 @@ from backend.app.core.errors import (
     RateLimited,
     RefreshTokenInvalid,
     RefreshTokenReused,
-    UserAlreadyExists,
     UserBanned,
 )
 from backend.app.core.logging import account_fingerprint, log_security_event
@@ -54,6 +53,7 @@ from backend.app.identity.embedded import (
     FlowStateNotFound,
     GoTrueSession,
     Unconfirmed,
+    UserRecord,
     VerifyLinks,
 )
 
@@ -134,9 +134,10 @@ class SessionService:
 
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
-        """End the refresh token's session (or by `scope` the user's others, or all)."""
-        await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
+    ) -> str | None:
+        """End the refresh token's session (or by `scope` the user's others, or all). Returns
+        the session's new refresh token when the provider rotated it (`IdentityProvider`)."""
+        return await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
 
     async def request_password_reset(self, *, email: str, address: str) -> None:
         """Count the request per recipient and per address (unknown addresses too, so a 429
@@ -301,28 +302,57 @@ class SessionService:
         await self._count_email(claims.email, address, reason="reauthenticate")
         await self._gotrue_operations().reauthenticate(claims)
 
-    async def gotrue_request_email_change(
+    async def gotrue_update_user(
         self,
         *,
         claims: AccessClaims,
-        new_email: str,
         address: str,
         links: VerifyLinks,
+        password: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+        nonce: str | None = None,
+        new_email: str | None = None,
         challenge: CodeChallenge | None = None,
-    ) -> None:
-        """GoTrue's `PUT /user {email}`: counted toward the mail limits of the new address (its
-        recipient) and the client's, as `request_email_change`; no current password (GoTrue
-        asks for none: the bearer is the proof, and the old address gets a notice).
+        require_reauthentication: bool = False,
+    ) -> UserRecord | None:
+        """GoTrue's `PUT /user`, all or nothing (`EmbeddedGoTrue.update_user`), counted first:
+
+        - a new password or a nonce toward the sign-in limits of the caller's account and
+          address: the 6-digit nonce is a guessable credential, and a new password is compared
+          with the current one (GoTrue's `same_password`), so a stolen access token guesses
+          neither faster than a sign-in could;
+        - a new address toward the mail limits of that address (its recipient) and the
+          client's, as `request_email_change`; no current password (GoTrue asks for none: the
+          bearer is the proof, and the old address gets a notice); `challenge`: a PKCE flow.
 
         Raises:
-            RateLimited, UserAlreadyExists.
+            RateLimited, WeakPassword, SamePassword, NonceRequired, NonceInvalid,
+            UserAlreadyExists.
         """
-        await self._count_email(new_email, address, reason="email_change")
-        if not await self._gotrue_operations().request_email_change(
-            claims, new_email=new_email, links=links, challenge=challenge
-        ):
-            raise UserAlreadyExists()
-        logger.info("email change requested", extra={"user_id": claims.user_id})
+        if password is not None or nonce:
+            try:
+                await self._limiter.hit_sign_in(email_key=email_key(claims.email), address=address)
+            except RateLimited:
+                account = account_fingerprint(email_key(claims.email))
+                log_security_event(
+                    "rate_limited", reason="user_update", account=account, address=address
+                )
+                raise
+        if new_email is not None:
+            await self._count_email(new_email, address, reason="email_change")
+        user = await self._gotrue_operations().update_user(
+            claims,
+            password=password,
+            user_metadata=user_metadata,
+            nonce=nonce,
+            require_reauthentication=require_reauthentication,
+            new_email=new_email,
+            links=links,
+            challenge=challenge,
+        )
+        if new_email is not None and user is not None:
+            logger.info("email change requested", extra={"user_id": claims.user_id})
+        return user
 
     async def gotrue_resend_email_change(
         self,

@@ -232,13 +232,13 @@ async def get_user(caller: SignedIn) -> dict[str, Any]:
 async def update_user(
     request: Request,
     caller: SignedIn,
-    gotrue: GoTrueDep,
     config: Config,
     sessions: SessionsDep,
     address: ClientAddress,
 ) -> dict[str, Any]:
-    """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
-    `data` merged into `user_metadata` (null deletes a key)."""
+    """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions), `data`
+    merged into `user_metadata` (null deletes a key) and/or a new address (mailed a link), all
+    or nothing: a refused part (a taken address, a mail limit, a bad nonce) changes nothing."""
     body = await read_body(request, UserUpdateBody)
     if body.app_metadata is not None:
         # GoTrue refuses it rather than ignore it, so a client learns the update did not happen.
@@ -253,13 +253,22 @@ async def update_user(
         challenge = code_challenge(body)
     if body.phone:
         raise phone_disabled("logins")
+    # A 429 is the mail's only when nothing else was counted (a guessed nonce or password is
+    # the sign-in limit's, GoTrue's request limit).
+    mail_only = new_email is not None and body.password is None and not body.nonce
     try:
-        with translate_app_errors(user_exists=email_exists):
-            user = await gotrue.update_user(
-                caller.claims,
+        with translate_app_errors(
+            user_exists=email_exists, rate_limited=email_rate_limited if mail_only else None
+        ):
+            user = await sessions.gotrue_update_user(
+                claims=caller.claims,
+                address=address,
+                links=verify_links(request, config),
                 password=body.password,
                 user_metadata=body.data,
                 nonce=body.nonce,
+                new_email=new_email,
+                challenge=challenge,
                 require_reauthentication=(
                     config.gotrue_security_update_password_require_reauthentication
                 ),
@@ -279,14 +288,6 @@ async def update_user(
     if new_email is None:
         return user_json(user)
     # GoTrue `user.go`: the address changes only when the link mailed to it is followed.
-    with translate_app_errors(user_exists=email_exists, rate_limited=email_rate_limited):
-        await sessions.gotrue_request_email_change(
-            claims=caller.claims,
-            new_email=new_email,
-            address=address,
-            links=verify_links(request, config),
-            challenge=challenge,
-        )
     return {**user_json(user), "new_email": new_email, "email_change_sent_at": _now_iso()}
 
 

@@ -9,7 +9,6 @@ made through either API signs in through the other.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -126,10 +125,6 @@ GENERATE_LINK_TYPES = frozenset(
 
 class EmailUnconfirmed(Exception):
     """Re-authentication of a user whose address is not confirmed."""
-
-
-# A password GoTrue's admin API makes up when none is given: nobody knows it.
-_RANDOM_PASSWORD_BYTES = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +279,7 @@ class EmbeddedGoTrue:
             with contextlib.suppress(UserAlreadyExists):  # a racing sign-up: as if it were there
                 user = await self._provider.create_user(
                     email,
-                    secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                    None,  # no password, and no argon2 hash that a known address does not cost
                     display_name=_display_name(user_metadata),
                     user_metadata=user_metadata,
                     email_confirmed=not self.confirmation_required,
@@ -306,7 +301,7 @@ class EmbeddedGoTrue:
         try:
             return await self._provider.create_user(
                 email,
-                password or secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+                password or None,
                 display_name=_display_name(user_metadata),
                 user_metadata=user_metadata,
                 email_confirmed=False,
@@ -361,9 +356,8 @@ class EmbeddedGoTrue:
             if kind in ("recovery", "email_change_current", "email_change_new"):
                 raise LinkRefused("user_not_found")
             if kind == "magiclink":
-                kind = "signup"
-                password = secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES)
-            if kind == "signup" and not password:
+                kind, password = "signup", None  # a user with no password yet
+            elif kind == "signup" and not password:
                 raise LinkRefused("password_required")
             user = await self._new_unconfirmed(email, password, metadata)
             if user is None:
@@ -412,21 +406,6 @@ class EmbeddedGoTrue:
         if user is None or user.email_confirmed_at is None:
             raise EmailUnconfirmed()
         await self._provider.mail_reauthentication(user_id=user.id, email=user.email)
-
-    @provider_call
-    async def request_email_change(
-        self,
-        claims: AccessClaims,
-        *,
-        new_email: str,
-        links: VerifyLinks,
-        challenge: CodeChallenge | None = None,
-    ) -> bool:
-        """GoTrue's `PUT /user {email}`: a link (and code) to the new address, a notice to the
-        old one; the address changes on verify. False when the new address is taken."""
-        return await self._provider.mail_email_change(
-            user_id=claims.user_id, new_email=new_email, links=links, challenge=challenge
-        )
 
     @provider_call
     async def resend_email_change(
@@ -605,9 +584,19 @@ class EmbeddedGoTrue:
         user_metadata: dict[str, Any] | None = None,
         nonce: str | None = None,
         require_reauthentication: bool = False,
+        new_email: str | None = None,
+        links: VerifyLinks | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> UserRecord | None:
-        """Change the password and/or merge `user_metadata` (a null value deletes its key). A
-        new password ends every other session of the user; the caller's stays.
+        """Change the password and/or merge `user_metadata` (a null value deletes its key),
+        and with `new_email` mail a link (and code) to the new address and a notice to the old
+        one (the address changes on verify; `challenge`: a PKCE flow). A new password ends every
+        other session of the user; the caller's stays.
+
+        All or nothing, as GoTrue's `UserUpdate` (every check, then one transaction): a taken
+        new address, a refused password or nonce changes nothing. The nonce is checked after
+        the password policy (so a weak password leaves it usable) and before the password is
+        compared with the current one (so that comparison answers nobody without the nonce).
 
         Returns:
             The updated user, or None if it was deleted meanwhile.
@@ -617,8 +606,12 @@ class EmbeddedGoTrue:
             SamePassword: it is the password the user already has.
             NonceRequired, NonceInvalid: `require_reauthentication` and a session over a day
                 old (GoTrue's rule), without a usable nonce from `reauthenticate`.
+            UserAlreadyExists: `new_email` is another user's.
         """
-        password_hash = None
+        if password is not None:
+            self._provider.check_password(password)
+        if new_email is not None and await self._user_by_email(new_email) is not None:
+            raise UserAlreadyExists()
         if password is not None and require_reauthentication and _session_is_old(claims):
             if not nonce:
                 raise NonceRequired()
@@ -629,20 +622,31 @@ class EmbeddedGoTrue:
             )
             if not spent:
                 raise NonceInvalid()
+        password_hash = None
         if password is not None:
-            self._provider.check_password(password)
             current = await self._store.password_hash(claims.user_id)
             if current is not None:
                 same = await verify_password(password_hash=current, password=password)
                 if same.matches:
                     raise SamePassword()
             password_hash = await hash_password(password)
-        return await self._store.update_user(
+        user = await self._store.update_user(
             claims.user_id,
             user_metadata=user_metadata,
             password_hash=password_hash,
             keep_session_id=claims.session_id,
         )
+        # Taken now only by a sign-up racing this request: the rest stands, as it would after a
+        # change that was asked for a moment later.
+        if (
+            user is not None
+            and new_email is not None
+            and not await self._provider.mail_email_change(
+                user_id=claims.user_id, new_email=new_email, links=links, challenge=challenge
+            )
+        ):
+            raise UserAlreadyExists()
+        return user
 
     @provider_call
     async def end_sessions(self, claims: AccessClaims, scope: SignOutScope) -> None:
@@ -662,8 +666,8 @@ class EmbeddedGoTrue:
         app_metadata: dict[str, Any],
         ban_for: timedelta | None = None,
     ) -> UserRecord:
-        """GoTrue's admin create: no password means a random one nobody knows; `ban_for` as
-        `admin_update_user`'s.
+        """GoTrue's admin create: no password means none that works (`unusable_password_hash`);
+        `ban_for` as `admin_update_user`'s.
 
         Raises:
             WeakPassword: a given password breaks this app's policy.
@@ -671,7 +675,7 @@ class EmbeddedGoTrue:
         """
         user = await self._provider.create_user(
             email,
-            password or secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
+            password or None,
             display_name=_display_name(user_metadata),
             user_metadata=user_metadata,
             app_metadata=app_metadata,

@@ -50,6 +50,7 @@ from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
     check_password_policy,
     hash_password,
+    unusable_password_hash,
     verify_password,
     verify_unknown_user,
 )
@@ -204,7 +205,7 @@ class EmbeddedIdentityProvider:
     async def create_user(
         self,
         email: str,
-        password: str,
+        password: str | None,
         *,
         display_name: str | None,
         user_metadata: dict[str, Any],
@@ -212,16 +213,22 @@ class EmbeddedIdentityProvider:
         email_confirmed: bool = True,
         ban_for: timedelta | None = None,
     ) -> UserRecord:
-        """A user with its profile, after the password policy (`ban_for`: the admin API's).
+        """A user with its profile, after the password policy; `password` None: a user with no
+        usable password (`unusable_password_hash`), until a link signs them in to set one.
+        `ban_for`: the admin API's.
 
         Raises:
             WeakPassword, UserAlreadyExists: as `sign_up`.
         """
-        self.check_password(password)
+        if password is None:
+            password_hash = await unusable_password_hash()
+        else:
+            self.check_password(password)
+            password_hash = await hash_password(password)
         return await self.store.create_user(
             email=email_key(email),
             email_as_typed=email,
-            password_hash=await hash_password(password),
+            password_hash=password_hash,
             display_name=display_name,
             user_metadata=user_metadata,
             app_metadata=app_metadata,
@@ -318,11 +325,12 @@ class EmbeddedIdentityProvider:
     @provider_call
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
+    ) -> str | None:
         session = await self.store.session_of(refresh_token)
         if session is not None:
             session_id, user_id = session
             await self.store.revoke_sessions(user_id=user_id, session_id=session_id, scope=scope)
+        return None  # the token was not rotated
 
     @provider_call
     async def change_password(
