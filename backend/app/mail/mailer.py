@@ -20,7 +20,7 @@ import jinja2
 from sqlalchemy.engine import Connection
 
 from backend.app.mail.message import MailMessage
-from backend.app.mail.outbox import enqueue_mail
+from backend.app.mail.outbox import MailRequest, enqueue_mail, enqueue_request
 
 __all__ = ["CONFIRM_EMAIL_ROUTE", "RESET_PASSWORD_ROUTE", "Mailer"]
 
@@ -207,6 +207,18 @@ class Mailer:
             # Before the commit: the sender looks again shortly after a wake (see MailSender).
             self._wake_sender()
         return message_id
+
+    def request(self, conn: Connection, request: MailRequest, *, not_after: datetime) -> int:
+        """Store `request` in the caller's transaction (`enqueue_request`), and wake the sender,
+        which resolves it into a mail (or nothing, for an address without an account).
+
+        Returns:
+            the row's id in the outbox.
+        """
+        request_id = enqueue_request(conn, request, not_after=not_after)
+        if self._wake_sender is not None:
+            self._wake_sender()
+        return request_id
 
     def _link(self, route: str, token: str) -> str:
         return f"{self.site_url}/#{route}?token={quote(token, safe='')}"

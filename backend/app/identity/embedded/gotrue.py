@@ -24,7 +24,14 @@ from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import hash_password, verify_password
 from backend.app.identity.profiles import clean_display_name
 
-from .provider import EmbeddedIdentityProvider, IssuedLink, VerifyLinks, provider_call
+from .provider import (
+    CONFIRMATION_REQUEST,
+    RESET_REQUEST,
+    EmbeddedIdentityProvider,
+    IssuedLink,
+    VerifyLinks,
+    provider_call,
+)
 from .store import (
     EMAIL_CHANGE,
     MAGICLINK,
@@ -394,12 +401,13 @@ class EmbeddedGoTrue:
     @provider_call
     async def recover(self, *, email: str, links: VerifyLinks) -> None:
         """GoTrue's `/recover`: a reset mail if the address is known, the same path if not."""
-        await self._provider.mail_sign_in_link(email=email, purpose=RESET, links=links)
+        await self._provider.request_mail(email=email, kind=RESET_REQUEST, links=links)
 
     @provider_call
     async def resend_confirmation(self, *, email: str, links: VerifyLinks) -> None:
-        """GoTrue's `/resend` `signup`: a new confirmation mail if the sign-up is unconfirmed."""
-        await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+        """GoTrue's `/resend` `signup`: a new confirmation mail if the sign-up is unconfirmed
+        (the same path, `request_mail`, if not)."""
+        await self._provider.request_mail(email=email, kind=CONFIRMATION_REQUEST, links=links)
 
     @provider_call
     async def verify(

@@ -50,6 +50,7 @@ __all__ = [
     "UserRecord",
     "code_hash",
     "hash_token",
+    "issue_account_token_in",
     "merge_metadata",
 ]
 
@@ -446,6 +447,12 @@ class IdentityStore:
         return await self._db.write(change)
 
     # Account tokens (the links of the lifecycle's mails).
+
+    async def request_mail(self, enqueue: Callable[[Connection], object]) -> None:
+        """A write transaction that runs only `enqueue(conn)`: a mail request's one INSERT,
+        the same for an address with an account and one without (the account is looked up
+        when the sender resolves it, `issue_account_token_in`)."""
+        await self._db.write(enqueue)
 
     async def issue_account_token(
         self,
@@ -1015,6 +1022,41 @@ def _spend_sign_in_links(conn: Connection, *, user_id: str, now: datetime) -> No
     `UpdatePassword` clears them: one mailed before the change must not undo it."""
     for purpose in (RESET, MAGICLINK):
         _spend_tokens(conn, user_id=user_id, purpose=purpose, now=now)
+
+
+def issue_account_token_in(
+    conn: Connection,
+    *,
+    email_key: str,
+    purpose: str,
+    token_hash: str,
+    expires_at: datetime,
+    only_unconfirmed: bool = False,
+    code_hash: str | None = None,
+) -> str | None:
+    """`IdentityStore.issue_account_token` in the caller's transaction (the mail sender's,
+    resolving a mail request; see `mail.outbox.resolve_next`), with no decoy work for an
+    unknown address (no request waits on it): the user's stored address, or None, and nothing
+    written, when there is no such user (`only_unconfirmed`: or it is confirmed)."""
+    chosen = identity_users.c.email == email_key
+    if only_unconfirmed:
+        chosen = sa.and_(chosen, identity_users.c.email_confirmed_at.is_(None))
+    user = conn.execute(
+        sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(chosen)
+    ).first()
+    if user is None:
+        return None
+    now = utcnow()
+    _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
+    _insert_tokens(
+        conn,
+        [token_hash, code_hash],
+        purpose=purpose,
+        user_id=user.id,
+        now=now,
+        expires_at=expires_at,
+    )
+    return str(user.email_as_typed)
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
