@@ -107,8 +107,9 @@ class MailSender:
         self._resolver = resolver
 
     def start(self) -> None:
-        """Start the sending task on the running event loop."""
+        """Start the sending task on the running event loop (again, after `stop`)."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="mail sender")
 
     def wake(self) -> None:

@@ -24,7 +24,7 @@ from backend.app.mail.outbox import MailState, resolve_next
 from backend.app.main import create_app
 from backend.tests.gotrue.conftest import GoTrue
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
-from backend.tests.helpers import AuthApi, unique_email
+from backend.tests.helpers import PASSWORD, AuthApi, unique_email
 from backend.tests.lifecycle.mailbox import requests_resolved, token_of
 from backend.tests.mail.smtp_server import SmtpServer
 
@@ -201,6 +201,45 @@ class TestSameWorkForAnyAddress:
         assert followed.status_code == 200, followed.text
         assert _mails_to(server, unknown) == []
         assert await _outbox_rows_to(caller.services, unknown) == []
+
+
+class TestResendEmailChange:
+    async def test_a_pending_change_and_none_run_the_same_statements_then_only_one_is_mailed(
+        self, make_caller, make_smtp_server
+    ):
+        """GoTrue's `/resend` `email_change`: the same SQL for an address with a pending change
+        and one without; then a new link reaches the new address, a notice the old one."""
+        server: SmtpServer = make_smtp_server()
+        caller = await make_caller(email_confirmation_required=False, **_smtp(server))
+        user = await caller.auth.signed_in_user()
+        new_email = unique_email()
+        changed = await caller.client.post(
+            "/auth/email",
+            json={"newEmail": new_email, "currentPassword": PASSWORD},
+            headers=user.auth,
+        )
+        assert changed.status_code == 202, changed.text
+        await _wait_for_mails(server, new_email, 1)
+        await _wait_for_mails(server, user.email, 1)
+        body = {"type": "email_change"}
+        await caller.gotrue.call("POST", "/resend", json=body | {"email": unique_email()})
+
+        await caller.services.mail_sender.stop()
+        with statements() as for_pending:
+            pending = await caller.gotrue.call("POST", "/resend", json=body | {"email": user.email})
+        with statements() as for_none:
+            none = await caller.gotrue.call(
+                "POST", "/resend", json=body | {"email": unique_email()}
+            )
+        caller.services.mail_sender.start()
+        links = await _wait_for_mails(server, new_email, 2)
+        notices = await _wait_for_mails(server, user.email, 2)
+        await requests_resolved(caller.services.database)
+
+        assert (pending.status_code, pending.content) == (none.status_code, none.content)
+        assert for_pending == for_none
+        assert "/auth/v1/verify?token=" in links[-1]
+        assert new_email in notices[-1]
 
 
 class TestDurability:

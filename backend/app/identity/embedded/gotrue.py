@@ -26,6 +26,7 @@ from backend.app.identity.profiles import clean_display_name
 
 from .provider import (
     CONFIRMATION_REQUEST,
+    EMAIL_CHANGE_REQUEST,
     RESET_REQUEST,
     EmbeddedIdentityProvider,
     IssuedLink,
@@ -390,13 +391,9 @@ class EmbeddedGoTrue:
 
     @provider_call
     async def resend_email_change(self, *, email: str, links: VerifyLinks) -> None:
-        """GoTrue's `/resend` `email_change`: a new link for the pending change, if any."""
-        pending = await self._store.pending_email_change(email_key=email_key(email))
-        if pending is not None:
-            user_id, new_email = pending
-            await self._provider.mail_email_change(
-                user_id=user_id, new_email=new_email, links=links
-            )
+        """GoTrue's `/resend` `email_change`: a new link for the pending change, if any (the
+        same path, `request_mail`, if none)."""
+        await self._provider.request_mail(email=email, kind=EMAIL_CHANGE_REQUEST, links=links)
 
     @provider_call
     async def recover(self, *, email: str, links: VerifyLinks) -> None:

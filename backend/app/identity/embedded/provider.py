@@ -66,10 +66,13 @@ from .store import (
     code_hash,
     hash_token,
     issue_account_token_in,
+    issue_email_change_in,
+    pending_email_change_in,
 )
 
 __all__ = [
     "CONFIRMATION_REQUEST",
+    "EMAIL_CHANGE_REQUEST",
     "RESET_REQUEST",
     "EmbeddedIdentityProvider",
     "IssuedLink",
@@ -80,6 +83,7 @@ __all__ = [
 # The mails asked for on a request's path and resolved by the mail sender (`request_mail`).
 RESET_REQUEST = "password_reset"
 CONFIRMATION_REQUEST = "signup_confirmation"
+EMAIL_CHANGE_REQUEST = "email_change"  # GoTrue's `/resend` `email_change`: a pending change
 
 # GoTrue's GOTRUE_MAILER_OTP_LENGTH default: the code beside the link in a mail sent via /auth/v1.
 OTP_DIGITS = 6
@@ -334,8 +338,10 @@ class EmbeddedIdentityProvider:
         self, *, email: str, kind: str, links: VerifyLinks | None = None
     ) -> None:
         """Ask for a mail whose recipient may have no account (`kind` RESET_REQUEST: a reset
-        link; CONFIRMATION_REQUEST: a new confirmation link for an unconfirmed sign-up), with
-        `links`, GoTrue's link and code. Nothing tells a caller whether the address is known.
+        link; CONFIRMATION_REQUEST: a new confirmation link for an unconfirmed sign-up;
+        EMAIL_CHANGE_REQUEST: a new link for a pending email change, and its notice to the
+        current address), with `links`, GoTrue's link and code. Nothing tells a caller
+        whether the address is known.
 
         Nor does the time it takes (ASVS V6.3.8): the request's path writes one outbox row (the
         request, no token) in one transaction for every address, looking nothing up. The mail
@@ -368,9 +374,15 @@ class EmbeddedIdentityProvider:
         tokens of that purpose, store a new one and render its mail to the stored address;
         None, with nothing written, when there is no such user."""
         mailer = self._mailer
-        if mailer is None or request.kind not in (RESET_REQUEST, CONFIRMATION_REQUEST):
+        if mailer is None or request.kind not in (
+            RESET_REQUEST,
+            CONFIRMATION_REQUEST,
+            EMAIL_CHANGE_REQUEST,
+        ):
             return None
         links = VerifyLinks(**request.params) if request.params else None
+        if request.kind == EMAIL_CHANGE_REQUEST:
+            return self._resolve_email_change(conn, request.email, links)
         reset = request.kind == RESET_REQUEST
         ttl = self._reset_ttl if reset else self._confirm_ttl
         issued = _draw(request.email, links, "recovery" if reset else "signup")
@@ -391,6 +403,37 @@ class EmbeddedIdentityProvider:
             to=stored_email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code
         )
         return Resolved(message=message, not_after=expires_at)
+
+    def _resolve_email_change(
+        self, conn: Connection, email: str, links: VerifyLinks | None
+    ) -> Resolved | None:
+        """As `mail_email_change` for `email`'s pending change, if it has one: the link to the
+        new address (the resolved mail) and the notice to the current one (enqueued beside)."""
+        assert self._mailer is not None  # noqa: S101 -- checked by the caller
+        mailer, ttl = self._mailer, self._confirm_ttl
+        pending = pending_email_change_in(conn, email_key=email_key(email))
+        if pending is None:
+            return None
+        user_id, new_email = pending
+        issued = _draw(new_email, links, "email_change")
+        expires_at = utcnow() + ttl
+        old_email = issue_email_change_in(
+            conn,
+            user_id=user_id,
+            new_email=email_key(new_email),
+            new_email_as_typed=new_email,
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
+            expires_at=expires_at,
+        )
+        if old_email is None:
+            return None
+        link = mailer.email_change_confirmation(
+            to=new_email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code
+        )
+        notice = mailer.email_change_notice(to=old_email, new_email=new_email)
+        mailer.enqueue(conn, notice, not_after=expires_at)
+        return Resolved(message=link, not_after=expires_at)
 
     async def mail_sign_in_link(
         self, *, email: str, purpose: str, links: VerifyLinks | None = None, send: bool = True

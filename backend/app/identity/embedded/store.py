@@ -51,7 +51,9 @@ __all__ = [
     "code_hash",
     "hash_token",
     "issue_account_token_in",
+    "issue_email_change_in",
     "merge_metadata",
+    "pending_email_change_in",
 ]
 
 # GoTrue's `app_metadata` of a user who signs in with an email and a password.
@@ -518,55 +520,21 @@ class IdentityStore:
         transaction. False, and nothing stored, when the new address is taken or the user gone."""
 
         def issue(conn: Connection) -> bool:
-            now = utcnow()
-            taken = conn.execute(
-                sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
-            ).first()
-            user = conn.execute(
-                sa.select(identity_users.c.email_as_typed).where(identity_users.c.id == user_id)
-            ).first()
-            if taken is not None or user is None:
-                return False
-            _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
-            _insert_tokens(
+            old_email = issue_email_change_in(
                 conn,
-                [token_hash, code_hash],
-                purpose=EMAIL_CHANGE,
                 user_id=user_id,
-                now=now,
-                expires_at=expires_at,
                 new_email=new_email,
                 new_email_as_typed=new_email_as_typed,
+                token_hash=token_hash,
+                expires_at=expires_at,
+                code_hash=code_hash,
             )
-            on_issued(conn, user.email_as_typed)
+            if old_email is None:
+                return False
+            on_issued(conn, old_email)
             return True
 
         return await self._db.write(issue)
-
-    async def pending_email_change(self, *, email_key: str) -> tuple[str, str] | None:
-        """The user with this address and the new address (as typed) of its newest usable
-        email-change token, or None when nothing is pending."""
-
-        def read(conn: Connection) -> tuple[str, str] | None:
-            row = conn.execute(
-                sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
-                .join(
-                    identity_account_tokens,
-                    identity_account_tokens.c.user_id == identity_users.c.id,
-                )
-                .where(
-                    identity_users.c.email == email_key,
-                    identity_account_tokens.c.purpose == EMAIL_CHANGE,
-                    identity_account_tokens.c.spent_at.is_(None),
-                    identity_account_tokens.c.expires_at > utcnow(),
-                    identity_account_tokens.c.new_email_as_typed.is_not(None),
-                )
-                .order_by(identity_account_tokens.c.id.desc())
-                .limit(1)
-            ).first()
-            return None if row is None else (row.id, row.new_email_as_typed)
-
-        return await self._db.read(read)
 
     async def confirm_email(
         self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
@@ -1055,6 +1023,64 @@ def issue_account_token_in(
         user_id=user.id,
         now=now,
         expires_at=expires_at,
+    )
+    return str(user.email_as_typed)
+
+
+def pending_email_change_in(conn: Connection, *, email_key: str) -> tuple[str, str] | None:
+    """The user with this address and the new address (as typed) of its newest usable
+    email-change token, or None when nothing is pending (in the caller's transaction)."""
+    row = conn.execute(
+        sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
+        .join(
+            identity_account_tokens,
+            identity_account_tokens.c.user_id == identity_users.c.id,
+        )
+        .where(
+            identity_users.c.email == email_key,
+            identity_account_tokens.c.purpose == EMAIL_CHANGE,
+            identity_account_tokens.c.spent_at.is_(None),
+            identity_account_tokens.c.expires_at > utcnow(),
+            identity_account_tokens.c.new_email_as_typed.is_not(None),
+        )
+        .order_by(identity_account_tokens.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (str(row.id), str(row.new_email_as_typed))
+
+
+def issue_email_change_in(
+    conn: Connection,
+    *,
+    user_id: str,
+    new_email: str,
+    new_email_as_typed: str,
+    token_hash: str,
+    expires_at: datetime,
+    code_hash: str | None = None,
+) -> str | None:
+    """`IdentityStore.issue_email_change` in the caller's transaction: the user's current
+    stored address, or None, and nothing stored, when the new address is taken or the user
+    gone."""
+    now = utcnow()
+    taken = conn.execute(
+        sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
+    ).first()
+    user = conn.execute(
+        sa.select(identity_users.c.email_as_typed).where(identity_users.c.id == user_id)
+    ).first()
+    if taken is not None or user is None:
+        return None
+    _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
+    _insert_tokens(
+        conn,
+        [token_hash, code_hash],
+        purpose=EMAIL_CHANGE,
+        user_id=user_id,
+        now=now,
+        expires_at=expires_at,
+        new_email=new_email,
+        new_email_as_typed=new_email_as_typed,
     )
     return str(user.email_as_typed)
 
