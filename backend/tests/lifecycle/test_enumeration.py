@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from backend.app.db.tables import identity_account_tokens, identity_users, mail_outbox
+from backend.app.db.tables import identity_account_tokens, identity_users, mail_outbox, utcnow
 from backend.app.identity.emails import email_key
 from backend.app.mail.outbox import MailState, resolve_next
 from backend.app.main import create_app
@@ -309,3 +310,33 @@ class TestDurability:
         assert resolution is not None
         assert resolution.mailed
         assert await _tokens_of(services, known) == tokens_before + 1
+
+
+class TestIssuance:
+    async def test_the_reset_token_lives_its_ttl_from_when_the_sender_issues_it(self, make_caller):
+        """The token is issued when the sender resolves the request, not when it was asked for:
+        it expires PASSWORD_RESET_TTL_SECONDS after that, and so does its mail."""
+        caller = await make_caller(password_reset_ttl_seconds=600)
+        known = unique_email()
+        assert (await caller.auth.signup(known)).status_code == 201
+        services = caller.services
+        await services.mail_sender.stop()
+        await caller.ask("forgot", known)
+        asked_at = utcnow()
+        await asyncio.sleep(0.05)
+        services.mail_sender.start()
+        await requests_resolved(services.database)
+
+        def reset_tokens(conn: sa.Connection) -> list[Any]:
+            chosen = identity_account_tokens.c.purpose == "reset"
+            return list(conn.execute(sa.select(identity_account_tokens).where(chosen)).all())
+
+        (token,) = await services.database.read(reset_tokens)
+        mails = [row for row in await _outbox_rows_to(services, known) if "password" in row.subject]
+
+        assert token.created_at > asked_at
+        assert abs(token.expires_at - token.created_at - timedelta(seconds=600)) < timedelta(
+            seconds=1
+        )
+        assert len(token.token_hash) == 64
+        assert [row.not_after for row in mails] == [token.expires_at]
