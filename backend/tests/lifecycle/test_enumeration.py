@@ -132,7 +132,7 @@ async def _tokens_of(services: Any, email: str) -> int:
             conn.execute(count.where(identity_account_tokens.c.user_id.in_(user))).scalar_one()
         )
 
-    return await services.database.read(read)
+    return int(await services.database.read(read))
 
 
 def _smtp(server: SmtpServer) -> dict[str, Any]:
