@@ -1,4 +1,4 @@
-"""No account enumeration by timing (ASVS 5.0 V6.3.8, DESIGN §12 "same body and timing"): the
+"""No account enumeration by timing (ASVS 5.0 V6.3.8, docs/account-lifecycle.md): the
 routes that mail an address which may have no account (`/auth/password/forgot`,
 `/auth/email/resend`, `/auth/v1/recover`, `/auth/v1/resend` `signup`) do the same work on the
 request's path for any address, one outbox request; the mail sender resolves it afterwards, into
