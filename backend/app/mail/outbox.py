@@ -128,18 +128,26 @@ def enqueue_request(conn: Connection, request: MailRequest, *, not_after: dateti
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    """The outcome of `resolve_next` for row `id`: `mailed` (now a pending mail) or not."""
+    """The outcome of `resolve_next` for row `id`: `mailed` (now a pending mail) or not;
+    `error`, the class of what the resolver raised (the request is retried later)."""
 
     id: int
     mailed: bool
+    error: str | None = None
 
 
 def resolve_next(
-    conn: Connection, *, resolve: MailResolver, now: datetime | None = None
+    conn: Connection,
+    *,
+    resolve: MailResolver,
+    now: datetime | None = None,
+    retry_after: timedelta = timedelta(seconds=60),
 ) -> Resolution | None:
     """Resolve the earliest due request with `resolve`, in this transaction; None when none is
     due. A request past its `not_after`, or that `resolve` finds nothing to send for, is
-    deleted: no row is left of an address without an account.
+    deleted: no row is left of an address without an account. A `resolve` that raises (a bug)
+    has its writes undone and the request tried again `retry_after` later, so one bad request
+    never holds up the rest of the outbox.
 
     Raises:
         RequestTaken: another sender resolved it meanwhile (the caller's transaction must roll
@@ -160,7 +168,21 @@ def resolve_next(
     if row.not_after > now:
         asked = json.loads(row.body_text)
         request = MailRequest(kind=asked["kind"], email=asked["email"], params=asked["params"])
-        resolved = resolve(conn, request)
+        try:
+            with conn.begin_nested():  # what `resolve` wrote goes if it raises
+                resolved = resolve(conn, request)
+        except Exception as exc:  # any bug: postpone this request, not the whole outbox
+            error = type(exc).__name__[:100]
+            conn.execute(
+                mail_outbox.update()
+                .where(this)
+                .values(
+                    attempts=mail_outbox.c.attempts + 1,
+                    next_attempt_at=now + retry_after,
+                    last_error=error,
+                )
+            )
+            return Resolution(id=row.id, mailed=False, error=error)
     if resolved is None:
         result = conn.execute(mail_outbox.delete().where(this))
     else:

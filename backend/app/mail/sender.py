@@ -153,7 +153,8 @@ class MailSender:
                 rechecks = _RECHECKS
 
     async def deliver_one(self) -> bool:
-        """Claim one due message and deliver (or retry, expire) it; False when none is due.
+        """Resolve one due request (with a resolver), else claim one due message and deliver
+        (or retry, expire) it; False when none is due.
 
         Raises:
             DatabaseUnavailable: the outbox cannot be read or claimed.
@@ -168,8 +169,15 @@ class MailSender:
             except RequestTaken:  # another sender's now; nothing of this attempt was written
                 return True
             if resolution is not None:
-                # Whether it became a mail stays out of the log: it tells a known address.
-                logger.debug("mail request %d resolved", resolution.id)
+                if resolution.error is not None:
+                    logger.error(
+                        "mail request %d not resolved (%s); tried again later",
+                        resolution.id,
+                        resolution.error,
+                    )
+                else:
+                    # Whether it became a mail stays out of the log: it tells a known address.
+                    logger.debug("mail request %d resolved", resolution.id)
                 return True
         claim = await self.database.write(partial(claim_next, lease=self._lease))
         if claim is None:  # another sender took it
