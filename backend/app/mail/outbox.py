@@ -13,7 +13,8 @@ a `MailRequest`, no secret, as JSON in `body_text`), the same row for a known an
 address, so the answer takes the same time for both. The sender resolves it (`resolve_next`)
 in one transaction: the caller's `MailResolver` issues the token and renders the mail, which
 becomes this row's body (`pending`), or there is no such account and the row is deleted. A
-sender that dies half-way rolls the whole resolution back; the request stays due.
+sender that dies half-way rolls the whole resolution back; the request stays due (a resolver
+that raises is rolled back too, and its request tried again a minute later).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "MailResolver",
     "MailState",
     "RequestTaken",
+    "Resolution",
     "Resolved",
     "claim_next",
     "enqueue_mail",
