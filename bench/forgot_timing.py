@@ -3,14 +3,14 @@
     .venv/bin/python -m bench.forgot_timing [--rounds 400] [--postgres]
 
 The enumeration figure of the account lifecycle (ASVS 5.0 V6.3.8): the two answers must be the
-same (status, body) and take the same time. Requests alternate known, unknown, known… through
-the app in process (httpx's ASGI transport: no network jitter between the two), on a fresh
-SQLite file, or with `--postgres` a scratch database on the machine's PostgreSQL (dropped
-afterwards). The mail limits are lifted so no request is refused. Before each timed request the
-bench waits until the app's mail sender has finished with the outbox (resolved the last request,
-written its mail): that work comes after the answer, and timed inside the next request it would
-be charged to the wrong address. Prints the median and p90 of each, and the ratio unknown ÷
-known (1.00 is the goal).
+same (status, body) and take the same time. Each round times one of each, in a random order
+(neither kind always follows the other), through the app in process (httpx's ASGI transport: no
+network jitter between the two), on a fresh SQLite file, or with `--postgres` a scratch database
+on the machine's PostgreSQL (dropped afterwards). The mail limits are lifted so no request is
+refused. Before each timed request the bench waits until the app's mail sender has finished
+with the outbox (resolved the last request, written its mail): that work comes after the
+answer, and timed inside the next request it would be charged to the wrong address. Prints the
+median and p90 of each, and the ratio unknown ÷ known (1.00 is the goal).
 
 Figures on the 2-core development machine, shared and busy (two runs each, 400 rounds): before
 the request path stored one outbox request for any address, 0.77 and 0.77 on SQLite, 0.68 and
