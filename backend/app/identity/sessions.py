@@ -9,6 +9,7 @@ keep only HTTP: parse, call, shape the answer and the cookies.
     sign-up       per address                          rate_limited
     sign-in       per account and per address          rate_limited, signin_failed
     refresh       refresh per address                  rate_limited, refresh_token_reused
+    pkce code     refresh per address                  rate_limited, pkce_verifier_mismatch
     sign-out      none (it only ends sessions)         —
 
 The GoTrue API's variants (`gotrue_*`) keep the same rules and answer with the user's record,
@@ -43,7 +44,12 @@ from backend.app.identity.base import (
 )
 from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import (
+    AuthCode,
+    BadCodeVerifier,
+    CodeChallenge,
     EmbeddedGoTrue,
+    FlowStateExpired,
+    FlowStateNotFound,
     GoTrueSession,
     Unconfirmed,
     VerifyLinks,
@@ -239,9 +245,11 @@ class SessionService:
         address: str,
         links: VerifyLinks,
         user_agent: str | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> GoTrueSession | Unconfirmed:
         """GoTrue's sign-up: with autoconfirm a user and a first session; with confirmation
-        required an unconfirmed user and a confirmation mail, counted as `/auth`'s sign-up."""
+        required an unconfirmed user and a confirmation mail (PKCE with `challenge`), counted
+        as `/auth`'s sign-up."""
         await self._count_sign_up(address)
         gotrue = self._gotrue_operations()
         if gotrue.confirmation_required:
@@ -252,6 +260,7 @@ class SessionService:
             user_metadata=user_metadata,
             links=links,
             user_agent=user_agent,
+            challenge=challenge,
         )
         if not (isinstance(answer, Unconfirmed) and answer.obfuscated):
             logger.info("user signed up", extra={"user_id": answer.user.id})
@@ -266,6 +275,7 @@ class SessionService:
         address: str,
         links: VerifyLinks,
         signup_disabled: bool,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `/otp`: counted as a mail to that recipient before anything else (so the
         `create_user: false` answer, which GoTrue lets tell known from unknown, is rate-limited
@@ -277,6 +287,7 @@ class SessionService:
             user_metadata=user_metadata,
             links=links,
             signup_disabled=signup_disabled,
+            challenge=challenge,
         )
 
     async def gotrue_reauthenticate(self, *, claims: AccessClaims, address: str) -> None:
@@ -285,7 +296,13 @@ class SessionService:
         await self._gotrue_operations().reauthenticate(claims)
 
     async def gotrue_request_email_change(
-        self, *, claims: AccessClaims, new_email: str, address: str, links: VerifyLinks
+        self,
+        *,
+        claims: AccessClaims,
+        new_email: str,
+        address: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `PUT /user {email}`: counted toward the mail limits of the new address (its
         recipient) and the client's, as `request_email_change`; no current password (GoTrue
@@ -296,29 +313,51 @@ class SessionService:
         """
         await self._count_email(new_email, address, reason="email_change")
         if not await self._gotrue_operations().request_email_change(
-            claims, new_email=new_email, links=links
+            claims, new_email=new_email, links=links, challenge=challenge
         ):
             raise UserAlreadyExists()
         logger.info("email change requested", extra={"user_id": claims.user_id})
 
     async def gotrue_resend_email_change(
-        self, *, email: str, address: str, links: VerifyLinks
+        self,
+        *,
+        email: str,
+        address: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `/resend` `email_change`: counted as `/resend` `signup`."""
         await self._count_email(email, address, reason="email_resend")
-        await self._gotrue_operations().resend_email_change(email=email, links=links)
+        await self._gotrue_operations().resend_email_change(
+            email=email, links=links, challenge=challenge
+        )
 
-    async def gotrue_recover(self, *, email: str, address: str, links: VerifyLinks) -> None:
-        """GoTrue's `/recover`: counted and mailed as `request_password_reset`, GoTrue's link."""
+    async def gotrue_recover(
+        self,
+        *,
+        email: str,
+        address: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
+    ) -> None:
+        """GoTrue's `/recover`: counted and mailed as `request_password_reset`, GoTrue's link
+        (a PKCE one with `challenge`)."""
         await self._count_email(email, address, reason="password_forgot")
-        await self._gotrue_operations().recover(email=email, links=links)
+        await self._gotrue_operations().recover(email=email, links=links, challenge=challenge)
 
     async def gotrue_resend_confirmation(
-        self, *, email: str, address: str, links: VerifyLinks
+        self,
+        *,
+        email: str,
+        address: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `/resend` `signup`: counted and mailed as `resend_confirmation`."""
         await self._count_email(email, address, reason="email_resend")
-        await self._gotrue_operations().resend_confirmation(email=email, links=links)
+        await self._gotrue_operations().resend_confirmation(
+            email=email, links=links, challenge=challenge
+        )
 
     async def gotrue_verify(
         self,
@@ -345,11 +384,7 @@ class SessionService:
                 log_security_event("rate_limited", reason="verify", account=account)
                 raise
         else:
-            try:
-                await self._limiter.hit_sign_up(address=address)
-            except RateLimited:
-                log_security_event("rate_limited", reason="verify", address=address)
-                raise
+            await self._count_link(address)
         try:
             answer = await self._gotrue_operations().verify(
                 kind=kind, token_hash=token_hash, token=token, email=email, user_agent=user_agent
@@ -358,6 +393,58 @@ class SessionService:
             logger.info("verification refused", extra={"reason": "token_invalid"})
             raise
         logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
+        return answer
+
+    async def gotrue_verify_for_code(self, *, kind: str, token_hash: str, address: str) -> AuthCode:
+        """GoTrue's `GET /verify` of a PKCE link: counted as any link's verify; an auth code
+        for the client's `grant_type=pkce`, not a session.
+
+        Raises:
+            RateLimited, AccountTokenInvalid, FlowStateNotFound (both logged at info).
+        """
+        await self._count_link(address)
+        try:
+            answer = await self._gotrue_operations().verify_for_code(
+                kind=kind, token_hash=token_hash
+            )
+        except (AccountTokenInvalid, FlowStateNotFound) as exc:
+            logger.info("verification refused", extra={"reason": type(exc).__name__})
+            raise
+        logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
+        return answer
+
+    async def gotrue_exchange_code(
+        self, *, auth_code: str, code_verifier: str, address: str, user_agent: str | None = None
+    ) -> GoTrueSession:
+        """GoTrue's `grant_type=pkce`: an auth code and its verifier for a session, counted
+        against the refresh limit (a code is as unguessable as a refresh token).
+
+        Raises:
+            RateLimited, FlowStateNotFound, FlowStateExpired (logged at info).
+            BadCodeVerifier: logged as a security event: a live code reached someone without
+                its verifier, which is the interception PKCE exists to stop.
+        """
+        try:
+            await self._limiter.hit_refresh(address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="pkce", address=address)
+            raise
+        try:
+            answer = await self._gotrue_operations().exchange_code(
+                auth_code=auth_code, code_verifier=code_verifier, user_agent=user_agent
+            )
+        except BadCodeVerifier as exc:
+            log_security_event(
+                "pkce_verifier_mismatch",
+                reason="bad_code_verifier",
+                user_id=exc.user_id,
+                address=address,
+            )
+            raise
+        except (FlowStateNotFound, FlowStateExpired) as exc:
+            logger.info("code exchange refused", extra={"reason": type(exc).__name__})
+            raise
+        logger.info("user signed in", extra={"user_id": answer.user.id, "grant": "pkce"})
         return answer
 
     async def gotrue_sign_in(
@@ -389,6 +476,14 @@ class SessionService:
         except RateLimited:
             account = account_fingerprint(email_key(email))
             log_security_event("rate_limited", reason=reason, account=account, address=address)
+            raise
+
+    async def _count_link(self, address: str) -> None:
+        """A link's token (256 bits) counts toward the client address's limit only."""
+        try:
+            await self._limiter.hit_sign_up(address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="verify", address=address)
             raise
 
     async def _count_sign_up(self, address: str) -> None:

@@ -87,10 +87,12 @@ class GoTrueCode(StrEnum):
     """The error codes of GoTrue's `internal/api/apierrors/errorcode.go` that this API answers."""
 
     ANONYMOUS_PROVIDER_DISABLED = "anonymous_provider_disabled"
+    BAD_CODE_VERIFIER = "bad_code_verifier"
     BAD_JSON = "bad_json"
     BAD_JWT = "bad_jwt"
     EMAIL_EXISTS = "email_exists"
     EMAIL_NOT_CONFIRMED = "email_not_confirmed"
+    FLOW_STATE_EXPIRED = "flow_state_expired"
     FLOW_STATE_NOT_FOUND = "flow_state_not_found"
     INVALID_CREDENTIALS = "invalid_credentials"
     MANUAL_LINKING_DISABLED = "manual_linking_disabled"

@@ -22,7 +22,12 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from backend.app.api import models as _app_models  # noqa: F401
 from backend.app.core.text import unstorable_reason
 from backend.app.identity.base import AuthSession
-from backend.app.identity.embedded import UserRecord
+from backend.app.identity.embedded import (
+    CodeChallenge,
+    PkceParamsInvalid,
+    UserRecord,
+    parse_code_challenge,
+)
 from backend.app.identity.tokens import AUDIENCE
 
 from .errors import GoTrueCode, bad_request, validation_failed
@@ -36,6 +41,7 @@ __all__ = [
     "InviteBody",
     "OtpBody",
     "PasswordGrantBody",
+    "PkceGrantBody",
     "RecoverBody",
     "RefreshGrantBody",
     "ResendBody",
@@ -43,6 +49,7 @@ __all__ = [
     "UserUpdateBody",
     "VerifyBody",
     "checked_email",
+    "code_challenge",
     "openapi_body",
     "parse_json_object",
     "read_body",
@@ -62,7 +69,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class SignUpBody(_Body):
+class _PkceBody(_Body):
+    """A request that may start GoTrue's PKCE flow (both null: the implicit one)."""
+
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+
+
+class SignUpBody(_PkceBody):
     email: str | None = None
     phone: str | None = None
     password: str | None = None
@@ -79,7 +93,12 @@ class RefreshGrantBody(_Body):
     refresh_token: str | None = None
 
 
-class UserUpdateBody(_Body):
+class PkceGrantBody(_Body):
+    auth_code: str | None = None
+    code_verifier: str | None = None
+
+
+class UserUpdateBody(_PkceBody):
     nonce: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -127,7 +146,7 @@ class AdminDeleteBody(_Body):
     should_soft_delete: bool = False
 
 
-class RecoverBody(_Body):
+class RecoverBody(_PkceBody):
     email: str | None = None
 
 
@@ -140,7 +159,7 @@ class VerifyBody(_Body):
     redirect_to: str | None = None
 
 
-class OtpBody(_Body):
+class OtpBody(_PkceBody):
     email: str | None = None
     phone: str | None = None
     channel: str | None = None
@@ -148,7 +167,7 @@ class OtpBody(_Body):
     data: dict[str, Any] | None = None
 
 
-class ResendBody(_Body):
+class ResendBody(_PkceBody):
     type: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -249,6 +268,18 @@ def checked_email(email: str | None) -> str:
     except email_validator.EmailNotValidError:
         raise validation_failed("Unable to validate email address: invalid format") from None
     return email.lower()
+
+
+def code_challenge(body: _PkceBody) -> CodeChallenge | None:
+    """GoTrue `validatePKCEParams`: the body's challenge, None for the implicit flow.
+
+    Raises:
+        GoTrueError: 400 `validation_failed` with GoTrue's message (never the value).
+    """
+    try:
+        return parse_code_challenge(body.code_challenge, body.code_challenge_method)
+    except PkceParamsInvalid as exc:
+        raise validation_failed(exc.message) from None
 
 
 def _time(value: datetime) -> str:

@@ -24,6 +24,15 @@ from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import hash_password, verify_password
 from backend.app.identity.profiles import clean_display_name
 
+from .pkce import (
+    AUTHENTICATION_METHODS,
+    BadCodeVerifier,
+    CodeChallenge,
+    FlowStateExpired,
+    FlowStateNotFound,
+    flow_state_expired,
+    verifier_matches,
+)
 from .provider import (
     CONFIRMATION_REQUEST,
     EMAIL_CHANGE_REQUEST,
@@ -40,6 +49,7 @@ from .store import (
     RESET,
     SIGNUP,
     Grant,
+    NewAuthCode,
     UserRecord,
     code_hash,
     hash_token,
@@ -48,6 +58,7 @@ from .store import (
 __all__ = [
     "REAUTHENTICATION_WINDOW_SECONDS",
     "VERIFY_TYPES",
+    "AuthCode",
     "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "GoTrueSession",
@@ -71,6 +82,8 @@ VERIFY_TYPES: dict[str, tuple[str, ...]] = {
     "email": (SIGNUP, RESET, MAGICLINK),
 }
 _CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE})
+# GoTrue `verify.go` `verifyGet`: its 400 wrapping `issueAuthCode`'s 422, as Go formats it.
+_NO_FLOW_STATE = "No associated flow state found. 422: No valid flow state found for user."
 # GoTrue `user.go`: with GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION, a session
 # older than this needs a nonce to change the password.
 REAUTHENTICATION_WINDOW_SECONDS = 24 * 3600
@@ -135,6 +148,18 @@ class GoTrueSession:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthCode:
+    """A followed PKCE link's answer: the auth code for `POST /token?grant_type=pkce` (GoTrue
+    `issueAuthCode`), and whose it is. The repr leaves the code out."""
+
+    code: str
+    user: UserRecord
+
+    def __repr__(self) -> str:
+        return f"AuthCode(user={self.user!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class SessionUser:
     """What a bearer's claims still name: the user (None once deleted), and whether the session
     is still alive (not signed out, not past its lifetime)."""
@@ -188,12 +213,14 @@ class EmbeddedGoTrue:
         user_metadata: dict[str, Any],
         links: VerifyLinks,
         user_agent: str | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> GoTrueSession | Unconfirmed:
         """GoTrue's sign-up: the user and its profile (named after `user_metadata.display_name`
         when that is a usable name). Autoconfirm (EMAIL_CONFIRMATION_REQUIRED off): a first
-        session. Otherwise the user unconfirmed and a confirmation mail (`links`), no session;
-        an address already registered gets a stand-in user, and a new mail only if it is still
-        unconfirmed.
+        session. Otherwise the user unconfirmed and a confirmation mail (`links`; with
+        `challenge`, a PKCE one), no session; an address already registered gets a stand-in
+        user, and a new mail only if it is still unconfirmed. With autoconfirm `challenge` is
+        ignored, as GoTrue's (the session is in the answer).
 
         Raises:
             WeakPassword: as `IdentityProvider.sign_up`.
@@ -211,7 +238,9 @@ class EmbeddedGoTrue:
         except UserAlreadyExists:
             if not confirm:
                 raise
-            await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+            await self._provider.issue_confirmation(
+                email, only_unconfirmed=True, links=links, challenge=challenge
+            )
             now = utcnow()
             stand_in = UserRecord(
                 id=str(uuid.uuid4()),
@@ -225,7 +254,9 @@ class EmbeddedGoTrue:
             )
             return Unconfirmed(user=stand_in, confirmation_sent_at=now, obfuscated=True)
         if confirm:
-            await self._provider.issue_confirmation(email, only_unconfirmed=False, links=links)
+            await self._provider.issue_confirmation(
+                email, only_unconfirmed=False, links=links, challenge=challenge
+            )
             return Unconfirmed(user=user, confirmation_sent_at=utcnow(), obfuscated=False)
         return self._answer(await self._provider.open_session(user, user_agent=user_agent))
 
@@ -238,11 +269,13 @@ class EmbeddedGoTrue:
         user_metadata: dict[str, Any],
         links: VerifyLinks,
         signup_disabled: bool,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `/otp` for an email (`magic_link.go`): a confirmed user is mailed a magic
         link and code; an unknown address (when `create_user`) is signed up with a password
         nobody knows and, with autoconfirm, mailed a magic link, else a confirmation; an
-        unconfirmed user gets a new confirmation.
+        unconfirmed user gets a new confirmation. `challenge`: a PKCE flow for whichever mail
+        goes (GoTrue passes it on to its sign-up).
 
         Raises:
             SignUpsNotAllowed: unknown address and `create_user` false, or sign-up disabled.
@@ -263,9 +296,13 @@ class EmbeddedGoTrue:
                     email_confirmed=not self.confirmation_required,
                 )
         if self.confirmation_required and (user is None or user.email_confirmed_at is None):
-            await self._provider.issue_confirmation(email, only_unconfirmed=True, links=links)
+            await self._provider.issue_confirmation(
+                email, only_unconfirmed=True, links=links, challenge=challenge
+            )
             return
-        await self._provider.mail_sign_in_link(email=email, purpose=MAGICLINK, links=links)
+        await self._provider.mail_sign_in_link(
+            email=email, purpose=MAGICLINK, links=links, challenge=challenge
+        )
 
     async def _new_unconfirmed(
         self, email: str, password: str | None, user_metadata: dict[str, Any]
@@ -381,30 +418,47 @@ class EmbeddedGoTrue:
 
     @provider_call
     async def request_email_change(
-        self, claims: AccessClaims, *, new_email: str, links: VerifyLinks
+        self,
+        claims: AccessClaims,
+        *,
+        new_email: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
     ) -> bool:
         """GoTrue's `PUT /user {email}`: a link (and code) to the new address, a notice to the
         old one; the address changes on verify. False when the new address is taken."""
         return await self._provider.mail_email_change(
-            user_id=claims.user_id, new_email=new_email, links=links
+            user_id=claims.user_id, new_email=new_email, links=links, challenge=challenge
         )
 
     @provider_call
-    async def resend_email_change(self, *, email: str, links: VerifyLinks) -> None:
+    async def resend_email_change(
+        self, *, email: str, links: VerifyLinks, challenge: CodeChallenge | None = None
+    ) -> None:
         """GoTrue's `/resend` `email_change`: a new link for the pending change, if any (the
         same path, `request_mail`, if none)."""
-        await self._provider.request_mail(email=email, kind=EMAIL_CHANGE_REQUEST, links=links)
+        await self._provider.request_mail(
+            email=email, kind=EMAIL_CHANGE_REQUEST, links=links, challenge=challenge
+        )
 
     @provider_call
-    async def recover(self, *, email: str, links: VerifyLinks) -> None:
+    async def recover(
+        self, *, email: str, links: VerifyLinks, challenge: CodeChallenge | None = None
+    ) -> None:
         """GoTrue's `/recover`: a reset mail if the address is known, the same path if not."""
-        await self._provider.request_mail(email=email, kind=RESET_REQUEST, links=links)
+        await self._provider.request_mail(
+            email=email, kind=RESET_REQUEST, links=links, challenge=challenge
+        )
 
     @provider_call
-    async def resend_confirmation(self, *, email: str, links: VerifyLinks) -> None:
+    async def resend_confirmation(
+        self, *, email: str, links: VerifyLinks, challenge: CodeChallenge | None = None
+    ) -> None:
         """GoTrue's `/resend` `signup`: a new confirmation mail if the sign-up is unconfirmed
         (the same path, `request_mail`, if not)."""
-        await self._provider.request_mail(email=email, kind=CONFIRMATION_REQUEST, links=links)
+        await self._provider.request_mail(
+            email=email, kind=CONFIRMATION_REQUEST, links=links, challenge=challenge
+        )
 
     @provider_call
     async def verify(
@@ -418,11 +472,76 @@ class EmbeddedGoTrue:
     ) -> GoTrueSession:
         """GoTrue's `/verify`: spend a link's token (`token_hash`, the link's `token`) or a
         mail's code (`token` with `email`) of the kinds `kind` accepts, confirm the address (or
-        apply the email change) and open a session.
+        apply the email change) and open a session. A PKCE link's token works here too (GoTrue's
+        `POST /verify` answers a session whatever the flow).
 
         Raises:
             AccountTokenInvalid: unknown, spent, expired, or of a kind `kind` does not accept.
         """
+        user = await self._spend(kind, token_hash=token_hash, token=token, email=email)
+        return self._answer(await self._provider.open_session(user, user_agent=user_agent))
+
+    @provider_call
+    async def verify_for_code(self, *, kind: str, token_hash: str) -> AuthCode:
+        """GoTrue's `GET /verify` of a PKCE link (`pkce_` token): spend it as `verify` does
+        and, in the same transaction, issue an auth code on the user's newest flow state of
+        that kind of link, instead of a session (GoTrue `issueAuthCode`).
+
+        Raises:
+            AccountTokenInvalid: as `verify`.
+            FlowStateNotFound: `kind` has no flow state (`invite`), or the user has none.
+        """
+        method = AUTHENTICATION_METHODS.get(kind)
+        if method is None:
+            # `email`: GoTrue cannot name a flow state for it either (`ParseAuthenticationMethod`
+            # fails, a 500 there), and refuses before the token is looked at.
+            raise FlowStateNotFound(_NO_FLOW_STATE)
+        code = str(uuid.uuid4())  # GoTrue's auth codes are UUIDs; only the hash is stored
+        issue = NewAuthCode(authentication_method=method, auth_code_hash=hash_token(code))
+        try:
+            user = await self._spend(kind, token_hash=token_hash, auth_code=issue)
+        except FlowStateNotFound:  # nothing was spent: the token and the user are as they were
+            raise FlowStateNotFound(_NO_FLOW_STATE) from None
+        return AuthCode(code=code, user=user)
+
+    @provider_call
+    async def exchange_code(
+        self, *, auth_code: str, code_verifier: str, user_agent: str | None = None
+    ) -> GoTrueSession:
+        """GoTrue's `POST /token?grant_type=pkce` (`token.go` `PKCE`): the code's flow state,
+        unexpired, whose challenge the verifier answers, is deleted and a session opened.
+
+        Raises:
+            FlowStateNotFound: no such code (never issued, exchanged already, its user gone).
+            FlowStateExpired: past `FLOW_STATE_LIFETIME` (the flow state is kept, as GoTrue).
+            BadCodeVerifier: the verifier does not match (the flow state is kept, as GoTrue).
+        """
+        state = await self._store.flow_state(auth_code_hash=hash_token(auth_code))
+        if state is None:
+            raise FlowStateNotFound()
+        if flow_state_expired(
+            authentication_method=state.authentication_method,
+            created_at=state.created_at,
+            auth_code_issued_at=state.auth_code_issued_at,
+            now=utcnow(),
+        ):
+            raise FlowStateExpired()
+        if not verifier_matches(state.challenge, code_verifier):
+            raise BadCodeVerifier(user_id=state.user_id)
+        user = await self._store.take_flow_state(state.id)
+        if user is None:  # exchanged by a racing request, or the user deleted meanwhile
+            raise FlowStateNotFound()
+        return self._answer(await self._provider.open_session(user, user_agent=user_agent))
+
+    async def _spend(
+        self,
+        kind: str,
+        *,
+        token_hash: str | None = None,
+        token: str | None = None,
+        email: str | None = None,
+        auth_code: NewAuthCode | None = None,
+    ) -> UserRecord:
         if token_hash is not None:
             hashed = hash_token(token_hash)
         elif token is not None and email is not None:
@@ -433,13 +552,17 @@ class EmbeddedGoTrue:
         user = None
         confirming = tuple(p for p in purposes if p in _CONFIRMING)
         if confirming:
-            user = await self._store.confirm_email(token_hash=hashed, purposes=confirming)
+            user = await self._store.confirm_email(
+                token_hash=hashed, purposes=confirming, auth_code=auth_code
+            )
         signing_in = tuple(p for p in purposes if p not in _CONFIRMING)
         if user is None and signing_in:
-            user = await self._store.spend_sign_in_token(token_hash=hashed, purposes=signing_in)
+            user = await self._store.spend_sign_in_token(
+                token_hash=hashed, purposes=signing_in, auth_code=auth_code
+            )
         if user is None:
             raise AccountTokenInvalid()
-        return self._answer(await self._provider.open_session(user, user_agent=user_agent))
+        return user
 
     @provider_call
     async def sign_in(

@@ -55,12 +55,14 @@ from backend.app.identity.passwords import (
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
 from backend.app.mail import Mailer, MailRequest, Resolved
 
+from .pkce import PKCE_PREFIX, CodeChallenge
 from .store import (
     REAUTHENTICATION,
     RESET,
     SIGNUP,
     Grant,
     IdentityStore,
+    NewFlowState,
     Reused,
     UserRecord,
     code_hash,
@@ -118,8 +120,14 @@ class IssuedLink:
         return "IssuedLink(…)"
 
 
-def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
+def _draw(
+    email: str, links: VerifyLinks | None, kind: str, challenge: CodeChallenge | None = None
+) -> IssuedLink:
     token = secrets.token_urlsafe(32)  # 256 bits
+    if challenge is not None:
+        # GoTrue `addFlowPrefixToToken`: `GET /verify` tells a PKCE link by it. It is part of
+        # the token (and of its hash), so a link stripped of it matches nothing.
+        token = PKCE_PREFIX + token
     if links is None:
         return IssuedLink(token=token, link=None, code=None, code_hash=None)
     code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
@@ -133,6 +141,12 @@ def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _flow(challenge: CodeChallenge | None, authentication_method: str) -> NewFlowState | None:
+    if challenge is None:
+        return None
+    return NewFlowState(challenge=challenge, authentication_method=authentication_method)
 
 
 def provider_call(
@@ -335,13 +349,18 @@ class EmbeddedIdentityProvider:
         await self.request_mail(email=email, kind=RESET_REQUEST)
 
     async def request_mail(
-        self, *, email: str, kind: str, links: VerifyLinks | None = None
+        self,
+        *,
+        email: str,
+        kind: str,
+        links: VerifyLinks | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """Ask for a mail whose recipient may have no account (`kind` RESET_REQUEST: a reset
         link; CONFIRMATION_REQUEST: a new confirmation link for an unconfirmed sign-up;
         EMAIL_CHANGE_REQUEST: a new link for a pending email change, and its notice to the
-        current address), with `links`, GoTrue's link and code. Nothing tells a caller
-        whether the address is known.
+        current address), with `links`, GoTrue's link and code, and `challenge`, a PKCE
+        flow (stored with the token). Nothing tells a caller whether the address is known.
 
         Nor does the time it takes (ASVS V6.3.8): the request's path writes one outbox row (the
         request, no token) in one transaction for every address, looking nothing up. The mail
@@ -357,11 +376,11 @@ class EmbeddedIdentityProvider:
             raise NotSupported()
         mailer = self._mailer
         ttl = self._reset_ttl if kind == RESET_REQUEST else self._confirm_ttl
-        params = (
-            {}
-            if links is None
-            else {"verify_url": links.verify_url, "redirect_to": links.redirect_to}
-        )
+        params: dict[str, str] = {}
+        if links is not None:
+            params |= {"verify_url": links.verify_url, "redirect_to": links.redirect_to}
+        if challenge is not None:
+            params |= {"code_challenge": challenge.value, "code_challenge_method": challenge.method}
         request = MailRequest(kind=kind, email=email, params=params)
         not_after = utcnow() + ttl
         await self.store.request_mail(
@@ -380,12 +399,23 @@ class EmbeddedIdentityProvider:
             EMAIL_CHANGE_REQUEST,
         ):
             return None
-        links = VerifyLinks(**request.params) if request.params else None
+        params = request.params
+        links = (
+            VerifyLinks(verify_url=params["verify_url"], redirect_to=params["redirect_to"])
+            if "verify_url" in params
+            else None
+        )
+        challenge = (
+            CodeChallenge(value=params["code_challenge"], method=params["code_challenge_method"])
+            if "code_challenge" in params
+            else None
+        )
         if request.kind == EMAIL_CHANGE_REQUEST:
-            return self._resolve_email_change(conn, request.email, links)
+            return self._resolve_email_change(conn, request.email, links, challenge)
         reset = request.kind == RESET_REQUEST
         ttl = self._reset_ttl if reset else self._confirm_ttl
-        issued = _draw(request.email, links, "recovery" if reset else "signup")
+        kind = "recovery" if reset else "signup"
+        issued = _draw(request.email, links, kind, challenge)
         expires_at = utcnow() + ttl
         stored_email = issue_account_token_in(
             conn,
@@ -395,6 +425,7 @@ class EmbeddedIdentityProvider:
             code_hash=issued.code_hash,
             expires_at=expires_at,
             only_unconfirmed=not reset,
+            flow=_flow(challenge, kind if reset else "email/signup"),
         )
         if stored_email is None:
             return None
@@ -405,7 +436,11 @@ class EmbeddedIdentityProvider:
         return Resolved(message=message, not_after=expires_at)
 
     def _resolve_email_change(
-        self, conn: Connection, email: str, links: VerifyLinks | None
+        self,
+        conn: Connection,
+        email: str,
+        links: VerifyLinks | None,
+        challenge: CodeChallenge | None,
     ) -> Resolved | None:
         """As `mail_email_change` for `email`'s pending change, if it has one: the link to the
         new address (the resolved mail) and the notice to the current one (enqueued beside)."""
@@ -415,7 +450,7 @@ class EmbeddedIdentityProvider:
         if pending is None:
             return None
         user_id, new_email = pending
-        issued = _draw(new_email, links, "email_change")
+        issued = _draw(new_email, links, "email_change", challenge)
         expires_at = utcnow() + ttl
         old_email = issue_email_change_in(
             conn,
@@ -425,6 +460,7 @@ class EmbeddedIdentityProvider:
             token_hash=hash_token(issued.token),
             code_hash=issued.code_hash,
             expires_at=expires_at,
+            flow=_flow(challenge, "email_change"),
         )
         if old_email is None:
             return None
@@ -436,7 +472,13 @@ class EmbeddedIdentityProvider:
         return Resolved(message=link, not_after=expires_at)
 
     async def mail_sign_in_link(
-        self, *, email: str, purpose: str, links: VerifyLinks | None = None, send: bool = True
+        self,
+        *,
+        email: str,
+        purpose: str,
+        links: VerifyLinks | None = None,
+        send: bool = True,
+        challenge: CodeChallenge | None = None,
     ) -> IssuedLink | None:
         """Mail a reset link (`purpose` RESET) or a magic link (MAGICLINK, GoTrue's API only) to
         the stored address of `email`'s user, if there is one; spend the user's older tokens of
@@ -448,11 +490,14 @@ class EmbeddedIdentityProvider:
         the unknown one), but a known one also pays the token's and the outbox row's INSERTs:
         a reset link or a resent confirmation, whose timing must not tell, is asked for with
         `request_mail` instead.
+
+        `challenge` (GoTrue's API): a PKCE flow, its state stored with the token.
         """
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._reset_ttl
-        issued = _draw(email, links, "recovery" if purpose == RESET else "magiclink")
+        kind = "recovery" if purpose == RESET else "magiclink"
+        issued = _draw(email, links, kind, challenge)
         expires_at = utcnow() + ttl
         render = mailer.password_reset if purpose == RESET else mailer.magic_link
 
@@ -479,6 +524,7 @@ class EmbeddedIdentityProvider:
             expires_at=expires_at,
             on_issued=mail,
             on_unknown=decoy,
+            flow=_flow(challenge, kind),
         )
         return issued if found else None
 
@@ -536,16 +582,17 @@ class EmbeddedIdentityProvider:
         links: VerifyLinks | None = None,
         kind: str = "signup",
         send: bool = True,
+        challenge: CodeChallenge | None = None,
     ) -> IssuedLink | None:
         """Mail a sign-up confirmation link (with `links`, GoTrue's link and code; `kind`
         `invite`, an invitation) to the stored address of `email`'s user. None when there is no
         such user (or, `only_unconfirmed`, it is already confirmed). `send` False: only store
-        the token and return its secrets (GoTrue's `generate_link`). Raises NotSupported
-        without a mailer."""
+        the token and return its secrets (GoTrue's `generate_link`). `challenge`: a PKCE flow
+        (`email/signup`, GoTrue's name). Raises NotSupported without a mailer."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(email, links, kind)
+        issued = _draw(email, links, kind, challenge)
         expires_at = utcnow() + ttl
         render = mailer.invite if kind == "invite" else mailer.signup_confirmation
 
@@ -573,6 +620,7 @@ class EmbeddedIdentityProvider:
             on_issued=mail,
             on_unknown=decoy,
             only_unconfirmed=only_unconfirmed,
+            flow=_flow(challenge, "email/signup"),
         )
         return issued if found else None
 
@@ -620,16 +668,22 @@ class EmbeddedIdentityProvider:
             raise UserAlreadyExists()
 
     async def mail_email_change(
-        self, *, user_id: str, new_email: str, links: VerifyLinks | None = None
+        self,
+        *,
+        user_id: str,
+        new_email: str,
+        links: VerifyLinks | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> bool:
         """Unless the new address is taken (or the user gone: False), store a token carrying
         the new address and mail its link (with `links`, GoTrue's link and code) to the new
         address, a notice without token to the old one, in one transaction. The change is
-        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`)."""
+        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`). `challenge`: a
+        PKCE flow."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(new_email, links, "email_change")
+        issued = _draw(new_email, links, "email_change", challenge)
         expires_at = utcnow() + ttl
 
         def mail(conn: Connection, old_email: str) -> None:
@@ -652,6 +706,7 @@ class EmbeddedIdentityProvider:
             code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
+            flow=_flow(challenge, "email_change"),
         )
 
     @provider_call

@@ -26,6 +26,7 @@ from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
 from backend.app.db.engine import Database, Query
 from backend.app.db.tables import (
     identity_account_tokens,
+    identity_flow_states,
     identity_refresh_tokens,
     identity_sessions,
     identity_users,
@@ -35,6 +36,8 @@ from backend.app.db.tables import (
 )
 from backend.app.identity.base import LiveSession, SignOutScope
 
+from .pkce import CodeChallenge, FlowStateNotFound
+
 __all__ = [
     "EMAIL_CHANGE",
     "EMAIL_PROVIDER_METADATA",
@@ -43,9 +46,12 @@ __all__ = [
     "RESET",
     "SIGNUP",
     "Credentials",
+    "FlowState",
     "Grant",
     "IdentityStore",
     "LiveSession",
+    "NewAuthCode",
+    "NewFlowState",
     "Reused",
     "UserRecord",
     "code_hash",
@@ -122,6 +128,36 @@ _RECORD_COLUMNS = (
     identity_users.c.updated_at,
     identity_users.c.last_sign_in_at,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NewFlowState:
+    """A PKCE flow state to store with a mail's token: the client's challenge and the kind of
+    link (GoTrue's `authentication_method`)."""
+
+    challenge: CodeChallenge
+    authentication_method: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuthCode:
+    """An auth code to give the user's newest flow state of `authentication_method` when a
+    PKCE link is spent (only the code's hash)."""
+
+    authentication_method: str
+    auth_code_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowState:
+    """A stored flow state whose auth code was issued (the code itself is not stored)."""
+
+    id: str
+    user_id: str
+    challenge: CodeChallenge
+    authentication_method: str
+    created_at: datetime
+    auth_code_issued_at: datetime | None
 
 
 def _record(row: Any) -> UserRecord:  # a row that has _RECORD_COLUMNS
@@ -467,6 +503,7 @@ class IdentityStore:
         on_unknown: Callable[[Connection], None] | None = None,
         only_unconfirmed: bool = False,
         code_hash: str | None = None,
+        flow: NewFlowState | None = None,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
@@ -475,7 +512,8 @@ class IdentityStore:
         so the unknown address takes the known one's path (see `request_password_reset`).
         `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
         sign-up confirmation). `code_hash`: a second token of the same purpose, the mail's code
-        (GoTrue's API); spending either spends both."""
+        (GoTrue's API); spending either spends both. `flow`: a PKCE flow state of the user,
+        stored in the same transaction (none for an unknown address, as GoTrue)."""
 
         def issue(conn: Connection) -> bool:
             chosen = identity_users.c.email == email_key
@@ -499,6 +537,8 @@ class IdentityStore:
                 now=now,
                 expires_at=expires_at,
             )
+            if flow is not None:
+                _insert_flow_state(conn, flow, user_id=user.id, now=now)
             on_issued(conn, user.email_as_typed)
             return True
 
@@ -514,10 +554,12 @@ class IdentityStore:
         expires_at: datetime,
         on_issued: Callable[[Connection, str], None],
         code_hash: str | None = None,
+        flow: NewFlowState | None = None,
     ) -> bool:
         """Spend the user's older email-change tokens, store a new one carrying the new address
-        and call `on_issued(conn, current stored address)` (which enqueues both mails), in one
-        transaction. False, and nothing stored, when the new address is taken or the user gone."""
+        (and `flow`, a PKCE flow state) and call `on_issued(conn, current stored address)`
+        (which enqueues both mails), in one transaction. False, and nothing stored, when the
+        new address is taken or the user gone."""
 
         def issue(conn: Connection) -> bool:
             old_email = issue_email_change_in(
@@ -528,6 +570,7 @@ class IdentityStore:
                 token_hash=token_hash,
                 expires_at=expires_at,
                 code_hash=code_hash,
+                flow=flow,
             )
             if old_email is None:
                 return False
@@ -537,15 +580,21 @@ class IdentityStore:
         return await self._db.write(issue)
 
     async def confirm_email(
-        self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
+        self,
+        *,
+        token_hash: str,
+        purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE),
+        auth_code: NewAuthCode | None = None,
     ) -> UserRecord | None:
         """Spend a sign-up confirmation or email-change token (one conditional UPDATE: of two
         racing confirmations one wins) and confirm the address, or apply the change, in one
-        transaction. None when the token is not usable.
+        transaction (with `auth_code`, issued in it too). None when the token is not usable.
 
         Raises:
             UserAlreadyExists: the new address of a change was taken meanwhile; nothing is
                 written (the token stays as it was).
+            FlowStateNotFound: `auth_code` and the user has no such flow state; nothing is
+                written, as GoTrue's verify rolls back.
         """
 
         def confirm(conn: Connection) -> UserRecord | None:
@@ -591,6 +640,8 @@ class IdentityStore:
             except IntegrityError as exc:  # taken by a racing sign-up
                 raise UserAlreadyExists() from exc
             _spend_tokens(conn, user_id=spent.user_id, purpose=spent.purpose, now=now)
+            if auth_code is not None:
+                _issue_auth_code(conn, auth_code, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -599,12 +650,17 @@ class IdentityStore:
         return await self._db.write(confirm)
 
     async def spend_sign_in_token(
-        self, *, token_hash: str, purposes: tuple[str, ...]
+        self, *, token_hash: str, purposes: tuple[str, ...], auth_code: NewAuthCode | None = None
     ) -> UserRecord | None:
         """Spend a reset or magic-link token (GoTrue's recovery and magic-link verify: one
         conditional UPDATE, of two racing verifies one wins), spend the user's other tokens of
-        those kinds and confirm the address (the link proved the mailbox), in one transaction.
-        None when the token is not usable. The caller opens the session."""
+        those kinds and confirm the address (the link proved the mailbox), in one transaction
+        (with `auth_code`, issued in it too). None when the token is not usable. The caller
+        opens the session.
+
+        Raises:
+            FlowStateNotFound: as `confirm_email`.
+        """
 
         def spend(conn: Connection) -> UserRecord | None:
             now = utcnow()
@@ -627,6 +683,8 @@ class IdentityStore:
             )
             for purpose in purposes:
                 _spend_tokens(conn, user_id=spent.user_id, purpose=purpose, now=now)
+            if auth_code is not None:
+                _issue_auth_code(conn, auth_code, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -722,6 +780,49 @@ class IdentityStore:
             return True
 
         return await self._db.write(delete)
+
+    # PKCE flow states (GoTrue's `flow_state`).
+
+    async def flow_state(self, *, auth_code_hash: str) -> FlowState | None:
+        """The flow state whose auth code hashes to this, if any."""
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_flow_states).where(
+                    identity_flow_states.c.auth_code_hash == auth_code_hash
+                )
+            ).first()
+        )
+        if row is None:
+            return None
+        return FlowState(
+            id=row.id,
+            user_id=row.user_id,
+            challenge=CodeChallenge(value=row.code_challenge, method=row.code_challenge_method),
+            authentication_method=row.authentication_method,
+            created_at=_as_datetime(row.created_at),
+            auth_code_issued_at=(
+                None if row.auth_code_issued_at is None else _as_datetime(row.auth_code_issued_at)
+            ),
+        )
+
+    async def take_flow_state(self, flow_id: str) -> UserRecord | None:
+        """Delete the flow state (one conditional DELETE: of two racing exchanges of one code,
+        one wins) and return its user. None when it is gone already (or its user is)."""
+
+        def take(conn: Connection) -> UserRecord | None:
+            taken = conn.execute(
+                identity_flow_states.delete()
+                .where(identity_flow_states.c.id == flow_id)
+                .returning(identity_flow_states.c.user_id)
+            ).first()
+            if taken is None:
+                return None
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == taken.user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(take)
 
     # Sessions and refresh tokens.
 
@@ -939,6 +1040,8 @@ def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bo
     )
 
 
+# The PKCE flow states of the sign-in links (GoTrue's `authentication_method` names).
+_SIGN_IN_FLOWS = ("recovery", "magiclink")
 # No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
 _NO_USER = "00000000-0000-0000-0000-000000000000"
 
@@ -973,6 +1076,53 @@ def _insert_tokens(
         )
 
 
+def _issue_auth_code(conn: Connection, code: NewAuthCode, *, user_id: str, now: datetime) -> None:
+    """Give the user's newest flow state of the code's kind the code (GoTrue `issueAuthCode`),
+    replacing one issued before. Raises FlowStateNotFound (rolling the transaction back) when
+    the user has none."""
+    newest = (
+        sa.select(identity_flow_states.c.id)
+        .where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method == code.authentication_method,
+        )
+        .order_by(identity_flow_states.c.created_at.desc(), identity_flow_states.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    issued = conn.execute(
+        identity_flow_states.update()
+        .where(identity_flow_states.c.id == newest)
+        .values(auth_code_hash=code.auth_code_hash, auth_code_issued_at=now)
+        .returning(identity_flow_states.c.id)
+    ).first()
+    if issued is None:
+        raise FlowStateNotFound()
+
+
+def _insert_flow_state(
+    conn: Connection, flow: NewFlowState, *, user_id: str, now: datetime
+) -> None:
+    # The new mail spent the older links of its kind, so their flow states can never get a
+    # code again (an issued one dies with them): gone, rather than left to pile up.
+    conn.execute(
+        identity_flow_states.delete().where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method == flow.authentication_method,
+        )
+    )
+    conn.execute(
+        identity_flow_states.insert().values(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            authentication_method=flow.authentication_method,
+            code_challenge=flow.challenge.value,
+            code_challenge_method=flow.challenge.method,
+            created_at=now,
+        )
+    )
+
+
 def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:
     conn.execute(
         identity_account_tokens.update()
@@ -987,9 +1137,17 @@ def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime
 
 def _spend_sign_in_links(conn: Connection, *, user_id: str, now: datetime) -> None:
     """A new password spends the links that sign in without it (reset, magic link), as GoTrue's
-    `UpdatePassword` clears them: one mailed before the change must not undo it."""
+    `UpdatePassword` clears them: one mailed before the change must not undo it. So does an
+    auth code issued from such a link (GoTrue keeps the flow state: a code followed before the
+    change would still open a session after it, the attacker's that the change meant to end)."""
     for purpose in (RESET, MAGICLINK):
         _spend_tokens(conn, user_id=user_id, purpose=purpose, now=now)
+    conn.execute(
+        identity_flow_states.delete().where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method.in_(_SIGN_IN_FLOWS),
+        )
+    )
 
 
 def issue_account_token_in(
@@ -1001,6 +1159,7 @@ def issue_account_token_in(
     expires_at: datetime,
     only_unconfirmed: bool = False,
     code_hash: str | None = None,
+    flow: NewFlowState | None = None,
 ) -> str | None:
     """`IdentityStore.issue_account_token` in the caller's transaction (the mail sender's,
     resolving a mail request; see `mail.outbox.resolve_next`), with no decoy work for an
@@ -1024,6 +1183,8 @@ def issue_account_token_in(
         now=now,
         expires_at=expires_at,
     )
+    if flow is not None:
+        _insert_flow_state(conn, flow, user_id=user.id, now=now)
     return str(user.email_as_typed)
 
 
@@ -1058,6 +1219,7 @@ def issue_email_change_in(
     token_hash: str,
     expires_at: datetime,
     code_hash: str | None = None,
+    flow: NewFlowState | None = None,
 ) -> str | None:
     """`IdentityStore.issue_email_change` in the caller's transaction: the user's current
     stored address, or None, and nothing stored, when the new address is taken or the user
@@ -1082,6 +1244,8 @@ def issue_email_change_in(
         new_email=new_email,
         new_email_as_typed=new_email_as_typed,
     )
+    if flow is not None:
+        _insert_flow_state(conn, flow, user_id=user_id, now=now)
     return str(user.email_as_typed)
 
 
