@@ -76,6 +76,11 @@ identity_users = sa.Table(
     sa.Column("user_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("app_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("email_confirmed_at", UtcDateTime),
+    # GoTrue's `banned_until` (migration 0008): banned while it is in the future.
+    sa.Column("banned_until", UtcDateTime),
+    # GoTrue's `invited_at` and `deleted_at` (migration 0009): `/invite`, and a soft delete.
+    sa.Column("invited_at", UtcDateTime),
+    sa.Column("deleted_at", UtcDateTime),
 )
 
 identity_sessions = sa.Table(

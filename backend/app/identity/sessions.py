@@ -8,7 +8,8 @@ keep only HTTP: parse, call, shape the answer and the cookies.
     flow          limits (RateLimiter)                 security events
     sign-up       per address                          rate_limited
     sign-in       per account and per address          rate_limited, signin_failed
-    refresh       refresh per address                  rate_limited, refresh_token_reused
+    refresh       refresh per address                  rate_limited, refresh_token_reused,
+                                                       refresh_refused (a banned user)
     pkce code     refresh per address                  rate_limited, pkce_verifier_mismatch
     sign-out      none (it only ends sessions)         —
 
@@ -32,6 +33,7 @@ from backend.app.core.errors import (
     RefreshTokenInvalid,
     RefreshTokenReused,
     UserAlreadyExists,
+    UserBanned,
 )
 from backend.app.core.logging import account_fingerprint, log_security_event
 from backend.app.core.rate_limit import SignInRateLimiter
@@ -107,6 +109,9 @@ class SessionService:
             RateLimited: before the password is checked; the attempt still counts.
             InvalidCredentials: unknown address or wrong password, alike (and its subclass
                 EmailNotConfirmed); logged as `signin_failed`.
+            UserBanned: the right password of a banned user (the embedded provider checks the
+                password first; GoTrue, behind the supabase provider, does not); logged as
+                `signin_failed`.
             ProviderUnavailable.
         """
         async with self._sign_in_attempt(email, address):
@@ -122,6 +127,7 @@ class SessionService:
         Raises:
             RateLimited, RefreshTokenInvalid, ProviderUnavailable.
             RefreshTokenReused: the session is revoked; logged, since two parties held it.
+            UserBanned: logged; the token stays usable for when the ban ends (as GoTrue).
         """
         async with self._refresh_attempt(address):
             return await self._identity.refresh(refresh_token=refresh_token)
@@ -506,7 +512,7 @@ class SessionService:
             raise
         try:
             yield
-        except InvalidCredentials as exc:
+        except (InvalidCredentials, UserBanned) as exc:
             log_security_event("signin_failed", reason=exc.code, account=account, address=address)
             raise
 
@@ -525,4 +531,8 @@ class SessionService:
             raise
         except RefreshTokenInvalid as exc:
             logger.info("refresh refused", extra={"reason": exc.code})
+            raise
+        except UserBanned as exc:
+            # A banned user's client still refreshing: worth an operator's look.
+            log_security_event("refresh_refused", reason=exc.code, address=address)
             raise

@@ -48,6 +48,7 @@ from backend.app.core.errors import (
     RequestInvalid,
     Unauthorized,
     UserAlreadyExists,
+    UserBanned,
     WeakPassword,
 )
 from backend.app.db.engine import Database
@@ -79,6 +80,10 @@ _BY_CODE: dict[str, Callable[[], AppError]] = {
     "validation_failed": RequestInvalid,
     # A link's token unknown, used, expired, or of another kind.
     "otp_expired": AccountTokenInvalid,
+    # An admin's ban (`ban_duration`), at sign-in, refresh, `/verify` and on a bearer route.
+    # GoTrue's password grant says so before it checks the password (`token.go`): this app
+    # cannot check it in GoTrue's place, so a ban is told to whoever knows the address.
+    "user_banned": UserBanned,
 }
 
 
@@ -259,6 +264,10 @@ class SupabaseIdentityProvider:
             session = await self.refresh(refresh_token=refresh_token)
         except (RefreshTokenInvalid, RefreshTokenReused):
             return  # already over
+        except UserBanned:
+            # GoTrue refuses a banned user's refresh and `/logout` alike: the session cannot be
+            # ended from here, and it stays refused while the ban holds. The cookie is cleared.
+            return
         async with _gotrue_errors_mapped():
             await self._client().admin.sign_out(session.access_token.token, scope.value)
 

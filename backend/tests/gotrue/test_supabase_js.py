@@ -86,6 +86,25 @@ class TestSupabaseJs:
         }  # fmt: skip
         assert admin["gone"] == {"name": "AuthApiError", "status": 404, "code": "user_not_found"}
 
+    def test_a_ban_through_the_admin_api(self, observed):
+        """`updateUserById({ban_duration})`: sign-in and refresh 400, `getUser` 403 (GoTrue's
+        statuses), Go's message for a bad duration, "none" lifts it."""
+        ban = observed["ban"]
+        banned = {"name": "AuthApiError", "code": "user_banned"}
+
+        assert ban["bannedUntil"] is True
+        assert ban["signIn"] == {**banned, "status": 400}
+        assert ban["refresh"] == {**banned, "status": 400}
+        assert ban["getUser"] == {**banned, "status": 403}
+        assert ban["invalid"] == {
+            "name": "AuthApiError",
+            "status": 400,
+            "code": "validation_failed",
+            "message": 'invalid format for ban duration: time: missing unit in duration "24"',
+        }
+        assert ban["lifted"] is None
+        assert ban["again"] is None
+
     def test_each_error_code_the_client_exposes(self, observed):
         errors = observed["errors"]
         codes = {name: error.get("code") for name, error in errors.items()}

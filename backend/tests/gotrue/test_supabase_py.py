@@ -522,6 +522,74 @@ class TestAdminUpdateSupabasePy:
         assert missing == "user_not_found"
 
 
+class TestBanSupabasePy:
+    async def test_ban_duration_through_update_user_by_id_then_lift_it(self, serve, clients):
+        """supabase-py's admin API bans (`ban_duration`, GoTrue's `admin.go`); the banned user's
+        sign-in and refresh are GoTrue's 400 `user_banned`; "none" lifts the ban."""
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            created = await admin_client.auth.admin.create_user(
+                {"email": email, "password": PASSWORD, "email_confirm": True}
+            )
+            first = await client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            assert first.session is not None
+
+            banned = await admin_client.auth.admin.update_user_by_id(
+                created.user.id, {"ban_duration": "24h"}
+            )
+            sign_in = await api_error(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+            refresh = await api_error(client.auth.refresh_session(first.session.refresh_token))
+            invalid = await api_error(
+                admin_client.auth.admin.update_user_by_id(created.user.id, {"ban_duration": "24"})
+            )
+            lifted = await admin_client.auth.admin.update_user_by_id(
+                created.user.id, {"ban_duration": "none"}
+            )
+            again = await client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+
+        assert banned.user.banned_until is not None
+        assert (sign_in.status, sign_in.code, sign_in.message) == (
+            400,
+            "user_banned",
+            "User is banned",
+        )
+        assert (refresh.status, refresh.code) == (400, "user_banned")
+        assert (invalid.status, invalid.code) == (400, "validation_failed")
+        assert (
+            invalid.message
+            == 'invalid format for ban duration: time: missing unit in duration "24"'
+        )
+        assert lifted.user.banned_until is None
+        assert again.session is not None
+
+
+class TestSoftDeleteSupabasePy:
+    async def test_delete_user_with_should_soft_delete(self, serve, clients):
+        """supabase-py's `delete_user(id, should_soft_delete=True)`: the user stays, obfuscated
+        and with `deleted_at`, and no longer signs in (GoTrue `adminUserDelete`)."""
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            created = await admin_client.auth.admin.create_user(
+                {"email": email, "password": PASSWORD, "email_confirm": True}
+            )
+
+            await admin_client.auth.admin.delete_user(created.user.id, should_soft_delete=True)
+            kept = await admin_client.auth.admin.get_user_by_id(created.user.id)
+            sign_in = await outcome(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+
+        assert kept.user.deleted_at is not None
+        assert kept.user.email != email
+        assert sign_in == "invalid_credentials"
+
+
 class TestInviteAndGenerateLinkSupabasePy:
     async def test_invite_user_by_email_and_follow_its_link(self, serve, clients, make_smtp_server):
         smtp = make_smtp_server()

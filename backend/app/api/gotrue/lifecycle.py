@@ -9,7 +9,6 @@ error codes, and the mails' links (`links.py`). Sources: GT `internal/api/recove
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -347,9 +346,8 @@ async def invite(
             )
     except LinkRefused as exc:
         raise _link_refused(exc, "invite") from None
-    now = utcnow()
-    # `invited_at` is not stored: the answer says when, as GoTrue's does.
-    return {**user_json(user, confirmation_sent_at=now), "invited_at": _iso(now)}
+    # GoTrue's `sendInvite` sets `invited_at` and `confirmation_sent_at` to one time.
+    return user_json(user, confirmation_sent_at=user.invited_at or utcnow())
 
 
 @router.post("/admin/generate_link", openapi_extra=openapi_body(GenerateLinkBody))
@@ -387,7 +385,3 @@ async def generate_link(
         "verification_type": answer.verification_type,
         "redirect_to": target,
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +34,7 @@ from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
 from . import disabled, lifecycle
 from .callers import Admin, ApiKey, Config, GoTrueDep, SignedIn
+from .durations import DurationInvalid, parse_go_duration
 from .errors import (
     GoTrueCode,
     GoTrueError,
@@ -43,6 +44,7 @@ from .errors import (
     email_rate_limited,
     phone_disabled,
     translate_app_errors,
+    user_banned,
     validation_failed,
 )
 from .links import verify_links
@@ -148,7 +150,7 @@ async def token(
     """GoTrue `token.go`: `grant_type=password`, `refresh_token` or `pkce` (query parameter).
     They keep `/auth`'s rules: the same rate limits and security events (`SessionService`)."""
     grant_type = request.query_params.get("grant_type", "")
-    with translate_app_errors():
+    with translate_app_errors(banned=_BANNED_AT_GRANT.get(grant_type)):
         if grant_type == "password":
             answer = await _password_grant(request, sessions, address)
         elif grant_type == "refresh_token":
@@ -169,6 +171,13 @@ async def token(
         else:
             raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "unsupported_grant_type")
     return session_json(answer.session, answer.user)
+
+
+# GoTrue's words for a banned user at each grant (`token.go`, `tokens/service.go`): 400 both.
+_BANNED_AT_GRANT = {
+    "password": lambda: user_banned(status=400),
+    "refresh_token": lambda: user_banned("Invalid Refresh Token: User Banned", status=400),
+}
 
 
 async def _password_grant(request: Request, sessions: SessionsDep, address: str) -> GoTrueSession:
@@ -321,13 +330,15 @@ async def health(_key: ApiKey) -> dict[str, str]:
 
 @router.post("/admin/users", openapi_extra=openapi_body(AdminCreateBody))
 async def admin_create_user(request: Request, _admin: Admin, gotrue: GoTrueDep) -> dict[str, Any]:
-    """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none."""
+    """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none;
+    `ban_duration` as on update (checked after the address, as GoTrue orders it)."""
     body = await read_body(request, AdminCreateBody)
     if not body.email:
         if body.phone:
             raise validation_failed("Phone users are not supported here")
         raise validation_failed("Cannot create a user without either an email or phone")
     email = checked_email(body.email)
+    ban_for = _ban_duration(body.ban_duration)
     with translate_app_errors(user_exists=email_exists):
         user = await gotrue.admin_create_user(
             email=email,
@@ -335,8 +346,25 @@ async def admin_create_user(request: Request, _admin: Admin, gotrue: GoTrueDep) 
             email_confirm=body.email_confirm,
             user_metadata=body.user_metadata or {},
             app_metadata=body.app_metadata or {},
+            ban_for=ban_for,
         )
     return user_json(user)
+
+
+def _ban_duration(value: str | None) -> timedelta | None:
+    """GoTrue's `ban_duration` (`admin.go`): absent or "" leaves the ban as it is, "none" lifts
+    it (a zero duration), anything else is a Go duration (`time.ParseDuration`: "24h",
+    "1h30m"; a negative one sets `banned_until` in the past, which is no ban). GoTrue's message
+    quotes the value as Go does (`\\xNN` for any non-ASCII or control byte): it is the admin's
+    own input, not a secret."""
+    if not value:
+        return None
+    if value == "none":
+        return timedelta(0)
+    try:
+        return parse_go_duration(value)
+    except DurationInvalid as exc:
+        raise validation_failed(f"invalid format for ban duration: {exc}") from None
 
 
 def _page_number(request: Request, name: str, default: int) -> int:
@@ -407,16 +435,16 @@ async def admin_update_user(
     request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
     """GoTrue `admin.go` `adminUserUpdate`: email (set at once, no mail), password (ending
-    every session), `user_metadata` / `app_metadata` (merged), `email_confirm`. A taken email
-    is 422 `email_exists` (GoTrue, with no pre-check, answers 500 "Error updating user")."""
+    every session), `user_metadata` / `app_metadata` (merged), `email_confirm`,
+    `ban_duration` (see `_ban_duration`; a ban ends no session, it refuses them while it
+    holds). A taken email is 422 `email_exists` (GoTrue, with no pre-check, answers 500 "Error
+    updating user")."""
     checked_id = _user_id(user_id)
     body = await read_body(request, AdminUpdateBody)
     email = checked_email(body.email) if body.email else None
     if body.phone:
         raise validation_failed("Phone users are not supported here")
-    if body.ban_duration not in (None, "", "none"):
-        # Not offered: it would need a ban on sign-in, refresh and bearer in both APIs.
-        raise validation_failed("Banning users is not supported here")
+    ban_for = _ban_duration(body.ban_duration)
     if body.role and body.role != "authenticated":
         raise validation_failed("Roles other than authenticated are not supported here")
     if body.password is not None and len(body.password) > MAX_PASSWORD_LENGTH:
@@ -429,6 +457,7 @@ async def admin_update_user(
             user_metadata=body.user_metadata,
             app_metadata=body.app_metadata,
             email_confirm=body.email_confirm,
+            ban_for=ban_for,
         )
     if user is None:
         raise _user_not_found()
@@ -439,14 +468,14 @@ async def admin_update_user(
 async def admin_delete_user(
     request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
-    """GoTrue `admin.go` `adminUserDelete`: a hard delete, 200 `{}`. The user's sessions, profile
-    and items go with it."""
+    """GoTrue `admin.go` `adminUserDelete`: 200 `{}`. A hard delete takes the user's sessions,
+    profile and items with it; `should_soft_delete: true` keeps the row with its address
+    obfuscated, its metadata emptied, `deleted_at` set and every session ended (GoTrue's
+    `SoftDeleteUser`), and again is a no-op."""
     checked_id = _user_id(user_id)
     body = await read_body(request, AdminDeleteBody)
-    if body.should_soft_delete:
-        raise validation_failed("Soft deletion is not supported here")
     with translate_app_errors():
-        deleted = await gotrue.admin_delete_user(checked_id)
+        deleted = await gotrue.admin_delete_user(checked_id, soft=body.should_soft_delete)
     if not deleted:
         raise _user_not_found()
     return {}

@@ -26,6 +26,7 @@ from backend.app.identity.embedded import (
     CodeChallenge,
     PkceParamsInvalid,
     UserRecord,
+    obfuscated,
     parse_code_challenge,
 )
 from backend.app.identity.tokens import AUDIENCE
@@ -114,6 +115,7 @@ class AdminCreateBody(_Body):
     email_confirm: bool = False
     user_metadata: dict[str, Any] | None = None
     app_metadata: dict[str, Any] | None = None
+    ban_duration: str | None = None
 
 
 class AdminUpdateBody(_Body):
@@ -293,7 +295,7 @@ def user_json(
     stand-in user of a repeated sign-up, as GoTrue's `sanitizeUser`)."""
     confirmed = _time(user.email_confirmed_at) if user.email_confirmed_at else None
     last_sign_in = _time(user.last_sign_in_at) if user.last_sign_in_at else None
-    identity = {
+    identity: dict[str, Any] = {
         "identity_id": str(uuid.uuid5(_IDENTITY_NAMESPACE, user.id)),
         "id": user.id,
         "user_id": user.id,
@@ -309,6 +311,9 @@ def user_json(
         "updated_at": _time(user.updated_at),
         "email": user.email,
     }
+    if user.deleted_at is not None:  # GoTrue `SoftDeleteUserIdentities`
+        identity |= {"id": obfuscated(user.id, f"email:{user.id}"), "identity_data": {}}
+        del identity["email"]
     body: dict[str, Any] = {
         "id": user.id,
         "aud": AUDIENCE,
@@ -328,6 +333,12 @@ def user_json(
         body["confirmed_at"] = confirmed
     if last_sign_in is not None:
         body["last_sign_in_at"] = last_sign_in
+    if user.banned_until is not None:  # set while banned, and after a ban ran out, as GoTrue
+        body["banned_until"] = _time(user.banned_until)
+    if user.invited_at is not None:
+        body["invited_at"] = _time(user.invited_at)
+    if user.deleted_at is not None:
+        body["deleted_at"] = _time(user.deleted_at)
     if confirmation_sent_at is not None:
         body["confirmation_sent_at"] = _time(confirmation_sent_at)
     return body

@@ -34,7 +34,7 @@ from .pkce import (
     parse_code_challenge,
 )
 from .provider import EmbeddedIdentityProvider, VerifyLinks
-from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord
+from .store import EMAIL_PROVIDER_METADATA, IdentityStore, UserRecord, obfuscated
 
 __all__ = [
     "EMAIL_PROVIDER_METADATA",
@@ -62,5 +62,6 @@ __all__ = [
     "Unconfirmed",
     "UserRecord",
     "VerifyLinks",
+    "obfuscated",
     "parse_code_challenge",
 ]

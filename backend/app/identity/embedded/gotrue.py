@@ -13,11 +13,12 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from backend.app.core.claims import AccessClaims
 from backend.app.core.errors import AccountTokenInvalid, SamePassword, UserAlreadyExists
+from backend.app.core.logging import log_security_event
 from backend.app.db.tables import utcnow
 from backend.app.identity.base import AuthSession, SignOutScope
 from backend.app.identity.emails import email_key
@@ -161,11 +162,12 @@ class AuthCode:
 
 @dataclass(frozen=True, slots=True)
 class SessionUser:
-    """What a bearer's claims still name: the user (None once deleted), and whether the session
-    is still alive (not signed out, not past its lifetime)."""
+    """What a bearer's claims still name: the user (None once deleted), whether the session
+    is still alive (not signed out, not past its lifetime), and whether the user is banned."""
 
     user: UserRecord | None
     session_alive: bool
+    banned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +340,8 @@ class EmbeddedGoTrue:
         await self._provider.issue_confirmation(
             email, only_unconfirmed=True, links=links, kind="invite"
         )
-        return user
+        # Read again: the invitation stamped `invited_at` (GoTrue `mail.go` `sendInvite`).
+        return await self._store.user(user.id) or user
 
     @provider_call
     async def generate_link(
@@ -398,6 +401,8 @@ class EmbeddedGoTrue:
                 raise LinkRefused("email_exists")
         if issued is None:  # the user went away meanwhile
             raise LinkRefused("user_not_found")
+        if kind == "invite":  # stamped `invited_at` (GoTrue `mail.go`): read again
+            user = await self._store.user(user.id) or user
         return GeneratedLink(user=user, issued=issued, verification_type=kind)
 
     async def _user_by_email(self, email: str) -> UserRecord | None:
@@ -568,14 +573,18 @@ class EmbeddedGoTrue:
     async def sign_in(
         self, *, email: str, password: str, user_agent: str | None = None
     ) -> GoTrueSession:
-        """Raises InvalidCredentials, EmailNotConfirmed (as the provider's sign-in)."""
+        """Raises InvalidCredentials, EmailNotConfirmed (as the provider's sign-in), UserBanned:
+        before the password is checked, as GoTrue's password grant (`token.go`)."""
         return self._answer(
-            await self._provider.sign_in(email=email, password=password, user_agent=user_agent)
+            await self._provider.sign_in(
+                email=email, password=password, user_agent=user_agent, ban_before_password=True
+            )
         )
 
     @provider_call
     async def refresh(self, *, refresh_token: str) -> GoTrueSession:
-        """Raises RefreshTokenInvalid, RefreshTokenReused (as the provider's refresh)."""
+        """Raises RefreshTokenInvalid, RefreshTokenReused, UserBanned (as the provider's
+        refresh)."""
         return self._answer(await self._provider.rotate(refresh_token))
 
     async def verify_access_token(self, access_token: str) -> AccessClaims:
@@ -584,12 +593,15 @@ class EmbeddedGoTrue:
     @provider_call
     async def session_user(self, claims: AccessClaims) -> SessionUser:
         """The user of verified claims and whether their session lives (GoTrue tells a deleted
-        user and an ended session apart: `user_not_found`, `session_not_found`)."""
+        user and an ended session apart: `user_not_found`, `session_not_found`), and whether the
+        user is banned (GoTrue `requireAuthentication` refuses a token issued before the ban)."""
         user = await self._store.user(claims.user_id)
         if user is None:
             return SessionUser(user=None, session_alive=False)
         alive = await self._store.live_user(claims)
-        return SessionUser(user=user, session_alive=alive is not None)
+        return SessionUser(
+            user=user, session_alive=alive is not None, banned=user.banned_at(utcnow())
+        )
 
     @provider_call
     async def update_user(
@@ -655,21 +667,27 @@ class EmbeddedGoTrue:
         email_confirm: bool,
         user_metadata: dict[str, Any],
         app_metadata: dict[str, Any],
+        ban_for: timedelta | None = None,
     ) -> UserRecord:
-        """GoTrue's admin create: no password means a random one nobody knows.
+        """GoTrue's admin create: no password means a random one nobody knows; `ban_for` as
+        `admin_update_user`'s.
 
         Raises:
             WeakPassword: a given password breaks this app's policy.
             UserAlreadyExists: the email is taken.
         """
-        return await self._provider.create_user(
+        user = await self._provider.create_user(
             email,
             password or secrets.token_urlsafe(_RANDOM_PASSWORD_BYTES),
             display_name=_display_name(user_metadata),
             user_metadata=user_metadata,
             app_metadata=app_metadata,
             email_confirmed=email_confirm,
+            ban_for=ban_for,
         )
+        if user.banned_at(utcnow()):  # a new user has no ban to lift
+            _log_ban(user, ban_for)
+        return user
 
     @provider_call
     async def admin_update_user(
@@ -681,9 +699,12 @@ class EmbeddedGoTrue:
         user_metadata: dict[str, Any] | None = None,
         app_metadata: dict[str, Any] | None = None,
         email_confirm: bool = False,
+        ban_for: timedelta | None = None,
     ) -> UserRecord | None:
         """GoTrue's admin update (`adminUserUpdate`): the address is set at once (no mail), a
-        new password ends **every** session of the user, metadata is merged.
+        new password ends **every** session of the user, metadata is merged. `ban_for` (GoTrue's
+        `ban_duration`) bans the user until now + `ban_for`, zero lifts the ban, None leaves it;
+        a ban ends no session, it refuses them while it holds (`IdentityStore.update_user`).
 
         Returns:
             The updated user, or None if there is none.
@@ -695,14 +716,18 @@ class EmbeddedGoTrue:
         if password is not None:
             self._provider.check_password(password)
             password_hash = await hash_password(password)
-        return await self._store.update_user(
+        user = await self._store.update_user(
             user_id,
             user_metadata=user_metadata,
             app_metadata=app_metadata,
             password_hash=password_hash,
             email=(email_key(email), email) if email is not None else None,
             confirm_email=email_confirm,
+            ban_for=ban_for,
         )
+        if user is not None:
+            _log_ban(user, ban_for)
+        return user
 
     @provider_call
     async def admin_get_user(self, user_id: str) -> UserRecord | None:
@@ -713,5 +738,22 @@ class EmbeddedGoTrue:
         return await self._store.users_page(page=page, per_page=per_page)
 
     @provider_call
-    async def admin_delete_user(self, user_id: str) -> bool:
+    async def admin_delete_user(self, user_id: str, *, soft: bool = False) -> bool:
+        """GoTrue's `adminUserDelete`: for good (sessions, profile and items with it), or with
+        `soft` as GoTrue's `should_soft_delete` (`IdentityStore.soft_delete_user`). False if
+        there is no such user."""
+        if soft:
+            return await self._store.soft_delete_user(user_id)
         return await self._store.delete_user(user_id)
+
+
+def _log_ban(user: UserRecord, ban_for: timedelta | None) -> None:
+    """A ban or its lifting is an operator's decision worth a line in the security log: who,
+    and until when (no address, no token)."""
+    if ban_for is None:
+        return
+    if user.banned_at(utcnow()):
+        until = user.banned_until.isoformat() if user.banned_until else None
+        log_security_event("user_banned", user_id=user.id, reason="admin", banned_until=until)
+    else:
+        log_security_event("user_unbanned", user_id=user.id, reason="admin")

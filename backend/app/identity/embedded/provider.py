@@ -40,6 +40,7 @@ from backend.app.core.errors import (
     RefreshTokenReused,
     Unauthorized,
     UserAlreadyExists,
+    UserBanned,
     WeakPassword,
 )
 from backend.app.db.engine import DatabaseUnavailable
@@ -225,8 +226,9 @@ class EmbeddedIdentityProvider:
         user_metadata: dict[str, Any],
         app_metadata: dict[str, Any] | None = None,
         email_confirmed: bool = True,
+        ban_for: timedelta | None = None,
     ) -> UserRecord:
-        """A user with its profile, after the password policy.
+        """A user with its profile, after the password policy (`ban_for`: the admin API's).
 
         Raises:
             WeakPassword, UserAlreadyExists: as `sign_up`.
@@ -240,6 +242,7 @@ class EmbeddedIdentityProvider:
             user_metadata=user_metadata,
             app_metadata=app_metadata,
             email_confirmed=email_confirmed,
+            ban_for=ban_for,
         )
 
     @provider_call
@@ -250,20 +253,37 @@ class EmbeddedIdentityProvider:
             await self.sign_in(email=email, password=password, user_agent=user_agent)
         )
 
-    async def sign_in(self, *, email: str, password: str, user_agent: str | None = None) -> Grant:
+    async def sign_in(
+        self,
+        *,
+        email: str,
+        password: str,
+        user_agent: str | None = None,
+        ban_before_password: bool = False,
+    ) -> Grant:
         """Check the password (a dummy verify for an unknown address) and open a session.
+
+        Args:
+            ban_before_password: refuse a banned user before the password is checked, as
+                GoTrue's password grant does (`token.go`), for GoTrue's API only. `/auth`
+                checks the password first, so a ban is told only to who knows the password.
 
         Raises:
             InvalidCredentials: unknown address or wrong password, alike.
+            UserBanned: the right password of a banned user (see `ban_before_password`).
             EmailNotConfirmed: the right password of an unconfirmed address.
         """
         found = await self.store.credentials(email_key=email_key(email))
         if found is None:
             await verify_unknown_user(password=password)
             raise InvalidCredentials()
+        if ban_before_password and found.user.banned_at(utcnow()):
+            raise UserBanned()
         check = await verify_password(password_hash=found.password_hash, password=password)
         if not check.matches:
             raise InvalidCredentials()
+        if found.user.banned_at(utcnow()):
+            raise UserBanned()
         if found.user.email_confirmed_at is None:  # only after the password, as GoTrue
             raise EmailNotConfirmed()
         if check.new_hash is not None:
@@ -324,6 +344,7 @@ class EmbeddedIdentityProvider:
     async def change_password(
         self, claims: AccessClaims, *, current_password: str, new_password: str
     ) -> None:
+        await self._refuse_banned(claims)
         password_hash = await self.store.password_hash(claims.user_id)
         if password_hash is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
@@ -620,6 +641,7 @@ class EmbeddedIdentityProvider:
             on_issued=mail,
             on_unknown=decoy,
             only_unconfirmed=only_unconfirmed,
+            invite=kind == "invite",
             flow=_flow(challenge, "email/signup"),
         )
         return issued if found else None
@@ -658,6 +680,7 @@ class EmbeddedIdentityProvider:
         to the old one, in one transaction. The change is applied by `verify_email`."""
         if self._mailer is None:
             raise NotSupported()
+        await self._refuse_banned(claims)
         password_hash = await self.store.password_hash(claims.user_id)
         if password_hash is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
@@ -711,10 +734,12 @@ class EmbeddedIdentityProvider:
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
+        await self._refuse_banned(claims)
         return await self.store.live_sessions(claims.user_id)
 
     @provider_call
     async def end_session(self, claims: AccessClaims, session_id: str) -> None:
+        await self._refuse_banned(claims)
         if not await self.store.end_session(user_id=claims.user_id, session_id=session_id):
             raise NotFound()
 
@@ -723,8 +748,21 @@ class EmbeddedIdentityProvider:
         live = await self.store.live_user(claims)
         if live is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
-        user_id, email, confirmed = live
+        user_id, email, confirmed, banned = live
+        if banned:  # a token issued before the ban (GoTrue `requireAuthentication`)
+            raise UserBanned()
         return AuthUser(id=user_id, email=email, email_confirmed=confirmed)
+
+    async def _refuse_banned(self, claims: AccessClaims) -> None:
+        """The bearer routes of the lifecycle refuse a banned user as `get_user` does (GoTrue
+        refuses one on every route behind `requireAuthentication`).
+
+        Raises:
+            UserBanned.
+        """
+        user = await self.store.user(claims.user_id)
+        if user is not None and user.banned_at(utcnow()):
+            raise UserBanned()
 
     async def close(self) -> None:
         """Nothing to release: the database belongs to the app."""

@@ -10,6 +10,7 @@ number of concurrent refreshes with one token, across processes, exactly one see
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from backend.app.core.claims import AccessClaims
-from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
+from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists, UserBanned
 from backend.app.db.engine import Database, Query
 from backend.app.db.tables import (
     identity_account_tokens,
@@ -59,6 +60,7 @@ __all__ = [
     "issue_account_token_in",
     "issue_email_change_in",
     "merge_metadata",
+    "obfuscated",
     "pending_email_change_in",
 ]
 
@@ -87,6 +89,23 @@ class UserRecord:
     created_at: datetime
     updated_at: datetime
     last_sign_in_at: datetime | None
+    banned_until: datetime | None = None
+    invited_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    def banned_at(self, now: datetime) -> bool:
+        """GoTrue's `IsBanned`: a ban holds while `banned_until` is in the future."""
+        return _banned(self.banned_until, now)
+
+
+def _banned(banned_until: datetime | None, now: datetime) -> bool:
+    return banned_until is not None and now < _as_datetime(banned_until)
+
+
+def _ban_value(ban_for: timedelta, now: datetime) -> datetime | None:
+    """GoTrue's `User.Ban`: a zero duration lifts the ban (null); any other is `now + ban_for`,
+    a negative one so in the past, which is no ban."""
+    return None if ban_for == timedelta(0) else now + ban_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +146,9 @@ _RECORD_COLUMNS = (
     identity_users.c.created_at,
     identity_users.c.updated_at,
     identity_users.c.last_sign_in_at,
+    identity_users.c.banned_until,
+    identity_users.c.invited_at,
+    identity_users.c.deleted_at,
 )
 
 
@@ -160,16 +182,33 @@ class FlowState:
     auth_code_issued_at: datetime | None
 
 
-def _record(row: Any) -> UserRecord:  # a row that has _RECORD_COLUMNS
+def _record(row: Any) -> UserRecord:
+    """A row (or a plain tuple: `Database.fetch_one`'s) that starts with _RECORD_COLUMNS."""
+    (
+        user_id,
+        email,
+        user_metadata,
+        app_metadata,
+        confirmed,
+        created,
+        updated,
+        last_sign_in,
+        banned,
+        invited,
+        deleted,
+    ) = tuple(row)[: len(_RECORD_COLUMNS)]
     return UserRecord(
-        id=row.id,
-        email=row.email_as_typed,
-        user_metadata=dict(row.user_metadata or {}),
-        app_metadata=dict(row.app_metadata or {}),
-        email_confirmed_at=row.email_confirmed_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_sign_in_at=row.last_sign_in_at,
+        id=user_id,
+        email=email,
+        user_metadata=dict(user_metadata or {}),
+        app_metadata=dict(app_metadata or {}),
+        email_confirmed_at=confirmed,
+        created_at=created,
+        updated_at=updated,
+        last_sign_in_at=last_sign_in,
+        banned_until=banned,
+        invited_at=invited,
+        deleted_at=deleted,
     )
 
 
@@ -188,6 +227,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def obfuscated(user_id: str, value: str) -> str:
+    """GoTrue's `obfuscateValue`: base64url (unpadded) of SHA-256 of the user id and the value,
+    what a soft-deleted user's address becomes (GoTrue `models/user.go`)."""
+    digest = hashlib.sha256((user_id + value).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 def code_hash(email_key: str, code: str) -> str:
     """A mail's 6-digit code is stored as the SHA-256 of the address and the code (as GoTrue's
     `GenerateTokenHash`): the code alone is not unique across users, the pair is."""
@@ -197,7 +243,9 @@ def code_hash(email_key: str, code: str) -> str:
 # The statements of each sign-in and refresh, built once.
 _CREDENTIALS = Query(
     sa.select(*_RECORD_COLUMNS, identity_users.c.password_hash).where(
-        identity_users.c.email == sa.bindparam("email")
+        identity_users.c.email == sa.bindparam("email"),
+        # A soft-deleted user's address is obfuscated, and its row never signs in again.
+        identity_users.c.deleted_at.is_(None),
     )
 )
 _ROTATE = (
@@ -256,6 +304,7 @@ class IdentityStore:
                 identity_users.c.id,
                 identity_users.c.email_as_typed,
                 identity_users.c.email_confirmed_at,
+                identity_users.c.banned_until,
             )
             .select_from(identity_sessions.join(identity_users))
             .where(_live_session(of_user=True, with_idle_timeout=idle))
@@ -278,6 +327,7 @@ class IdentityStore:
         user_metadata: dict[str, Any] | None = None,
         app_metadata: dict[str, Any] | None = None,
         email_confirmed: bool = True,
+        ban_for: timedelta | None = None,
     ) -> UserRecord:
         """Insert the user and its profile in one transaction; returns the new user.
 
@@ -287,6 +337,7 @@ class IdentityStore:
                 provider's.
             email_confirmed: this server sends no mail, so users are confirmed at sign-up; only
                 an admin may create an unconfirmed one.
+            ban_for: the admin API's ban (see `_ban_value`); None for none.
 
         Raises:
             UserAlreadyExists: the email is taken (the unique index decides, not a prior read,
@@ -302,6 +353,7 @@ class IdentityStore:
             created_at=now,
             updated_at=now,
             last_sign_in_at=None,
+            banned_until=_ban_value(ban_for, now) if ban_for is not None else None,
         )
 
         def insert(conn: Connection) -> None:
@@ -314,6 +366,7 @@ class IdentityStore:
                     user_metadata=user.user_metadata,
                     app_metadata=user.app_metadata,
                     email_confirmed_at=user.email_confirmed_at,
+                    banned_until=user.banned_until,
                     created_at=now,
                     updated_at=now,
                 )
@@ -337,18 +390,7 @@ class IdentityStore:
         row = await self._db.fetch_one(_CREDENTIALS, {"email": email_key})
         if row is None:
             return None
-        user_id, email, user_metadata, app_metadata, confirmed, created, updated, last, hashed = row
-        user = UserRecord(
-            id=user_id,
-            email=email,
-            user_metadata=dict(user_metadata or {}),
-            app_metadata=dict(app_metadata or {}),
-            email_confirmed_at=confirmed,
-            created_at=created,
-            updated_at=updated,
-            last_sign_in_at=last,
-        )
-        return Credentials(user=user, password_hash=hashed)
+        return Credentials(user=_record(row), password_hash=row[-1])
 
     async def password_hash(self, user_id: str) -> str | None:
         return await self._db.read(
@@ -390,13 +432,17 @@ class IdentityStore:
         app_metadata: dict[str, Any] | None = None,
         email: tuple[str, str] | None = None,
         confirm_email: bool = False,
+        ban_for: timedelta | None = None,
     ) -> UserRecord | None:
         """Merge `user_metadata` and `app_metadata` (see `merge_metadata`), set a new password
         hash, a new address (`email`: normalized, as typed) and/or confirm the address, in one
         transaction. A new password ends every session of the user but `keep_session_id`, as
         GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password;
         it also spends the reset and magic links.
-        A new address spends the user's pending email changes.
+        A new address spends the user's pending email changes. `ban_for` bans or lifts a ban
+        (see `_ban_value`); None leaves it as it is. A ban ends no session, as GoTrue's: while it
+        holds, every sign-in, refresh and bearer check of the user is refused; once it is lifted
+        or runs out, the sessions work again.
 
         Returns:
             The updated user, or None when the user no longer exists.
@@ -422,6 +468,8 @@ class IdentityStore:
                 changes["app_metadata"] = merge_metadata(
                     dict(current.app_metadata or {}), app_metadata
                 )
+            if ban_for is not None:
+                changes["banned_until"] = _ban_value(ban_for, changes["updated_at"])
             if confirm_email:
                 changes["email_confirmed_at"] = sa.func.coalesce(
                     identity_users.c.email_confirmed_at, changes["updated_at"]
@@ -503,6 +551,7 @@ class IdentityStore:
         on_unknown: Callable[[Connection], None] | None = None,
         only_unconfirmed: bool = False,
         code_hash: str | None = None,
+        invite: bool = False,
         flow: NewFlowState | None = None,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
@@ -512,8 +561,10 @@ class IdentityStore:
         so the unknown address takes the known one's path (see `request_password_reset`).
         `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
         sign-up confirmation). `code_hash`: a second token of the same purpose, the mail's code
-        (GoTrue's API); spending either spends both. `flow`: a PKCE flow state of the user,
-        stored in the same transaction (none for an unknown address, as GoTrue)."""
+        (GoTrue's API); spending either spends both. `invite`: stamp the user's `invited_at`
+        in the same transaction (GoTrue's `/invite` and invite links, `mail.go`). `flow`: a PKCE
+        flow state of the user, stored in the same transaction (none for an unknown address, as
+        GoTrue)."""
 
         def issue(conn: Connection) -> bool:
             chosen = identity_users.c.email == email_key
@@ -537,6 +588,12 @@ class IdentityStore:
                 now=now,
                 expires_at=expires_at,
             )
+            if invite:
+                conn.execute(
+                    identity_users.update()
+                    .where(identity_users.c.id == user.id)
+                    .values(invited_at=now)
+                )
             if flow is not None:
                 _insert_flow_state(conn, flow, user_id=user.id, now=now)
             on_issued(conn, user.email_as_typed)
@@ -613,6 +670,7 @@ class IdentityStore:
             ).first()
             if spent is None:
                 return None
+            _refuse_banned(conn, spent.user_id, now)
             values: dict[str, Any] = {
                 "updated_at": now,
                 "email_confirmed_at": sa.func.coalesce(identity_users.c.email_confirmed_at, now),
@@ -673,6 +731,7 @@ class IdentityStore:
             ).first()
             if spent is None:
                 return None
+            _refuse_banned(conn, spent.user_id, now)
             conn.execute(
                 identity_users.update()
                 .where(identity_users.c.id == spent.user_id)
@@ -739,6 +798,7 @@ class IdentityStore:
             if spent is None:
                 return None
             user_id = spent.user_id
+            _refuse_banned(conn, user_id, now)
             conn.execute(
                 identity_users.update()
                 .where(identity_users.c.id == user_id)
@@ -780,6 +840,52 @@ class IdentityStore:
             return True
 
         return await self._db.write(delete)
+
+    async def soft_delete_user(self, user_id: str) -> bool:
+        """GoTrue's soft delete (`models.User.SoftDeleteUser`), in one transaction: the address
+        replaced by an opaque value (`obfuscated`, so it is free for a new sign-up and matches no
+        sign-in), no usable password, both metadata emptied, every account token spent and every
+        session ended, `deleted_at` set. The row and its id stay (the app's own rows, profile and
+        items, are left to the app, as GoTrue leaves them). Soft-deleting again changes nothing.
+        False if there is no such user."""
+
+        def soft_delete(conn: Connection) -> bool:
+            user = conn.execute(
+                sa.select(identity_users.c.email_as_typed, identity_users.c.deleted_at).where(
+                    identity_users.c.id == user_id
+                )
+            ).first()
+            if user is None:
+                return False
+            if user.deleted_at is not None:
+                return True
+            now = utcnow()
+            hidden = obfuscated(user_id, user.email_as_typed)
+            conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == user_id)
+                .values(
+                    email=hidden,
+                    email_as_typed=hidden,
+                    password_hash="",  # no argon2 hash: nothing verifies against it
+                    user_metadata={},
+                    app_metadata={},
+                    deleted_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                identity_account_tokens.update()
+                .where(
+                    identity_account_tokens.c.user_id == user_id,
+                    identity_account_tokens.c.spent_at.is_(None),
+                )
+                .values(spent_at=now)
+            )
+            _revoke(conn, identity_sessions.c.user_id == user_id)
+            return True
+
+        return await self._db.write(soft_delete)
 
     # PKCE flow states (GoTrue's `flow_state`).
 
@@ -912,12 +1018,15 @@ class IdentityStore:
         )
         return None if row is None else (row.id, row.user_id)
 
-    async def live_user(self, claims: AccessClaims) -> tuple[str, str, bool] | None:
-        """`(user id, email, whether it is confirmed)` of the claims' session if it still
-        lives (one point read: this is the check of every `/auth/me`)."""
-        values = {"user_id": claims.user_id, **self._session_values(claims.session_id, utcnow())}
+    async def live_user(self, claims: AccessClaims) -> tuple[str, str, bool, bool] | None:
+        """`(user id, email, whether it is confirmed, whether it is banned)` of the claims'
+        session if it still lives (one point read: this is the check of every `/auth/me`)."""
+        now = utcnow()
+        values = {"user_id": claims.user_id, **self._session_values(claims.session_id, now)}
         row = await self._db.fetch_one(self._live_user, values)
-        return None if row is None else (row[0], row[1], row[2] is not None)
+        if row is None:
+            return None
+        return (row[0], row[1], row[2] is not None, _banned(row[3], now))
 
     async def revoke_sessions(
         self, *, user_id: str, session_id: str, scope: SignOutScope = SignOutScope.LOCAL
@@ -986,10 +1095,15 @@ class IdentityStore:
 
         Raises:
             RefreshTokenInvalid: the session is over.
+            UserBanned: its user is banned. Raised inside the rotation's transaction, which it
+                rolls back: the token is not spent, so the session works again once the ban
+                is lifted (GoTrue checks the ban before it rotates).
         """
         row = conn.execute(self._session_owner, self._session_values(session_id, now)).first()
         if row is None:
             raise RefreshTokenInvalid()
+        if _banned(row.banned_until, now):
+            raise UserBanned()
         return row
 
 
@@ -1029,6 +1143,17 @@ def _current_successor(
         if revoked_at[0] is None:
             return token
     raise RefreshTokenInvalid()
+
+
+def _refuse_banned(conn: Connection, user_id: str, now: datetime) -> None:
+    """Raise UserBanned for a banned user, inside a transaction that has just spent one of its
+    account tokens: raising rolls it back, so the link stays as it was (GoTrue's `/verify`
+    refuses a banned user before it spends anything)."""
+    banned_until = conn.execute(
+        sa.select(identity_users.c.banned_until).where(identity_users.c.id == user_id)
+    ).scalar()
+    if _banned(banned_until, now):
+        raise UserBanned()
 
 
 def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bool]:
