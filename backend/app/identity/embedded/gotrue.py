@@ -33,7 +33,15 @@ from .pkce import (
     flow_state_expired,
     verifier_matches,
 )
-from .provider import EmbeddedIdentityProvider, IssuedLink, VerifyLinks, provider_call
+from .provider import (
+    CONFIRMATION_REQUEST,
+    EMAIL_CHANGE_REQUEST,
+    RESET_REQUEST,
+    EmbeddedIdentityProvider,
+    IssuedLink,
+    VerifyLinks,
+    provider_call,
+)
 from .store import (
     EMAIL_CHANGE,
     MAGICLINK,
@@ -411,30 +419,29 @@ class EmbeddedGoTrue:
     async def resend_email_change(
         self, *, email: str, links: VerifyLinks, challenge: CodeChallenge | None = None
     ) -> None:
-        """GoTrue's `/resend` `email_change`: a new link for the pending change, if any."""
-        pending = await self._store.pending_email_change(email_key=email_key(email))
-        if pending is not None:
-            user_id, new_email = pending
-            await self._provider.mail_email_change(
-                user_id=user_id, new_email=new_email, links=links, challenge=challenge
-            )
+        """GoTrue's `/resend` `email_change`: a new link for the pending change, if any (the
+        same path, `request_mail`, if none)."""
+        await self._provider.request_mail(
+            email=email, kind=EMAIL_CHANGE_REQUEST, links=links, challenge=challenge
+        )
 
     @provider_call
     async def recover(
         self, *, email: str, links: VerifyLinks, challenge: CodeChallenge | None = None
     ) -> None:
         """GoTrue's `/recover`: a reset mail if the address is known, the same path if not."""
-        await self._provider.mail_sign_in_link(
-            email=email, purpose=RESET, links=links, challenge=challenge
+        await self._provider.request_mail(
+            email=email, kind=RESET_REQUEST, links=links, challenge=challenge
         )
 
     @provider_call
     async def resend_confirmation(
         self, *, email: str, links: VerifyLinks, challenge: CodeChallenge | None = None
     ) -> None:
-        """GoTrue's `/resend` `signup`: a new confirmation mail if the sign-up is unconfirmed."""
-        await self._provider.issue_confirmation(
-            email, only_unconfirmed=True, links=links, challenge=challenge
+        """GoTrue's `/resend` `signup`: a new confirmation mail if the sign-up is unconfirmed
+        (the same path, `request_mail`, if not)."""
+        await self._provider.request_mail(
+            email=email, kind=CONFIRMATION_REQUEST, links=links, challenge=challenge
         )
 
     @provider_call

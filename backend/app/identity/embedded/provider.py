@@ -55,7 +55,7 @@ from backend.app.identity.passwords import (
     verify_unknown_user,
 )
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
-from backend.app.mail import Mailer
+from backend.app.mail import Mailer, MailRequest, Resolved
 
 from .pkce import PKCE_PREFIX, CodeChallenge
 from .store import (
@@ -69,9 +69,25 @@ from .store import (
     UserRecord,
     code_hash,
     hash_token,
+    issue_account_token_in,
+    issue_email_change_in,
+    pending_email_change_in,
 )
 
-__all__ = ["EmbeddedIdentityProvider", "IssuedLink", "VerifyLinks", "provider_call"]
+__all__ = [
+    "CONFIRMATION_REQUEST",
+    "EMAIL_CHANGE_REQUEST",
+    "RESET_REQUEST",
+    "EmbeddedIdentityProvider",
+    "IssuedLink",
+    "VerifyLinks",
+    "provider_call",
+]
+
+# The mails asked for on a request's path and resolved by the mail sender (`request_mail`).
+RESET_REQUEST = "password_reset"
+CONFIRMATION_REQUEST = "signup_confirmation"
+EMAIL_CHANGE_REQUEST = "email_change"  # GoTrue's `/resend` `email_change`: a pending change
 
 # GoTrue's GOTRUE_MAILER_OTP_LENGTH default: the code beside the link in a mail sent via /auth/v1.
 OTP_DIGITS = 6
@@ -359,7 +375,130 @@ class EmbeddedIdentityProvider:
 
     @provider_call
     async def request_password_reset(self, *, email: str) -> None:
-        await self.mail_sign_in_link(email=email, purpose=RESET)
+        await self.request_mail(email=email, kind=RESET_REQUEST)
+
+    async def request_mail(
+        self,
+        *,
+        email: str,
+        kind: str,
+        links: VerifyLinks | None = None,
+        challenge: CodeChallenge | None = None,
+    ) -> None:
+        """Ask for a mail whose recipient may have no account (`kind` RESET_REQUEST: a reset
+        link; CONFIRMATION_REQUEST: a new confirmation link for an unconfirmed sign-up;
+        EMAIL_CHANGE_REQUEST: a new link for a pending email change, and its notice to the
+        current address), with `links`, GoTrue's link and code, and `challenge`, a PKCE
+        flow (stored with the token). Nothing tells a caller whether the address is known.
+
+        Nor does the time it takes (ASVS V6.3.8): the request's path writes one outbox row (the
+        request, no token) in one transaction for every address, looking nothing up. The mail
+        sender resolves it after the answer (`resolve_mail_request`): for a known address it
+        issues the token and renders the mail in one transaction, for an unknown one it deletes
+        the row. The token's lifetime counts from that issuance; the request stays durable in
+        the outbox through a restart or an SMTP outage until then.
+
+        Raises:
+            NotSupported: no mailer.
+        """
+        if self._mailer is None:
+            raise NotSupported()
+        mailer = self._mailer
+        ttl = self._reset_ttl if kind == RESET_REQUEST else self._confirm_ttl
+        params: dict[str, str] = {}
+        if links is not None:
+            params |= {"verify_url": links.verify_url, "redirect_to": links.redirect_to}
+        if challenge is not None:
+            params |= {"code_challenge": challenge.value, "code_challenge_method": challenge.method}
+        request = MailRequest(kind=kind, email=email, params=params)
+        not_after = utcnow() + ttl
+        await self.store.request_mail(
+            lambda conn: mailer.request(conn, request, not_after=not_after)
+        )
+
+    def resolve_mail_request(self, conn: Connection, request: MailRequest) -> Resolved | None:
+        """The mail sender's half of `request_mail`, in its transaction (a `MailResolver`):
+        for the user of the address (for a confirmation, still unconfirmed) spend the older
+        tokens of that purpose, store a new one and render its mail to the stored address;
+        None, with nothing written, when there is no such user."""
+        mailer = self._mailer
+        if mailer is None or request.kind not in (
+            RESET_REQUEST,
+            CONFIRMATION_REQUEST,
+            EMAIL_CHANGE_REQUEST,
+        ):
+            return None
+        params = request.params
+        links = (
+            VerifyLinks(verify_url=params["verify_url"], redirect_to=params["redirect_to"])
+            if "verify_url" in params
+            else None
+        )
+        challenge = (
+            CodeChallenge(value=params["code_challenge"], method=params["code_challenge_method"])
+            if "code_challenge" in params
+            else None
+        )
+        if request.kind == EMAIL_CHANGE_REQUEST:
+            return self._resolve_email_change(conn, request.email, links, challenge)
+        reset = request.kind == RESET_REQUEST
+        ttl = self._reset_ttl if reset else self._confirm_ttl
+        kind = "recovery" if reset else "signup"
+        issued = _draw(request.email, links, kind, challenge)
+        expires_at = utcnow() + ttl
+        stored_email = issue_account_token_in(
+            conn,
+            email_key=email_key(request.email),
+            purpose=RESET if reset else SIGNUP,
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
+            expires_at=expires_at,
+            only_unconfirmed=not reset,
+            flow=_flow(challenge, kind if reset else "email/signup"),
+        )
+        if stored_email is None:
+            return None
+        render = mailer.password_reset if reset else mailer.signup_confirmation
+        message = render(
+            to=stored_email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code
+        )
+        return Resolved(message=message, not_after=expires_at)
+
+    def _resolve_email_change(
+        self,
+        conn: Connection,
+        email: str,
+        links: VerifyLinks | None,
+        challenge: CodeChallenge | None,
+    ) -> Resolved | None:
+        """As `mail_email_change` for `email`'s pending change, if it has one: the link to the
+        new address (the resolved mail) and the notice to the current one (enqueued beside)."""
+        assert self._mailer is not None  # noqa: S101 -- checked by the caller
+        mailer, ttl = self._mailer, self._confirm_ttl
+        pending = pending_email_change_in(conn, email_key=email_key(email))
+        if pending is None:
+            return None
+        user_id, new_email = pending
+        issued = _draw(new_email, links, "email_change", challenge)
+        expires_at = utcnow() + ttl
+        old_email = issue_email_change_in(
+            conn,
+            user_id=user_id,
+            new_email=email_key(new_email),
+            new_email_as_typed=new_email,
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
+            expires_at=expires_at,
+            flow=_flow(challenge, "email_change"),
+        )
+        if old_email is None:
+            return None
+        link = mailer.email_change_confirmation(
+            to=new_email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code
+        )
+        notice = mailer.email_change_notice(to=old_email, new_email=new_email)
+        mailer.enqueue(conn, notice, not_after=expires_at)
+        return Resolved(message=link, not_after=expires_at)
 
     async def mail_sign_in_link(
         self,
@@ -372,16 +511,14 @@ class EmbeddedIdentityProvider:
     ) -> IssuedLink | None:
         """Mail a reset link (`purpose` RESET) or a magic link (MAGICLINK, GoTrue's API only) to
         the stored address of `email`'s user, if there is one; spend the user's older tokens of
-        that purpose. Nothing tells a caller whether the address is known.
+        that purpose. Nothing in the answer tells a caller whether the address is known.
 
-        Nor should the time it takes. A known and an unknown address take one path as far as it
-        can go: both draw a token and hash it, look the user up, run the UPDATE that spends
-        older tokens (on no row for an unknown address) and render the mail (the unknown one's,
-        to the address as typed, is dropped), all in one write transaction that commits. The
-        SMTP work, the slow and variable part, is never on the request's path: the mail waits
-        in the outbox and the sender delivers it after the 202. What differs is two small
-        INSERTs (the token, the outbox row) in that same transaction; no decoy rows are written
-        for them, since an outbox row would be mailed and a token row needs a user.
+        Used where the token is wanted at once: GoTrue's magic link (whose `create_user: false`
+        answer tells known from unknown anyway) and `generate_link` (`send` False, an admin's).
+        A known and an unknown address take one path as far as it can go (a decoy render for
+        the unknown one), but a known one also pays the token's and the outbox row's INSERTs:
+        a reset link or a resent confirmation, whose timing must not tell, is asked for with
+        `request_mail` instead.
 
         `challenge` (GoTrue's API): a PKCE flow, its state stored with the token.
         """
@@ -462,8 +599,9 @@ class EmbeddedIdentityProvider:
     @provider_call
     async def resend_confirmation(self, *, email: str) -> None:
         """Mail a new confirmation link to an unconfirmed sign-up's stored address (spending its
-        older ones); a confirmed or unknown address takes the same path and gets nothing."""
-        await self.issue_confirmation(email, only_unconfirmed=True)
+        older ones); a confirmed or unknown address takes the same path (`request_mail`) and
+        gets nothing."""
+        await self.request_mail(email=email, kind=CONFIRMATION_REQUEST)
 
     async def issue_confirmation(
         self,

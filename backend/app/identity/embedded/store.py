@@ -57,8 +57,11 @@ __all__ = [
     "UserRecord",
     "code_hash",
     "hash_token",
+    "issue_account_token_in",
+    "issue_email_change_in",
     "merge_metadata",
     "obfuscated",
+    "pending_email_change_in",
 ]
 
 # GoTrue's `app_metadata` of a user who signs in with an email and a password.
@@ -531,6 +534,12 @@ class IdentityStore:
 
     # Account tokens (the links of the lifecycle's mails).
 
+    async def request_mail(self, enqueue: Callable[[Connection], object]) -> None:
+        """A write transaction that runs only `enqueue(conn)`: a mail request's one INSERT,
+        the same for an address with an account and one without (the account is looked up
+        when the sender resolves it, `issue_account_token_in`)."""
+        await self._db.write(enqueue)
+
     async def issue_account_token(
         self,
         *,
@@ -610,57 +619,22 @@ class IdentityStore:
         new address is taken or the user gone."""
 
         def issue(conn: Connection) -> bool:
-            now = utcnow()
-            taken = conn.execute(
-                sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
-            ).first()
-            user = conn.execute(
-                sa.select(identity_users.c.email_as_typed).where(identity_users.c.id == user_id)
-            ).first()
-            if taken is not None or user is None:
-                return False
-            _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
-            _insert_tokens(
+            old_email = issue_email_change_in(
                 conn,
-                [token_hash, code_hash],
-                purpose=EMAIL_CHANGE,
                 user_id=user_id,
-                now=now,
-                expires_at=expires_at,
                 new_email=new_email,
                 new_email_as_typed=new_email_as_typed,
+                token_hash=token_hash,
+                expires_at=expires_at,
+                code_hash=code_hash,
+                flow=flow,
             )
-            if flow is not None:
-                _insert_flow_state(conn, flow, user_id=user_id, now=now)
-            on_issued(conn, user.email_as_typed)
+            if old_email is None:
+                return False
+            on_issued(conn, old_email)
             return True
 
         return await self._db.write(issue)
-
-    async def pending_email_change(self, *, email_key: str) -> tuple[str, str] | None:
-        """The user with this address and the new address (as typed) of its newest usable
-        email-change token, or None when nothing is pending."""
-
-        def read(conn: Connection) -> tuple[str, str] | None:
-            row = conn.execute(
-                sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
-                .join(
-                    identity_account_tokens,
-                    identity_account_tokens.c.user_id == identity_users.c.id,
-                )
-                .where(
-                    identity_users.c.email == email_key,
-                    identity_account_tokens.c.purpose == EMAIL_CHANGE,
-                    identity_account_tokens.c.spent_at.is_(None),
-                    identity_account_tokens.c.expires_at > utcnow(),
-                    identity_account_tokens.c.new_email_as_typed.is_not(None),
-                )
-                .order_by(identity_account_tokens.c.id.desc())
-                .limit(1)
-            ).first()
-            return None if row is None else (row.id, row.new_email_as_typed)
-
-        return await self._db.read(read)
 
     async def confirm_email(
         self,
@@ -1314,6 +1288,105 @@ def _spend_for_new_password(conn: Connection, *, user_id: str, now: datetime) ->
             identity_flow_states.c.authentication_method.in_(_SIGN_IN_FLOWS),
         )
     )
+
+
+def issue_account_token_in(
+    conn: Connection,
+    *,
+    email_key: str,
+    purpose: str,
+    token_hash: str,
+    expires_at: datetime,
+    only_unconfirmed: bool = False,
+    code_hash: str | None = None,
+    flow: NewFlowState | None = None,
+) -> str | None:
+    """`IdentityStore.issue_account_token` in the caller's transaction (the mail sender's,
+    resolving a mail request; see `mail.outbox.resolve_next`), with no decoy work for an
+    unknown address (no request waits on it): the user's stored address, or None, and nothing
+    written, when there is no such user (`only_unconfirmed`: or it is confirmed)."""
+    chosen = identity_users.c.email == email_key
+    if only_unconfirmed:
+        chosen = sa.and_(chosen, identity_users.c.email_confirmed_at.is_(None))
+    user = conn.execute(
+        sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(chosen)
+    ).first()
+    if user is None:
+        return None
+    now = utcnow()
+    _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
+    _insert_tokens(
+        conn,
+        [token_hash, code_hash],
+        purpose=purpose,
+        user_id=user.id,
+        now=now,
+        expires_at=expires_at,
+    )
+    if flow is not None:
+        _insert_flow_state(conn, flow, user_id=user.id, now=now)
+    return str(user.email_as_typed)
+
+
+def pending_email_change_in(conn: Connection, *, email_key: str) -> tuple[str, str] | None:
+    """The user with this address and the new address (as typed) of its newest usable
+    email-change token, or None when nothing is pending (in the caller's transaction)."""
+    row = conn.execute(
+        sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
+        .join(
+            identity_account_tokens,
+            identity_account_tokens.c.user_id == identity_users.c.id,
+        )
+        .where(
+            identity_users.c.email == email_key,
+            identity_account_tokens.c.purpose == EMAIL_CHANGE,
+            identity_account_tokens.c.spent_at.is_(None),
+            identity_account_tokens.c.expires_at > utcnow(),
+            identity_account_tokens.c.new_email_as_typed.is_not(None),
+        )
+        .order_by(identity_account_tokens.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (str(row.id), str(row.new_email_as_typed))
+
+
+def issue_email_change_in(
+    conn: Connection,
+    *,
+    user_id: str,
+    new_email: str,
+    new_email_as_typed: str,
+    token_hash: str,
+    expires_at: datetime,
+    code_hash: str | None = None,
+    flow: NewFlowState | None = None,
+) -> str | None:
+    """`IdentityStore.issue_email_change` in the caller's transaction: the user's current
+    stored address, or None, and nothing stored, when the new address is taken or the user
+    gone."""
+    now = utcnow()
+    taken = conn.execute(
+        sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
+    ).first()
+    user = conn.execute(
+        sa.select(identity_users.c.email_as_typed).where(identity_users.c.id == user_id)
+    ).first()
+    if taken is not None or user is None:
+        return None
+    _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
+    _insert_tokens(
+        conn,
+        [token_hash, code_hash],
+        purpose=EMAIL_CHANGE,
+        user_id=user_id,
+        now=now,
+        expires_at=expires_at,
+        new_email=new_email,
+        new_email_as_typed=new_email_as_typed,
+    )
+    if flow is not None:
+        _insert_flow_state(conn, flow, user_id=user_id, now=now)
+    return str(user.email_as_typed)
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
