@@ -28,7 +28,11 @@ def run_seed_flow(base_url: str, secrets: list[str]) -> dict[str, httpx.Response
     """signup -> signin -> me -> refresh (as after a page reload) -> logout -> refresh fails."""
     responses: dict[str, httpx.Response] = {}
     email = unique_email()
-    with httpx.Client(base_url=base_url, headers={"Origin": "http://localhost:5173"}) as browser:
+    # A generous timeout: on a loaded 2-core CI machine a live server's first answer has taken
+    # over httpx's default 5 s; the flow's assertions, not its speed, are what is tested.
+    with httpx.Client(
+        base_url=base_url, headers={"Origin": "http://localhost:5173"}, timeout=30
+    ) as browser:
         csrf = browser.get("/auth/csrf").json()["csrfToken"]
         responses["signup"] = browser.post(
             "/auth/signup",

@@ -36,7 +36,7 @@ class TestNoSecretInLogs:
         secrets: list[str] = []
         with live_server(app, log_level="debug") as base_url:
             run_seed_flow(base_url, secrets)
-            with httpx.Client(base_url=base_url) as probe:  # failures log too
+            with httpx.Client(base_url=base_url, timeout=30) as probe:  # failures log too
                 probe.post("/auth/logout", headers={"X-CSRF-Token": "forged-csrf-token"})
                 probe.get("/items", headers={"Authorization": "Bearer eyJhbGciOi.eyJzdWIi.c2ln"})
             signer = app.state.services.signer
