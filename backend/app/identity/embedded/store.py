@@ -356,7 +356,7 @@ class IdentityStore:
         hash, a new address (`email`: normalized, as typed) and/or confirm the address, in one
         transaction. A new password ends every session of the user but `keep_session_id`, as
         GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password;
-        it also spends the reset and magic links.
+        it also spends every outstanding token of the user (links, codes, pending changes).
         A new address spends the user's pending email changes.
 
         Returns:
@@ -405,7 +405,7 @@ class IdentityStore:
                 if keep_session_id is not None:
                     others = sa.and_(others, identity_sessions.c.id != keep_session_id)
                 _revoke(conn, others)
-                _spend_sign_in_links(conn, user_id=user_id, now=changes["updated_at"])
+                _spend_every_token(conn, user_id=user_id, now=changes["updated_at"])
             try:
                 conn.execute(
                     identity_users.update().where(identity_users.c.id == user_id).values(**changes)
@@ -423,7 +423,7 @@ class IdentityStore:
         self, user_id: str, *, password_hash: str, keep_session_id: str | None
     ) -> bool:
         """Set a new password hash, end every session of the user but `keep_session_id`, and
-        spend every outstanding reset (and magic) link of the user, in one transaction. False:
+        spend every outstanding token of the user (of every kind), in one transaction. False:
         no user."""
 
         def change(conn: Connection) -> bool:
@@ -440,7 +440,7 @@ class IdentityStore:
             if keep_session_id is not None:
                 others = sa.and_(others, identity_sessions.c.id != keep_session_id)
             _revoke(conn, others)
-            _spend_sign_in_links(conn, user_id=user_id, now=now)
+            _spend_every_token(conn, user_id=user_id, now=now)
             return True
 
         return await self._db.write(change)
@@ -565,8 +565,10 @@ class IdentityStore:
         self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
     ) -> UserRecord | None:
         """Spend a sign-up confirmation or email-change token (one conditional UPDATE: of two
-        racing confirmations one wins) and confirm the address, or apply the change, in one
-        transaction. None when the token is not usable.
+        racing confirmations one wins) and confirm the address, or apply the change, and spend
+        the user's other tokens of every kind (GoTrue's `Confirm`, `ConfirmEmailChange`: a link
+        mailed to the address the account left must not sign in), in one transaction. None when
+        the token is not usable.
 
         Raises:
             UserAlreadyExists: the new address of a change was taken meanwhile; nothing is
@@ -615,7 +617,7 @@ class IdentityStore:
                 )
             except IntegrityError as exc:  # taken by a racing sign-up
                 raise UserAlreadyExists() from exc
-            _spend_tokens(conn, user_id=spent.user_id, purpose=spent.purpose, now=now)
+            _spend_every_token(conn, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -628,8 +630,8 @@ class IdentityStore:
     ) -> UserRecord | None:
         """Spend a reset or magic-link token (GoTrue's recovery and magic-link verify: one
         conditional UPDATE, of two racing verifies one wins), spend the user's other tokens of
-        those kinds and confirm the address (the link proved the mailbox), in one transaction.
-        None when the token is not usable. The caller opens the session."""
+        every kind (GoTrue's `Recover`) and confirm the address (the link proved the mailbox),
+        in one transaction. None when the token is not usable. The caller opens the session."""
 
         def spend(conn: Connection) -> UserRecord | None:
             now = utcnow()
@@ -650,8 +652,7 @@ class IdentityStore:
                     email_confirmed_at=sa.func.coalesce(identity_users.c.email_confirmed_at, now),
                 )
             )
-            for purpose in purposes:
-                _spend_tokens(conn, user_id=spent.user_id, purpose=purpose, now=now)
+            _spend_every_token(conn, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -692,8 +693,8 @@ class IdentityStore:
 
     async def reset_password(self, *, token_hash: str, password_hash: str) -> UserRecord | None:
         """Spend the reset token (one conditional UPDATE: of two racing resets one wins), set
-        the password, confirm the address, end every session and spend every reset token of
-        the user, in one transaction. None when the token is no longer usable."""
+        the password, confirm the address, end every session and spend every token of the
+        user, in one transaction. None when the token is no longer usable."""
 
         def reset(conn: Connection) -> UserRecord | None:
             now = utcnow()
@@ -717,7 +718,7 @@ class IdentityStore:
                 )
             )
             _revoke(conn, identity_sessions.c.user_id == user_id)
-            _spend_tokens(conn, user_id=user_id, purpose=RESET, now=now)
+            _spend_every_token(conn, user_id=user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
             ).first()
@@ -1010,11 +1011,19 @@ def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime
     )
 
 
-def _spend_sign_in_links(conn: Connection, *, user_id: str, now: datetime) -> None:
-    """A new password spends the links that sign in without it (reset, magic link), as GoTrue's
-    `UpdatePassword` clears them: one mailed before the change must not undo it."""
-    for purpose in (RESET, MAGICLINK):
-        _spend_tokens(conn, user_id=user_id, purpose=purpose, now=now)
+def _spend_every_token(conn: Connection, *, user_id: str, now: datetime) -> None:
+    """Spend every outstanding token of the user, of every kind, as GoTrue's `UpdatePassword`,
+    `Confirm`, `Recover` and `ConfirmEmailChange` clear them all (`ClearAllOneTimeTokensForUser`):
+    a link mailed before a new password, or to an address the account has left, must not undo it
+    (an intruder's pending email change outliving the owner's new password is a takeover)."""
+    conn.execute(
+        identity_account_tokens.update()
+        .where(
+            identity_account_tokens.c.user_id == user_id,
+            identity_account_tokens.c.spent_at.is_(None),
+        )
+        .values(spent_at=now)
+    )
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:
