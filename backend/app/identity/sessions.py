@@ -43,6 +43,7 @@ from backend.app.identity.base import (
 )
 from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import (
+    EmailChangePending,
     EmbeddedGoTrue,
     GoTrueSession,
     Unconfirmed,
@@ -329,7 +330,7 @@ class SessionService:
         token: str | None = None,
         email: str | None = None,
         user_agent: str | None = None,
-    ) -> GoTrueSession:
+    ) -> GoTrueSession | EmailChangePending:
         """GoTrue's `/verify`. A 6-digit code with its address is a guessable credential: each
         try counts toward the sign-in limits of that account and the client's address, as a
         password does. A link's token (256 bits) counts toward the address's limit only.
@@ -357,6 +358,9 @@ class SessionService:
         except AccountTokenInvalid:
             logger.info("verification refused", extra={"reason": "token_invalid"})
             raise
+        if isinstance(answer, EmailChangePending):
+            logger.info("email change half confirmed", extra={"user_id": answer.user_id})
+            return answer
         logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
         return answer
 

@@ -21,6 +21,7 @@ from backend.app.core.request_limits import client_user_agent
 from backend.app.db.tables import utcnow
 from backend.app.identity.embedded import (
     VERIFY_TYPES,
+    EmailChangePending,
     EmailUnconfirmed,
     GoTrueSession,
     LinkRefused,
@@ -68,6 +69,10 @@ _OAUTH_ERRORS = {
     503: "temporarily_unavailable",
 }
 _RESEND_TYPES = frozenset({"signup", "email_change", "sms", "phone_change"})
+# GoTrue's `singleConfirmationAccepted` (`verify.go`): the first of a secure email change's two.
+_EMAIL_CHANGE_HALF_DONE = (
+    "Confirmation link accepted. Please proceed to confirm link sent to the other email"
+)
 
 
 def _email_of(value: str | None) -> str:
@@ -192,12 +197,15 @@ async def verify_post(
     if bool(body.token) == bool(body.token_hash):
         raise validation_failed("Verify requires either a token or a token hash")
     answer = await _verify_post(request, body, body.type, sessions, address)
+    if isinstance(answer, EmailChangePending):
+        # GoTrue's own body, `code` a string: supabase-py reads "200" as "one more to go".
+        return {"msg": _EMAIL_CHANGE_HALF_DONE, "code": "200"}
     return session_json(answer.session, answer.user)
 
 
 async def _verify_post(
     request: Request, body: VerifyBody, kind: str, sessions: SessionsDep, address: str
-) -> GoTrueSession:
+) -> GoTrueSession | EmailChangePending:
     user_agent = client_user_agent(request)
     if body.token_hash:
         if body.email or body.phone or body.redirect_to:
@@ -269,6 +277,9 @@ async def verify_get(
         if exc.status in _OAUTH_ERRORS:
             error["error"] = _OAUTH_ERRORS[exc.status]
         return RedirectResponse(_with_fragment(target, error), status_code=303)
+    if isinstance(answer, EmailChangePending):  # GoTrue's `prepRedirectURL`
+        message = {"message": _EMAIL_CHANGE_HALF_DONE}
+        return RedirectResponse(_with_fragment(target, message), status_code=303)
     fields = {**session_fields(answer.session), "type": kind}
     return RedirectResponse(_with_fragment(target, fields), status_code=303)
 
@@ -283,6 +294,10 @@ def _link_refused(exc: LinkRefused, kind: str) -> GoTrueError:
             return validation_failed("Signup requires a valid password")
         case "new_email_required":
             return validation_failed("An email address is required")
+        case "secure_email_change_off":
+            return validation_failed(
+                "Enable secure email change to generate link for current email"
+            )
     return validation_failed(f"Invalid email action link type requested: {kind}")
 
 

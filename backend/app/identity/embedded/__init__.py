@@ -10,6 +10,7 @@ from __future__ import annotations
 from .gotrue import (
     GENERATE_LINK_TYPES,
     VERIFY_TYPES,
+    EmailChangePending,
     EmailUnconfirmed,
     EmbeddedGoTrue,
     GeneratedLink,
@@ -28,6 +29,7 @@ __all__ = [
     "EMAIL_PROVIDER_METADATA",
     "GENERATE_LINK_TYPES",
     "VERIFY_TYPES",
+    "EmailChangePending",
     "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "EmbeddedIdentityProvider",

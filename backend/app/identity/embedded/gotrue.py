@@ -27,6 +27,8 @@ from backend.app.identity.profiles import clean_display_name
 from .provider import EmbeddedIdentityProvider, IssuedLink, VerifyLinks, provider_call
 from .store import (
     EMAIL_CHANGE,
+    EMAIL_CHANGE_CURRENT,
+    EMAIL_CHANGE_NEW,
     MAGICLINK,
     REAUTHENTICATION,
     RESET,
@@ -40,6 +42,7 @@ from .store import (
 __all__ = [
     "REAUTHENTICATION_WINDOW_SECONDS",
     "VERIFY_TYPES",
+    "EmailChangePending",
     "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "GoTrueSession",
@@ -59,10 +62,10 @@ VERIFY_TYPES: dict[str, tuple[str, ...]] = {
     "invite": (SIGNUP,),
     "recovery": (RESET, MAGICLINK),
     "magiclink": (RESET, MAGICLINK),
-    "email_change": (EMAIL_CHANGE,),
+    "email_change": (EMAIL_CHANGE, EMAIL_CHANGE_NEW, EMAIL_CHANGE_CURRENT),
     "email": (SIGNUP, RESET, MAGICLINK),
 }
-_CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE})
+_CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE, EMAIL_CHANGE_NEW, EMAIL_CHANGE_CURRENT})
 # GoTrue `user.go`: with GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION, a session
 # older than this needs a nonce to change the password.
 REAUTHENTICATION_WINDOW_SECONDS = 24 * 3600
@@ -86,7 +89,8 @@ class NonceInvalid(Exception):
 
 class LinkRefused(Exception):
     """`generate_link` or `/invite` refused: `reason` is `email_exists`, `user_not_found`,
-    `password_required`, `new_email_required` or `bad_type`."""
+    `password_required`, `new_email_required`, `secure_email_change_off` (GoTrue makes no
+    current-address link without its secure email change) or `bad_type`."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -108,6 +112,14 @@ class GeneratedLink:
 GENERATE_LINK_TYPES = frozenset(
     {"signup", "invite", "magiclink", "recovery", "email_change_current", "email_change_new"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class EmailChangePending:
+    """GoTrue's secure email change half done: one address's link (or code) was accepted and
+    the other address's is awaited. No session: GoTrue answers `singleConfirmationAccepted`."""
+
+    user_id: str
 
 
 class EmailUnconfirmed(Exception):
@@ -341,6 +353,8 @@ class EmbeddedGoTrue:
                 email=email, purpose=purpose, links=links, send=False
             )
         else:
+            if kind == "email_change_current" and not self._provider.gotrue_secure_email_change:
+                raise LinkRefused("secure_email_change_off")
             if not new_email:
                 raise LinkRefused("new_email_required")
             issued = await self._provider.issue_email_change_link(
@@ -348,6 +362,7 @@ class EmbeddedGoTrue:
                 new_email=new_email,
                 links=links,
                 code_for=email if kind == "email_change_current" else new_email,
+                current=kind == "email_change_current",
             )
             if issued is None:
                 raise LinkRefused("email_exists")
@@ -410,10 +425,11 @@ class EmbeddedGoTrue:
         token: str | None = None,
         email: str | None = None,
         user_agent: str | None = None,
-    ) -> GoTrueSession:
+    ) -> GoTrueSession | EmailChangePending:
         """GoTrue's `/verify`: spend a link's token (`token_hash`, the link's `token`) or a
         mail's code (`token` with `email`) of the kinds `kind` accepts, confirm the address (or
-        apply the email change) and open a session.
+        apply the email change) and open a session. With the secure email change and
+        autoconfirm off, the first of its two tokens only counts (`EmailChangePending`).
 
         Raises:
             AccountTokenInvalid: unknown, spent, expired, or of a kind `kind` does not accept.
@@ -425,6 +441,17 @@ class EmbeddedGoTrue:
         else:
             raise AccountTokenInvalid()
         purposes = VERIFY_TYPES[kind]
+        secure = self._provider.gotrue_secure_email_change
+        if token_hash is None and not secure:
+            # GoTrue's `FindUserForEmailChange`: the current address's code only with the switch.
+            purposes = tuple(p for p in purposes if p != EMAIL_CHANGE_CURRENT)
+        # GoTrue's `emailChangeVerify`: two verifies unless autoconfirm is on.
+        if EMAIL_CHANGE_NEW in purposes and secure and self.confirmation_required:
+            first = await self._store.confirm_email_change_once(
+                token_hash=hashed, purposes=(EMAIL_CHANGE_NEW, EMAIL_CHANGE_CURRENT)
+            )
+            if first is not None and first[1]:
+                return EmailChangePending(user_id=first[0])
         user = None
         confirming = tuple(p for p in purposes if p in _CONFIRMING)
         if confirming:

@@ -56,6 +56,10 @@ from backend.app.identity.tokens import TokenSigner, TokenVerifier
 from backend.app.mail import Mailer
 
 from .store import (
+    EMAIL_CHANGE,
+    EMAIL_CHANGE_CURRENT,
+    EMAIL_CHANGE_NEW,
+    EMAIL_CHANGES,
     REAUTHENTICATION,
     RESET,
     SIGNUP,
@@ -153,8 +157,11 @@ class EmbeddedIdentityProvider:
         confirmation_required: bool = False,
         confirm_ttl_seconds: int = 86400,
         password_min_length: int | None = None,
+        gotrue_secure_email_change: bool = False,
     ):
         self._mailer = mailer
+        # GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED: for the mails GoTrue's API asks for only.
+        self.gotrue_secure_email_change = gotrue_secure_email_change
         self.password_min_length = password_min_length or 8
         # Without a mailer no link could be sent: sign-ups are confirmed at once then.
         self.confirmation_required = confirmation_required and mailer is not None
@@ -461,12 +468,23 @@ class EmbeddedIdentityProvider:
         return issued if found else None
 
     async def issue_email_change_link(
-        self, *, user_id: str, new_email: str, links: VerifyLinks, code_for: str
+        self,
+        *,
+        user_id: str,
+        new_email: str,
+        links: VerifyLinks,
+        code_for: str,
+        current: bool = False,
     ) -> IssuedLink | None:
         """GoTrue's `generate_link` `email_change_*`: store an email-change token carrying
         `new_email` (and a code for the address `code_for`) without mailing. None when the new
-        address is taken or the user gone."""
+        address is taken or the user gone. With the secure email change, it is one side's
+        token (`current`: the current address's, else the new one's), replacing that side's
+        and keeping the other's, as GoTrue's `adminGenerateLink`; without, the one token."""
         issued = _draw(code_for, links, "email_change")
+        side = EMAIL_CHANGE_CURRENT if current else EMAIL_CHANGE_NEW
+        if not self.gotrue_secure_email_change:
+            side = EMAIL_CHANGE
         stored = await self.store.issue_email_change(
             user_id=user_id,
             new_email=email_key(new_email),
@@ -475,6 +493,12 @@ class EmbeddedIdentityProvider:
             code_hash=issued.code_hash,
             expires_at=utcnow() + self._confirm_ttl,
             on_issued=lambda conn, stored_email: None,
+            purpose=side,
+            replaces={
+                EMAIL_CHANGE: EMAIL_CHANGES,
+                EMAIL_CHANGE_NEW: (EMAIL_CHANGE_NEW, EMAIL_CHANGE),
+                EMAIL_CHANGE_CURRENT: (EMAIL_CHANGE_CURRENT,),
+            }[side],
         )
         return issued if stored else None
 
@@ -509,11 +533,18 @@ class EmbeddedIdentityProvider:
         """Unless the new address is taken (or the user gone: False), store a token carrying
         the new address and mail its link (with `links`, GoTrue's link and code) to the new
         address, a notice without token to the old one, in one transaction. The change is
-        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`)."""
+        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`).
+
+        GoTrue's API with its secure email change (`gotrue_secure_email_change`): the old
+        address gets its own link and code instead of the notice (GoTrue's `sendEmailChange`,
+        and its template mailer's `EmailChangeMail`: one mail to each address, each with that
+        address's code as `{{ .Token }}`); `/verify` then wants both."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
         issued = _draw(new_email, links, "email_change")
+        # The code's hash needs the stored current address: the store makes it.
+        current = _draw("", links, "email_change") if self._secure(links) else None
         expires_at = utcnow() + ttl
 
         def mail(conn: Connection, old_email: str) -> None:
@@ -525,8 +556,17 @@ class EmbeddedIdentityProvider:
                 code=issued.code,
             )
             mailer.enqueue(conn, link, not_after=expires_at)
-            notice = mailer.email_change_notice(to=old_email, new_email=new_email)
-            mailer.enqueue(conn, notice, not_after=expires_at)
+            if current is not None and current.link is not None:
+                other = mailer.email_change_current_confirmation(
+                    to=old_email,
+                    new_email=new_email,
+                    link=current.link,
+                    code=current.code,
+                    valid_for=ttl,
+                )
+            else:
+                other = mailer.email_change_notice(to=old_email, new_email=new_email)
+            mailer.enqueue(conn, other, not_after=expires_at)
 
         return await self.store.issue_email_change(
             user_id=user_id,
@@ -536,7 +576,16 @@ class EmbeddedIdentityProvider:
             code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
+            purpose=EMAIL_CHANGE_NEW if current is not None else EMAIL_CHANGE,
+            current_token_hash=hash_token(current.token) if current is not None else None,
+            current_code=current.code if current is not None else None,
+            replaces=EMAIL_CHANGES,
         )
+
+    def _secure(self, links: VerifyLinks | None) -> bool:
+        """Whether an email change asked for this way is GoTrue's secure one: only through
+        GoTrue's API (`links`), and only with its switch on."""
+        return links is not None and self.gotrue_secure_email_change
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
