@@ -373,7 +373,8 @@ class IdentityStore:
         transaction. A new password ends every session of the user but `keep_session_id`, as
         GoTrue's `UpdatePassword` does: whoever else held a session must prove the new password;
         it also spends every outstanding token of the user (links, codes, pending changes).
-        A new address spends the user's pending email changes.
+        A new address spends every outstanding token of the user too (pending email changes,
+        and the links mailed to the old address).
 
         Returns:
             The updated user, or None when the user no longer exists.
@@ -412,7 +413,8 @@ class IdentityStore:
                 if taken is not None:
                     raise UserAlreadyExists()
                 changes.update(email=email[0], email_as_typed=email[1])
-                _spend_email_changes(conn, user_id=user_id, now=changes["updated_at"])
+                # What was mailed to the address the account leaves must not sign in after.
+                _spend_every_token(conn, user_id=user_id, now=changes["updated_at"])
             if password_hash is not None:
                 changes["password_hash"] = password_hash
                 others = identity_sessions.c.user_id == user_id
@@ -1124,11 +1126,6 @@ def _spend_every_token(conn: Connection, *, user_id: str, now: datetime) -> None
         )
         .values(spent_at=now)
     )
-
-
-def _spend_email_changes(conn: Connection, *, user_id: str, now: datetime) -> None:
-    for purpose in EMAIL_CHANGES:
-        _spend_tokens(conn, user_id=user_id, purpose=purpose, now=now)
 
 
 def _restart_email_change(conn: Connection, *, user_id: str) -> None:
