@@ -1067,6 +1067,17 @@ def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bo
     )
 
 
+def _restart_email_change(conn: Connection, *, user_id: str) -> None:
+    """Nothing of the user's email change is confirmed any more (GoTrue sets
+    `email_change_confirm_status` to 0 with every new token): the marks of a first verify go."""
+    conn.execute(
+        identity_account_tokens.delete().where(
+            identity_account_tokens.c.user_id == user_id,
+            identity_account_tokens.c.purpose == EMAIL_CHANGE_CONFIRMED,
+        )
+    )
+
+
 # No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
 _NO_USER = "00000000-0000-0000-0000-000000000000"
 
@@ -1125,17 +1136,6 @@ def _spend_every_token(conn: Connection, *, user_id: str, now: datetime) -> None
             identity_account_tokens.c.spent_at.is_(None),
         )
         .values(spent_at=now)
-    )
-
-
-def _restart_email_change(conn: Connection, *, user_id: str) -> None:
-    """Nothing of the user's email change is confirmed any more (GoTrue sets
-    `email_change_confirm_status` to 0 with every new token): the marks of a first verify go."""
-    conn.execute(
-        identity_account_tokens.delete().where(
-            identity_account_tokens.c.user_id == user_id,
-            identity_account_tokens.c.purpose == EMAIL_CHANGE_CONFIRMED,
-        )
     )
 
 
