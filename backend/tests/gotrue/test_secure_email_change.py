@@ -290,6 +290,20 @@ class TestReplacedAndSpent:
         assert [answer.status_code for answer in answers] == [403, 403]
         assert await email_of(secure, session["user"]["id"]) == session["user"]["email"]
 
+    async def test_an_admin_setting_the_address_spends_both_tokens(self, secure, outbox):
+        session = await confirmed_session(secure)
+        current, to_new = await change_email(secure, outbox, session, unique_email())
+        elsewhere = unique_email()
+
+        updated = await secure.admin(
+            "PUT", f"/users/{session['user']['id']}", json={"email": elsewhere}
+        )
+        answers = [await verify(secure, mail.token) for mail in (current, to_new)]
+
+        assert updated.status_code == 200, updated.text
+        assert [answer.status_code for answer in answers] == [403, 403]
+        assert await email_of(secure, session["user"]["id"]) == elsewhere
+
     async def test_a_recovery_spends_both_tokens(self, secure, outbox):
         session = await confirmed_session(secure)
         old, new = session["user"]["email"], unique_email()
