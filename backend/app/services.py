@@ -61,6 +61,8 @@ async def start_services(settings: Settings) -> Services:
         wake_sender=mail_sender.wake,
     )
     identity = build_identity(settings, database, mailer=mailer)
+    if identity.mail_resolver is not None:
+        mail_sender.resolve_requests_with(identity.mail_resolver)
     if settings.gotrue_api_enabled and identity.gotrue is None:
         # GoTrue's API is the embedded provider's own; another provider has its own GoTrue.
         raise RuntimeError("GOTRUE_API_ENABLED=true needs the embedded provider")

@@ -53,10 +53,15 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "`unauthorized` / `auth_invalid_credentials` / `refresh_token_*`"},
-    403: {"description": "`csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in)"},
+    403: {
+        "description": "`csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / "
+        "`user_banned` (sign-in after the password check, refresh, lifecycle links)"
+    },
     422: {"description": "`validation_error` / `weak_password`"},
     429: {"description": "`rate_limited`, with `Retry-After`"},
 }
+# A bearer route of a user an admin banned (GoTrue's `ban_duration`): refused at once.
+_BANNED: dict[str, Any] = {"description": "`user_banned`: an admin banned this user"}
 
 
 def _session_body(session: AuthSession, csrf_token: str) -> SessionOut:
@@ -148,6 +153,7 @@ async def refresh(
 
 @router.post("/logout", response_model=OkOut, responses=_ERRORS)
 async def logout(
+    request: Request,
     response: Response,
     _csrf: CsrfDep,
     refresh_token: RefreshCookie,
@@ -158,10 +164,15 @@ async def logout(
     """Revoke the session server-side and clear the refresh cookie; with `scope: "others"` end
     the user's other sessions and keep this one (and its cookie); `global` ends them all."""
     scope = SignOutScope(body.scope if body else "local")
+    successor = None
     if refresh_token is not None:
-        await sessions.sign_out(refresh_token=refresh_token, scope=scope)
+        successor = await sessions.sign_out(refresh_token=refresh_token, scope=scope)
     if scope is not SignOutScope.OTHERS:
         services.cookies.clear_refresh_token(response)
+    elif successor is not None:
+        # The provider rotated the token to sign out: this session lives on with the successor.
+        services.cookies.set_refresh_token(response, successor)
+        services.csrf.follow_refresh(request, response, successor)
     return OkOut()
 
 
@@ -228,7 +239,7 @@ async def resend_confirmation(
     response_model=OkOut,
     responses={
         401: _ERRORS[401],
-        403: {"description": "`invalid_current_password`"},
+        403: {"description": "`invalid_current_password` / `user_banned`"},
         409: {"description": "`user_already_exists`"},
         422: {"description": "`validation_error`"},
         429: _ERRORS[429],
@@ -283,7 +294,7 @@ async def reset_password(
     response_model=OkOut,
     responses={
         401: _ERRORS[401],
-        403: {"description": "`invalid_current_password`"},
+        403: {"description": "`invalid_current_password` / `user_banned`"},
         422: {"description": "`validation_error` / `weak_password` (reason `same_password` too)"},
         429: _ERRORS[429],
         501: {"description": "`not_supported` (supabase provider)"},
@@ -305,7 +316,11 @@ async def change_password(
 @router.get(
     "/sessions",
     response_model=SessionListOut,
-    responses={401: _ERRORS[401], 501: {"description": "`not_supported` (supabase provider)"}},
+    responses={
+        401: _ERRORS[401],
+        403: _BANNED,
+        501: {"description": "`not_supported` (supabase provider)"},
+    },
 )
 async def list_sessions(claims: CurrentUser, sessions: SessionsDep) -> SessionListOut:
     """The caller's live sessions, newest first; `current` marks the one of this access token."""
@@ -329,6 +344,7 @@ async def list_sessions(claims: CurrentUser, sessions: SessionsDep) -> SessionLi
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         401: _ERRORS[401],
+        403: _BANNED,
         404: {"description": "`not_found`: unknown, ended, or another user's"},
         501: {"description": "`not_supported` (supabase provider)"},
     },
@@ -340,7 +356,7 @@ async def end_session(session_id: str, claims: CurrentUser, sessions: SessionsDe
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me", response_model=MeOut, responses={401: _ERRORS[401]})
+@router.get("/me", response_model=MeOut, responses={401: _ERRORS[401], 403: _BANNED})
 async def me(scoped: UserScopedDep, services: ServicesDep) -> MeOut:
     """The signed-in user and profile. The provider is asked for the user, so a signed-out
     session or a deleted user is refused at once; the profile is read through the user-scoped

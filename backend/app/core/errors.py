@@ -18,6 +18,7 @@ framework's own 404, 405, 422, 500 in the same body) are the API layer's: `api/e
     │   └── RefreshTokenReused
     ├── AccountTokenInvalid       400 token_invalid         (a lifecycle link's token)
     ├── InvalidCurrentPassword    403 invalid_current_password
+    ├── UserBanned                403 user_banned           (GoTrue API: 400 or 403, as GoTrue)
     ├── CsrfError                 403 csrf_* / origin_not_allowed
     │   ├── CsrfMissing
     │   ├── CsrfMismatch
@@ -59,6 +60,7 @@ __all__ = [
     "SamePassword",
     "Unauthorized",
     "UserAlreadyExists",
+    "UserBanned",
     "WeakPassword",
     "error_body",
 ]
@@ -73,6 +75,7 @@ class ErrorCode(StrEnum):
     AUTH_INVALID_CREDENTIALS = "auth_invalid_credentials"
     UNAUTHORIZED = "unauthorized"
     INVALID_CURRENT_PASSWORD = "invalid_current_password"
+    USER_BANNED = "user_banned"
     REFRESH_TOKEN_MISSING = "refresh_token_missing"
     REFRESH_TOKEN_INVALID = "refresh_token_invalid"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
@@ -100,6 +103,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.AUTH_INVALID_CREDENTIALS: 401,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.INVALID_CURRENT_PASSWORD: 403,
+    ErrorCode.USER_BANNED: 403,
     ErrorCode.REFRESH_TOKEN_MISSING: 401,
     ErrorCode.REFRESH_TOKEN_INVALID: 401,
     ErrorCode.REFRESH_TOKEN_REUSED: 401,
@@ -188,6 +192,16 @@ class InvalidCurrentPassword(AppError):
 
     code = ErrorCode.INVALID_CURRENT_PASSWORD
     default_message = "The current password is not correct"
+
+
+class UserBanned(AppError):
+    """An admin banned the user (GoTrue's `ban_duration`) and the ban has not run out. 403, not
+    401: the caller is who they say, and signing in again would not help. A sign-in says so only
+    after the password is checked (embedded provider), so it reveals nothing to someone without
+    the password; neither the end of the ban nor who set it is told."""
+
+    code = ErrorCode.USER_BANNED
+    default_message = "This account is banned"
 
 
 class Unauthorized(AppError):

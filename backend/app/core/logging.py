@@ -39,11 +39,15 @@ _PATTERNS = [
     (
         re.compile(
             r"(?i)\b(password|access_?token|refresh_?token|csrf_?token|sb_refresh_token|"
-            r"myideas_csrf|token|token_hash|hashed_token|email_otp|nonce)"
+            r"myideas_csrf|token|token_hash|hashed_token|email_otp|nonce|auth_code|"
+            r"code_verifier|code_challenge)"
             r"(['\"]?\s*[:=]\s*['\"]?)[^&'\",;\s}]+"
         ),
         r"\1\2[REDACTED]",
     ),
+    # A PKCE auth code in a URL's query or fragment (`?code=`, GoTrue's redirect). Only there:
+    # elsewhere `code` is an error code, which a log line should keep.
+    (re.compile(r"(?i)([?&#]code=)[^&#'\"\s]+"), r"\1[REDACTED]"),
     # Anything shaped like a JWT.
     (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]+"), "[REDACTED_JWT]"),
 ]
@@ -59,7 +63,7 @@ def redact(text: str) -> str:
 _SECRET_KEY = re.compile(
     r"(?i)^(authorization|cookie|set-cookie|x-csrf-token|apikey|password|"
     r"access_?token|refresh_?token|csrf_?token|sb_refresh_token|myideas_csrf|token|token_hash|"
-    r"hashed_token|email_otp|nonce)$"
+    r"hashed_token|email_otp|nonce|auth_code|code_verifier|code_challenge)$"
 )
 
 

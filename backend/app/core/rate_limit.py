@@ -109,7 +109,8 @@ class SignInRateLimiter:
         await self._hit([(self._per_address, "auth-address", address)])
 
     async def hit_refresh(self, *, address: str) -> None:
-        """Count one refresh-token grant from a client address. Raises RateLimited.
+        """Count one refresh-token grant (or PKCE code exchange: a random bearer secret too)
+        from a client address. Raises RateLimited.
 
         Its own budget, as GoTrue's `RATE_LIMIT_TOKEN_REFRESH`: a signed-in browser refreshes on
         every reload and in every tab, which must not eat into the sign-in budget; guessing

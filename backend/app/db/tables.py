@@ -15,6 +15,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = [
     "identity_account_tokens",
+    "identity_flow_states",
     "identity_refresh_tokens",
     "identity_sessions",
     "identity_users",
@@ -75,6 +76,11 @@ identity_users = sa.Table(
     sa.Column("user_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("app_metadata", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.Column("email_confirmed_at", UtcDateTime),
+    # GoTrue's `banned_until` (migration 0008): banned while it is in the future.
+    sa.Column("banned_until", UtcDateTime),
+    # GoTrue's `invited_at` and `deleted_at` (migration 0009): `/invite`, and a soft delete.
+    sa.Column("invited_at", UtcDateTime),
+    sa.Column("deleted_at", UtcDateTime),
 )
 
 identity_sessions = sa.Table(
@@ -135,6 +141,33 @@ identity_account_tokens = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=False),
     sa.Column("spent_at", UtcDateTime),
     sa.Index("ix_identity_account_tokens_user_id_purpose", "user_id", "purpose"),
+)
+
+# GoTrue's PKCE flow states (migration 0007, GoTrue `models/flow_state.go`): one per mail asked
+# for with a `code_challenge`, bound to its user and the kind of link (`authentication_method`,
+# GoTrue's names: `email/signup`, `recovery`, `magiclink`, `email_change`). Following the link
+# issues the auth code, stored only as its SHA-256; exchanging it deletes the row (single use).
+identity_flow_states = sa.Table(
+    "identity_flow_states",
+    metadata,
+    sa.Column("id", sa.Uuid(as_uuid=False), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.Uuid(as_uuid=False),
+        sa.ForeignKey("identity_users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("authentication_method", sa.String(32), nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=False),
+    sa.Column("code_challenge_method", sa.String(8), nullable=False),
+    sa.Column("auth_code_hash", sa.String(64), unique=True),
+    sa.Column("auth_code_issued_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index(
+        "ix_identity_flow_states_user_id_authentication_method",
+        "user_id",
+        "authentication_method",
+    ),
 )
 
 user_profile = sa.Table(

@@ -87,9 +87,15 @@ class IdentityProvider(Protocol):
 
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
+    ) -> str | None:
         """End the token's session (or, by `scope`, the user's others or all); an unknown or dead
         token is not an error.
+
+        Returns:
+            The session's refresh token from now on, when signing out had to rotate the one
+            given (the supabase provider refreshes to get GoTrue an access token); None when it
+            is unchanged or the session is over. With scope `others` the caller keeps its
+            session: the cookie must then carry this token, or its next refresh is a reuse.
 
         Raises:
             ProviderUnavailable: the identity service cannot be reached.

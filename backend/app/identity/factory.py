@@ -12,7 +12,7 @@ from backend.app.identity.base import IdentityProvider
 from backend.app.identity.embedded import EmbeddedGoTrue, EmbeddedIdentityProvider, IdentityStore
 from backend.app.identity.supabase import SupabaseIdentityProvider
 from backend.app.identity.tokens import JwksKeys, StaticKeys, TokenSigner, TokenVerifier
-from backend.app.mail import Mailer
+from backend.app.mail import Mailer, MailResolver
 
 __all__ = ["Identity", "build_identity"]
 
@@ -24,6 +24,9 @@ class Identity:
     signer: TokenSigner | None
     # The embedded provider's GoTrue operations, for GoTrue's API; None with another provider.
     gotrue: EmbeddedGoTrue | None
+    # What turns the outbox's mail requests into mails (the embedded provider's); None with
+    # another provider, which asks for none.
+    mail_resolver: MailResolver | None = None
 
 
 def _legacy_secret(settings: Settings) -> str | None:
@@ -65,7 +68,12 @@ def build_identity(
         password_min_length=settings.password_min_length,
         gotrue_secure_email_change=settings.gotrue_mailer_secure_email_change_enabled,
     )
-    return Identity(provider=provider, signer=signer, gotrue=EmbeddedGoTrue(provider))
+    return Identity(
+        provider=provider,
+        signer=signer,
+        gotrue=EmbeddedGoTrue(provider),
+        mail_resolver=provider.resolve_mail_request,
+    )
 
 
 def _supabase(settings: Settings, database: Database) -> SupabaseIdentityProvider:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import unicodedata
 from importlib import resources
 
@@ -35,6 +36,7 @@ __all__ = [
     "hash_password",
     "is_common_password",
     "normalize_password",
+    "unusable_password_hash",
     "verify_password",
     "verify_unknown_user",
 ]
@@ -139,6 +141,21 @@ def _verify_sync(password_hash: str, password: str) -> PasswordCheck:
 
 async def verify_password(*, password_hash: str, password: str) -> PasswordCheck:
     return await anyio.to_thread.run_sync(_verify_sync, password_hash, password, limiter=_hashing)
+
+
+_unusable_hash: str | None = None
+
+
+async def unusable_password_hash() -> str:
+    """A hash no password verifies against (of a random one, forgotten at once), for a user who
+    has no password yet: GoTrue's passwordless sign-up (`/otp`), an invitation, an admin's user
+    created without one. Made once per process, so creating such a user costs no argon2 hash:
+    `/otp` for a new address takes no longer than for a known one (a hash is tens of
+    milliseconds, enough to tell them apart)."""
+    global _unusable_hash
+    if _unusable_hash is None:
+        _unusable_hash = await hash_password(secrets.token_urlsafe(48))
+    return _unusable_hash
 
 
 async def verify_unknown_user(*, password: str) -> None:

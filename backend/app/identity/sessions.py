@@ -8,7 +8,9 @@ keep only HTTP: parse, call, shape the answer and the cookies.
     flow          limits (RateLimiter)                 security events
     sign-up       per address                          rate_limited
     sign-in       per account and per address          rate_limited, signin_failed
-    refresh       refresh per address                  rate_limited, refresh_token_reused
+    refresh       refresh per address                  rate_limited, refresh_token_reused,
+                                                       refresh_refused (a banned user)
+    pkce code     refresh per address                  rate_limited, pkce_verifier_mismatch
     sign-out      none (it only ends sessions)         —
 
 The GoTrue API's variants (`gotrue_*`) keep the same rules and answer with the user's record,
@@ -30,7 +32,7 @@ from backend.app.core.errors import (
     RateLimited,
     RefreshTokenInvalid,
     RefreshTokenReused,
-    UserAlreadyExists,
+    UserBanned,
 )
 from backend.app.core.logging import account_fingerprint, log_security_event
 from backend.app.core.rate_limit import SignInRateLimiter
@@ -43,10 +45,16 @@ from backend.app.identity.base import (
 )
 from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import (
+    AuthCode,
+    BadCodeVerifier,
+    CodeChallenge,
     EmailChangePending,
     EmbeddedGoTrue,
+    FlowStateExpired,
+    FlowStateNotFound,
     GoTrueSession,
     Unconfirmed,
+    UserRecord,
     VerifyLinks,
 )
 
@@ -102,6 +110,9 @@ class SessionService:
             RateLimited: before the password is checked; the attempt still counts.
             InvalidCredentials: unknown address or wrong password, alike (and its subclass
                 EmailNotConfirmed); logged as `signin_failed`.
+            UserBanned: the right password of a banned user (the embedded provider checks the
+                password first; GoTrue, behind the supabase provider, does not); logged as
+                `signin_failed`.
             ProviderUnavailable.
         """
         async with self._sign_in_attempt(email, address):
@@ -117,15 +128,17 @@ class SessionService:
         Raises:
             RateLimited, RefreshTokenInvalid, ProviderUnavailable.
             RefreshTokenReused: the session is revoked; logged, since two parties held it.
+            UserBanned: logged; the token stays usable for when the ban ends (as GoTrue).
         """
         async with self._refresh_attempt(address):
             return await self._identity.refresh(refresh_token=refresh_token)
 
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
-        """End the refresh token's session (or by `scope` the user's others, or all)."""
-        await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
+    ) -> str | None:
+        """End the refresh token's session (or by `scope` the user's others, or all). Returns
+        the session's new refresh token when the provider rotated it (`IdentityProvider`)."""
+        return await self._identity.sign_out(refresh_token=refresh_token, scope=scope)
 
     async def request_password_reset(self, *, email: str, address: str) -> None:
         """Count the request per recipient and per address (unknown addresses too, so a 429
@@ -240,9 +253,11 @@ class SessionService:
         address: str,
         links: VerifyLinks,
         user_agent: str | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> GoTrueSession | Unconfirmed:
         """GoTrue's sign-up: with autoconfirm a user and a first session; with confirmation
-        required an unconfirmed user and a confirmation mail, counted as `/auth`'s sign-up."""
+        required an unconfirmed user and a confirmation mail (PKCE with `challenge`), counted
+        as `/auth`'s sign-up."""
         await self._count_sign_up(address)
         gotrue = self._gotrue_operations()
         if gotrue.confirmation_required:
@@ -253,6 +268,7 @@ class SessionService:
             user_metadata=user_metadata,
             links=links,
             user_agent=user_agent,
+            challenge=challenge,
         )
         if not (isinstance(answer, Unconfirmed) and answer.obfuscated):
             logger.info("user signed up", extra={"user_id": answer.user.id})
@@ -267,6 +283,7 @@ class SessionService:
         address: str,
         links: VerifyLinks,
         signup_disabled: bool,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `/otp`: counted as a mail to that recipient before anything else (so the
         `create_user: false` answer, which GoTrue lets tell known from unknown, is rate-limited
@@ -278,6 +295,7 @@ class SessionService:
             user_metadata=user_metadata,
             links=links,
             signup_disabled=signup_disabled,
+            challenge=challenge,
         )
 
     async def gotrue_reauthenticate(self, *, claims: AccessClaims, address: str) -> None:
@@ -285,41 +303,98 @@ class SessionService:
         await self._count_email(claims.email, address, reason="reauthenticate")
         await self._gotrue_operations().reauthenticate(claims)
 
-    async def gotrue_request_email_change(
-        self, *, claims: AccessClaims, new_email: str, address: str, links: VerifyLinks
-    ) -> None:
-        """GoTrue's `PUT /user {email}`: counted toward the mail limits of the new address (its
-        recipient) and the client's, as `request_email_change`; no current password (GoTrue
-        asks for none: the bearer is the proof, and the old address gets a notice).
+    async def gotrue_update_user(
+        self,
+        *,
+        claims: AccessClaims,
+        address: str,
+        links: VerifyLinks,
+        password: str | None = None,
+        user_metadata: dict[str, Any] | None = None,
+        nonce: str | None = None,
+        new_email: str | None = None,
+        challenge: CodeChallenge | None = None,
+        require_reauthentication: bool = False,
+    ) -> UserRecord | None:
+        """GoTrue's `PUT /user`, all or nothing (`EmbeddedGoTrue.update_user`), counted first:
+
+        - a new password or a nonce toward the sign-in limits of the caller's account and
+          address: the 6-digit nonce is a guessable credential, and a new password is compared
+          with the current one (GoTrue's `same_password`), so a stolen access token guesses
+          neither faster than a sign-in could;
+        - a new address toward the mail limits of that address (its recipient) and the
+          client's, as `request_email_change`; no current password (GoTrue asks for none: the
+          bearer is the proof, and the old address gets a notice); `challenge`: a PKCE flow.
 
         Raises:
-            RateLimited, UserAlreadyExists.
+            RateLimited, WeakPassword, SamePassword, NonceRequired, NonceInvalid,
+            UserAlreadyExists.
         """
-        await self._count_email(new_email, address, reason="email_change")
-        if not await self._gotrue_operations().request_email_change(
-            claims, new_email=new_email, links=links
-        ):
-            raise UserAlreadyExists()
-        logger.info("email change requested", extra={"user_id": claims.user_id})
+        if password is not None or nonce:
+            try:
+                await self._limiter.hit_sign_in(email_key=email_key(claims.email), address=address)
+            except RateLimited:
+                account = account_fingerprint(email_key(claims.email))
+                log_security_event(
+                    "rate_limited", reason="user_update", account=account, address=address
+                )
+                raise
+        if new_email is not None:
+            await self._count_email(new_email, address, reason="email_change")
+        user = await self._gotrue_operations().update_user(
+            claims,
+            password=password,
+            user_metadata=user_metadata,
+            nonce=nonce,
+            require_reauthentication=require_reauthentication,
+            new_email=new_email,
+            links=links,
+            challenge=challenge,
+        )
+        if new_email is not None and user is not None:
+            logger.info("email change requested", extra={"user_id": claims.user_id})
+        return user
 
     async def gotrue_resend_email_change(
-        self, *, email: str, address: str, links: VerifyLinks
+        self,
+        *,
+        email: str,
+        address: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `/resend` `email_change`: counted as `/resend` `signup`."""
         await self._count_email(email, address, reason="email_resend")
-        await self._gotrue_operations().resend_email_change(email=email, links=links)
+        await self._gotrue_operations().resend_email_change(
+            email=email, links=links, challenge=challenge
+        )
 
-    async def gotrue_recover(self, *, email: str, address: str, links: VerifyLinks) -> None:
-        """GoTrue's `/recover`: counted and mailed as `request_password_reset`, GoTrue's link."""
+    async def gotrue_recover(
+        self,
+        *,
+        email: str,
+        address: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
+    ) -> None:
+        """GoTrue's `/recover`: counted and mailed as `request_password_reset`, GoTrue's link
+        (a PKCE one with `challenge`)."""
         await self._count_email(email, address, reason="password_forgot")
-        await self._gotrue_operations().recover(email=email, links=links)
+        await self._gotrue_operations().recover(email=email, links=links, challenge=challenge)
 
     async def gotrue_resend_confirmation(
-        self, *, email: str, address: str, links: VerifyLinks
+        self,
+        *,
+        email: str,
+        address: str,
+        links: VerifyLinks,
+        challenge: CodeChallenge | None = None,
     ) -> None:
         """GoTrue's `/resend` `signup`: counted and mailed as `resend_confirmation`."""
         await self._count_email(email, address, reason="email_resend")
-        await self._gotrue_operations().resend_confirmation(email=email, links=links)
+        await self._gotrue_operations().resend_confirmation(
+            email=email, links=links, challenge=challenge
+        )
 
     async def gotrue_verify(
         self,
@@ -346,11 +421,7 @@ class SessionService:
                 log_security_event("rate_limited", reason="verify", account=account)
                 raise
         else:
-            try:
-                await self._limiter.hit_sign_up(address=address)
-            except RateLimited:
-                log_security_event("rate_limited", reason="verify", address=address)
-                raise
+            await self._count_link(address)
         try:
             answer = await self._gotrue_operations().verify(
                 kind=kind, token_hash=token_hash, token=token, email=email, user_agent=user_agent
@@ -362,6 +433,64 @@ class SessionService:
             logger.info("email change half confirmed", extra={"user_id": answer.user_id})
             return answer
         logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
+        return answer
+
+    async def gotrue_verify_for_code(
+        self, *, kind: str, token_hash: str, address: str
+    ) -> AuthCode | EmailChangePending:
+        """GoTrue's `GET /verify` of a PKCE link: counted as any link's verify; an auth code
+        for the client's `grant_type=pkce`, not a session (or, the first verify of a secure
+        email change, `EmailChangePending`: no code yet).
+
+        Raises:
+            RateLimited, AccountTokenInvalid, FlowStateNotFound (both logged at info).
+        """
+        await self._count_link(address)
+        try:
+            answer = await self._gotrue_operations().verify_for_code(
+                kind=kind, token_hash=token_hash
+            )
+        except (AccountTokenInvalid, FlowStateNotFound) as exc:
+            logger.info("verification refused", extra={"reason": type(exc).__name__})
+            raise
+        if isinstance(answer, EmailChangePending):
+            logger.info("email change half confirmed", extra={"user_id": answer.user_id})
+            return answer
+        logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
+        return answer
+
+    async def gotrue_exchange_code(
+        self, *, auth_code: str, code_verifier: str, address: str, user_agent: str | None = None
+    ) -> GoTrueSession:
+        """GoTrue's `grant_type=pkce`: an auth code and its verifier for a session, counted
+        against the refresh limit (a code is as unguessable as a refresh token).
+
+        Raises:
+            RateLimited, FlowStateNotFound, FlowStateExpired (logged at info).
+            BadCodeVerifier: logged as a security event: a live code reached someone without
+                its verifier, which is the interception PKCE exists to stop.
+        """
+        try:
+            await self._limiter.hit_refresh(address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="pkce", address=address)
+            raise
+        try:
+            answer = await self._gotrue_operations().exchange_code(
+                auth_code=auth_code, code_verifier=code_verifier, user_agent=user_agent
+            )
+        except BadCodeVerifier as exc:
+            log_security_event(
+                "pkce_verifier_mismatch",
+                reason="bad_code_verifier",
+                user_id=exc.user_id,
+                address=address,
+            )
+            raise
+        except (FlowStateNotFound, FlowStateExpired) as exc:
+            logger.info("code exchange refused", extra={"reason": type(exc).__name__})
+            raise
+        logger.info("user signed in", extra={"user_id": answer.user.id, "grant": "pkce"})
         return answer
 
     async def gotrue_sign_in(
@@ -395,6 +524,14 @@ class SessionService:
             log_security_event("rate_limited", reason=reason, account=account, address=address)
             raise
 
+    async def _count_link(self, address: str) -> None:
+        """A link's token (256 bits) counts toward the client address's limit only."""
+        try:
+            await self._limiter.hit_sign_up(address=address)
+        except RateLimited:
+            log_security_event("rate_limited", reason="verify", address=address)
+            raise
+
     async def _count_sign_up(self, address: str) -> None:
         try:
             await self._limiter.hit_sign_up(address=address)
@@ -415,7 +552,7 @@ class SessionService:
             raise
         try:
             yield
-        except InvalidCredentials as exc:
+        except (InvalidCredentials, UserBanned) as exc:
             log_security_event("signin_failed", reason=exc.code, account=account, address=address)
             raise
 
@@ -434,4 +571,8 @@ class SessionService:
             raise
         except RefreshTokenInvalid as exc:
             logger.info("refresh refused", extra={"reason": exc.code})
+            raise
+        except UserBanned as exc:
+            # A banned user's client still refreshing: worth an operator's look.
+            log_security_event("refresh_refused", reason=exc.code, address=address)
             raise

@@ -48,6 +48,7 @@ from backend.app.core.errors import (
     RequestInvalid,
     Unauthorized,
     UserAlreadyExists,
+    UserBanned,
     WeakPassword,
 )
 from backend.app.db.engine import Database
@@ -79,6 +80,10 @@ _BY_CODE: dict[str, Callable[[], AppError]] = {
     "validation_failed": RequestInvalid,
     # A link's token unknown, used, expired, or of another kind.
     "otp_expired": AccountTokenInvalid,
+    # An admin's ban (`ban_duration`), at sign-in, refresh, `/verify` and on a bearer route.
+    # GoTrue's password grant says so before it checks the password (`token.go`): this app
+    # cannot check it in GoTrue's place, so a ban is told to whoever knows the address.
+    "user_banned": UserBanned,
 }
 
 
@@ -110,6 +115,13 @@ async def _gotrue_errors_mapped(**overrides: Callable[[], AppError]) -> AsyncIte
         _raise_mapped(error, overrides=overrides)
     except (httpx.HTTPError, OSError) as error:  # a transport error the client did not wrap
         raise ProviderUnavailable() from error
+    except (ValueError, TypeError, KeyError) as error:
+        # An answer the client cannot read (not JSON, or not the shape it expects: pydantic's
+        # ValidationError is a ValueError): a proxy's page, another service. The provider is
+        # not usable as configured, as for an unknown error code. Only the type is logged: the
+        # error's text quotes the answer, which may hold a token.
+        logger.warning("GoTrue's answer could not be read (%s)", type(error).__name__)
+        raise ProviderUnavailable() from None
 
 
 @asynccontextmanager
@@ -127,6 +139,13 @@ async def _mail_refusal_hidden(flow: str) -> AsyncIterator[None]:
 
 def _token_refused() -> Unauthorized:
     return Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
+
+
+def _sign_in_again() -> Unauthorized:
+    # GoTrue's secure password change: the session is over a day old and GoTrue wants the nonce
+    # of `/reauthenticate`, which this app's contract has no field for. A fresh sign-in is what
+    # satisfies it; a 503 would have the client retry something no retry can cure.
+    return Unauthorized(token_was_sent=True, details={"reason": "reauthentication_needed"})
 
 
 def _display_email(user: User) -> str:
@@ -253,14 +272,20 @@ class SupabaseIdentityProvider:
 
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
-        # GoTrue signs out with a live access token, which the cookie's refresh token gets.
+    ) -> str | None:
+        # GoTrue signs out with a live access token, which the cookie's refresh token gets: that
+        # rotates it, so the successor is handed back (scope `others` keeps this session).
         try:
             session = await self.refresh(refresh_token=refresh_token)
         except (RefreshTokenInvalid, RefreshTokenReused):
-            return  # already over
+            return None  # already over
+        except UserBanned:
+            # GoTrue refuses a banned user's refresh and `/logout` alike: the session cannot be
+            # ended from here, and it stays refused while the ban holds. The cookie is cleared.
+            return None
         async with _gotrue_errors_mapped():
             await self._client().admin.sign_out(session.access_token.token, scope.value)
+        return session.refresh_token if scope is SignOutScope.OTHERS else None
 
     async def change_password(
         self, claims: AccessClaims, *, current_password: str, new_password: str
@@ -303,11 +328,25 @@ class SupabaseIdentityProvider:
             # The link proved the mailbox; asking for the password the user already has is
             # not a failure of a reset.
             if error.details.get("reasons") != ["same_password"]:
+                await self._end_quietly(session.access_token)
                 raise
+        except Exception:
+            await self._end_quietly(session.access_token)
+            raise
         async with _gotrue_errors_mapped():
             await self._client().admin.sign_out(session.access_token, SignOutScope.OTHERS.value)
         await self._ensure_profile_of(user)
         return _auth_session(session, user)
+
+    async def _end_quietly(self, access_token: str) -> None:
+        """End the session a verified link opened, when the flow it was for failed: nobody
+        holds its refresh token, so it would stay live and unknown. Best effort: the failure
+        being reported matters more than this one."""
+        try:
+            async with _gotrue_errors_mapped():
+                await self._client().admin.sign_out(access_token, SignOutScope.LOCAL.value)
+        except AppError:
+            logger.warning("GoTrue did not end the session of a failed reset")
 
     async def resend_confirmation(self, *, email: str) -> None:
         # GoTrue sends nothing, and answers 200, for an unknown or confirmed address.
@@ -401,6 +440,7 @@ class SupabaseIdentityProvider:
             user_not_found=_token_refused,
             email_exists=UserAlreadyExists,
             same_password=lambda: WeakPassword(details={"reasons": ["same_password"]}),
+            reauthentication_needed=_sign_in_again,
         ):
             response = await client._request(  # the client's own transport
                 "PUT",

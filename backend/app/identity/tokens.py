@@ -187,13 +187,17 @@ class JwksKeys:
                     document = response.json()
             except (httpx.HTTPError, ValueError) as exc:
                 raise SigningKeysUnavailable(type(exc).__name__) from exc
+            if not (isinstance(document, dict) and isinstance(document.get("keys"), list)):
+                # Not a JWKS (a proxy's page, another service): no verdict on any token, and the
+                # keys already known stay, rather than every live token turning 401.
+                raise SigningKeysUnavailable("not a JWKS")
             self._keys = _parse_jwks(document)
             self._fetched_at = time.monotonic()
 
 
-def _parse_jwks(document: Any) -> dict[str, tuple[Any, str]]:
+def _parse_jwks(document: dict[str, Any]) -> dict[str, tuple[Any, str]]:
     keys: dict[str, tuple[Any, str]] = {}
-    for jwk in document.get("keys", []) if isinstance(document, dict) else []:
+    for jwk in document["keys"]:
         if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
             continue
         try:

@@ -15,12 +15,24 @@ A caller that issues a token writes the token and its mail in one transaction:
         mailer.enqueue(conn, mailer.password_reset(to=email, token=token, valid_for=ttl),
                        not_after=expires_at)
     await database.write(work)
+
+A mail whose recipient may have no account (a password reset, a resent confirmation) is asked
+for instead, the same one INSERT for any address (`mailer.request`); the sender resolves it
+with the identity provider's `MailResolver`, which issues the token and renders the mail in
+the sender's transaction (see `outbox.py`).
 """
 
 from backend.app.mail.backends import FileBackend, MailBackend, SmtpBackend, build_backend
 from backend.app.mail.mailer import CONFIRM_EMAIL_ROUTE, RESET_PASSWORD_ROUTE, Mailer
 from backend.app.mail.message import MailMessage
-from backend.app.mail.outbox import MailState, enqueue_mail
+from backend.app.mail.outbox import (
+    MailRequest,
+    MailResolver,
+    MailState,
+    Resolved,
+    enqueue_mail,
+    enqueue_request,
+)
 from backend.app.mail.sender import MailSender, retry_delay
 
 __all__ = [
@@ -29,11 +41,15 @@ __all__ = [
     "FileBackend",
     "MailBackend",
     "MailMessage",
+    "MailRequest",
+    "MailResolver",
     "MailSender",
     "MailState",
     "Mailer",
+    "Resolved",
     "SmtpBackend",
     "build_backend",
     "enqueue_mail",
+    "enqueue_request",
     "retry_delay",
 ]

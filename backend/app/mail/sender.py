@@ -4,7 +4,9 @@ One asyncio task per app instance, started and stopped with its services. It loo
 every `poll_interval_seconds` (one indexed read when there is none), and at once when this
 process enqueues one (`wake`). A failed delivery is retried after 1, 2, 4 … seconds, at most
 `backoff_cap_seconds` apart, until the message's `not_after`; then it is marked expired. Several
-instances over one database never send one message twice (see `outbox.claim_next`).
+instances over one database never send one message twice (see `outbox.claim_next`). With a
+resolver (`resolve_requests_with`), it first turns due requests into mails or drops them (see
+`outbox.resolve_next`).
 
 Log lines name the message by its outbox id, with the attempt and an exception's class: never
 the recipient, a body, a link or a token, and never an exception's message (an SMTP server's
@@ -29,11 +31,14 @@ from backend.app.db.tables import utcnow
 from backend.app.mail.backends import MailBackend
 from backend.app.mail.outbox import (
     ClaimedMail,
+    MailResolver,
+    RequestTaken,
     claim_next,
     finish_expired,
     finish_failed,
     finish_sent,
     next_due_at,
+    resolve_next,
     schedule_retry,
 )
 
@@ -94,10 +99,17 @@ class MailSender:
         self._woken = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._resolver: MailResolver | None = None
+
+    def resolve_requests_with(self, resolver: MailResolver) -> None:
+        """Resolve the outbox's requests with `resolver` (the identity provider's), before
+        delivering: without one they wait for a sender that has it."""
+        self._resolver = resolver
 
     def start(self) -> None:
-        """Start the sending task on the running event loop."""
+        """Start the sending task on the running event loop (again, after `stop`)."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="mail sender")
 
     def wake(self) -> None:
@@ -141,14 +153,32 @@ class MailSender:
                 rechecks = _RECHECKS
 
     async def deliver_one(self) -> bool:
-        """Claim one due message and deliver (or retry, expire) it; False when none is due.
+        """Resolve one due request (with a resolver), else claim one due message and deliver
+        (or retry, expire) it; False when none is due.
 
         Raises:
             DatabaseUnavailable: the outbox cannot be read or claimed.
         """
-        due = await self.database.read(next_due_at)
+        resolver = self._resolver
+        due = await self.database.read(partial(next_due_at, with_requests=resolver is not None))
         if due is None or due > utcnow():
             return False
+        if resolver is not None:
+            try:
+                resolution = await self.database.write(partial(resolve_next, resolve=resolver))
+            except RequestTaken:  # another sender's now; nothing of this attempt was written
+                return True
+            if resolution is not None:
+                if resolution.error is not None:
+                    logger.error(
+                        "mail request %d not resolved (%s); tried again later",
+                        resolution.id,
+                        resolution.error,
+                    )
+                else:
+                    # Whether it became a mail stays out of the log: it tells a known address.
+                    logger.debug("mail request %d resolved", resolution.id)
+                return True
         claim = await self.database.write(partial(claim_next, lease=self._lease))
         if claim is None:  # another sender took it
             return False

@@ -83,7 +83,7 @@ class TestAdminUpdate:
             {"password": "x" * 1025},
             {"email_confirm": "yes"},
             {"user_metadata": [1]},
-            {"ban_duration": "24h"},
+            {"ban_duration": "24"},  # no unit: Go's ParseDuration refuses it
             {"phone": "+15550100"},
             {"role": "service_role"},
         ],

@@ -25,6 +25,7 @@ from backend.tests.conftest import SPA_ORIGIN
 from backend.tests.gotrue.conftest import GoTrue
 from backend.tests.gotrue.mails import GoTrueMail, count_outbox, outbox_mails, received_mails
 from backend.tests.gotrue.test_lifecycle import follow, fragment
+from backend.tests.gotrue.test_pkce import exchange, new_verifier, pkce, query
 from backend.tests.gotrue_server import ANON_KEY, SERVICE_ROLE_KEY
 from backend.tests.helpers import PASSWORD, AuthApi, unique_email
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
@@ -186,6 +187,52 @@ class TestTwoVerifies:
         assert values["type"] == "email_change"
         user = await secure.call("GET", "/user", bearer=values["access_token"])
         assert user.json()["email"] == new
+
+    async def test_pkce_both_links_are_pkce_and_the_second_gives_the_code(self, secure, outbox):
+        """GoTrue's `sendEmailChange` prefixes both tokens; `verifyGet` answers the first with
+        `prepRedirectURL` (the message in the query too, a PKCE flow's) and issues the auth
+        code only on the second, which applies the change (one `email_change` flow state)."""
+        session = await confirmed_session(secure)
+        new, verifier = unique_email(), new_verifier()
+        asked = await secure.call(
+            "PUT", "/user", bearer=session["access_token"], json={"email": new, **pkce(verifier)}
+        )
+        assert asked.status_code == 200, asked.text
+        current = (await outbox_mails(outbox, session["user"]["email"]))[-1]
+        (to_new,) = await outbox_mails(outbox, new)
+
+        first = await follow(secure, current.link)
+        second = await follow(secure, to_new.link)
+        exchanged = await exchange(secure, query(second.headers["location"])["code"], verifier)
+
+        assert current.token.startswith("pkce_")
+        assert to_new.token.startswith("pkce_")
+        assert first.status_code == 303
+        assert query(first.headers["location"]) == {"message": HALF_DONE}
+        assert fragment(first.headers["location"]) == {"message": HALF_DONE, "sb": ""}
+        assert second.status_code == 303
+        assert exchanged.status_code == 200, exchanged.text
+        assert exchanged.json()["user"]["email"] == new
+
+    async def test_a_banned_users_first_verify_is_403_and_spends_nothing(self, secure, outbox):
+        """`verify.go` checks the ban before `emailChangeVerify`: the first verify of a banned
+        user is refused too, and its token still counts once the ban is lifted."""
+        session = await confirmed_session(secure)
+        current, _ = await change_email(secure, outbox, session, unique_email())
+        user_id = session["user"]["id"]
+
+        async def ban(duration: str) -> None:
+            banned = await secure.admin("PUT", f"/users/{user_id}", json={"ban_duration": duration})
+            assert banned.status_code == 200, banned.text
+
+        await ban("24h")
+        refused = await verify(secure, current.token)
+        await ban("none")
+        accepted = await verify(secure, current.token)
+
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "user_banned"
+        assert accepted.json() == {"msg": HALF_DONE, "code": "200"}
 
     async def test_the_first_token_replayed_after_it_was_accepted_is_refused(self, secure, outbox):
         """GoTrue clears the confirmed side's token: a replay is `otp_expired` and leaves the

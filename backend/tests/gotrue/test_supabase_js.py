@@ -86,6 +86,25 @@ class TestSupabaseJs:
         }  # fmt: skip
         assert admin["gone"] == {"name": "AuthApiError", "status": 404, "code": "user_not_found"}
 
+    def test_a_ban_through_the_admin_api(self, observed):
+        """`updateUserById({ban_duration})`: sign-in and refresh 400, `getUser` 403 (GoTrue's
+        statuses), Go's message for a bad duration, "none" lifts it."""
+        ban = observed["ban"]
+        banned = {"name": "AuthApiError", "code": "user_banned"}
+
+        assert ban["bannedUntil"] is True
+        assert ban["signIn"] == {**banned, "status": 400}
+        assert ban["refresh"] == {**banned, "status": 400}
+        assert ban["getUser"] == {**banned, "status": 403}
+        assert ban["invalid"] == {
+            "name": "AuthApiError",
+            "status": 400,
+            "code": "validation_failed",
+            "message": 'invalid format for ban duration: time: missing unit in duration "24"',
+        }
+        assert ban["lifted"] is None
+        assert ban["again"] is None
+
     def test_each_error_code_the_client_exposes(self, observed):
         errors = observed["errors"]
         codes = {name: error.get("code") for name, error in errors.items()}
@@ -115,25 +134,21 @@ class TestSupabaseJs:
         }  # fmt: skip
 
 
-@pytest.fixture
-def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
-    """`js/lifecycle.mjs` against the API with autoconfirm off, mailing through a real SMTP
-    server on loopback: each mail the script asks for is read from that server and handed to
-    it on stdin (its link, token and code)."""
+def _run_with_mails(serve, smtp, script: str, **overrides: Any) -> dict[str, Any]:
+    """Run `js/<script>` against the API with autoconfirm off, mailing through `smtp` (a real
+    SMTP server on loopback): each mail the script asks for is read from that server and
+    handed to it on stdin (its link, token and code). Returns its last line, parsed."""
     if not (JS / "node_modules" / "@supabase" / "supabase-js").is_dir():
         pytest.fail("run `npm ci --prefix backend/tests/gotrue/js` (make test does)")
-    smtp = make_smtp_server()
     settings = {
         "gotrue_mailer_autoconfirm": False,
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp.port,
         "smtp_tls": "none",
-        "rate_limit_email_per_recipient": "3/hour",
-        "gotrue_security_update_password_require_reauthentication": True,
     }
-    with serve(**settings) as url:
+    with serve(**(settings | overrides)) as url:
         node = subprocess.Popen(  # noqa: S603 -- fixed arguments
-            ["node", "--experimental-websocket", "--no-warnings", "lifecycle.mjs",  # noqa: S607
+            ["node", "--experimental-websocket", "--no-warnings", script,  # noqa: S607
              url, ANON_KEY, SPA_ORIGIN, SERVICE_ROLE_KEY],
             cwd=JS, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
@@ -162,6 +177,24 @@ def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
     assert returncode == 0, stderr
     result: dict[str, Any] = json.loads(last)
     return result
+
+
+@pytest.fixture
+def lifecycle_observed(serve, make_smtp_server) -> dict[str, Any]:
+    """`js/lifecycle.mjs`, with a low mail limit and the re-authentication switch on."""
+    return _run_with_mails(
+        serve,
+        make_smtp_server(),
+        "lifecycle.mjs",
+        rate_limit_email_per_recipient="3/hour",
+        gotrue_security_update_password_require_reauthentication=True,
+    )
+
+
+@pytest.fixture
+def pkce_observed(serve, make_smtp_server) -> dict[str, Any]:
+    """`js/pkce.mjs`: supabase-js with `flowType: 'pkce'`."""
+    return _run_with_mails(serve, make_smtp_server(), "pkce.mjs")
 
 
 class TestSupabaseJsLifecycle:
@@ -220,6 +253,38 @@ class TestSupabaseJsLifecycle:
             "over_email_send_rate_limit": {
                 "name": "AuthApiError", "status": 429, "code": "over_email_send_rate_limit"
             },
+        }  # fmt: skip
+
+
+class TestSupabaseJsPkce:
+    def test_sign_up_recovery_and_magic_link_codes_exchanged_for_sessions(self, pkce_observed):
+        """supabase-js with `flowType: 'pkce'`: each link's redirect carries `?code=` (no
+        session in the URL), `exchangeCodeForSession` turns it into a session once, with the
+        verifier only the asking client holds."""
+        observed = pkce_observed
+
+        assert observed["signUp"] == {
+            "error": None,
+            "session": False,
+            "prefixed": True,
+            "status": 303,
+            "landsOnSite": True,
+            "sessionInUrl": False,
+            "exchanged": True,
+            "confirmed": True,
+            "replay": {"status": 404, "code": "flow_state_not_found"},
+            "usedLink": "otp_expired",
+        }
+        assert observed["recovery"] == {
+            "error": None,
+            "type": "recovery",
+            "redirectType": "recovery",
+            "passwordRecovery": True,
+            "session": True,
+        }
+        assert observed["otp"] == {"error": None, "type": "magiclink", "email": True}
+        assert observed["stolenCode"] == {
+            "name": "AuthApiError", "status": 400, "code": "bad_code_verifier"
         }  # fmt: skip
 
 

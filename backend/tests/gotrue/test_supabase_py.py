@@ -23,10 +23,15 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 @pytest.fixture
 async def clients(serve) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: `await clients(url, key=ANON_KEY)` -> (client, paths it requested)."""
+    """Factory: `await clients(url, key=ANON_KEY, pkce=False)` -> (client, paths it requested).
+
+    supabase-py's `acreate_client` defaults to the PKCE flow; the suites written for the
+    implicit one (a link's session in the fragment) ask for it, `pkce=True` keeps the default."""
     opened: list[httpx.AsyncClient] = []
 
-    async def make(url: str, key: str = ANON_KEY) -> tuple[AsyncClient, list[str]]:
+    async def make(
+        url: str, key: str = ANON_KEY, *, pkce: bool = False
+    ) -> tuple[AsyncClient, list[str]]:
         paths: list[str] = []
 
         async def record(request: httpx.Request) -> None:
@@ -37,6 +42,8 @@ async def clients(serve) -> AsyncIterator[Callable[..., Any]]:
         options = AsyncClientOptions(
             auto_refresh_token=False, persist_session=False, httpx_client=http
         )
+        if not pkce:
+            options.flow_type = "implicit"
         return await acreate_client(url, key, options=options), paths
 
     yield make
@@ -251,28 +258,29 @@ def _fragment(location: str) -> dict[str, str]:
     return {key: found[0] for key, found in values.items()}
 
 
+@pytest.fixture
+def mailing(serve, make_smtp_server):
+    """Factory: `with mailing(**overrides) as (url, smtp):` the API with autoconfirm off,
+    mailing through an SMTP server on loopback."""
+    smtp = make_smtp_server()
+
+    @contextlib.contextmanager
+    def run(**overrides: Any):
+        settings = {
+            "gotrue_mailer_autoconfirm": False,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_tls": "none",
+        }
+        with serve(**(settings | overrides)) as url:
+            yield url, smtp
+
+    return run
+
+
 class TestLifecycleSupabasePy:
     """Each lifecycle call of supabase-py, with the mail caught by a real SMTP server on
     loopback and its link or code followed."""
-
-    @pytest.fixture
-    def mailing(self, serve, make_smtp_server):
-        """Factory: `with mailing(**overrides) as (url, smtp):` the API with autoconfirm off,
-        mailing through an SMTP server on loopback."""
-        smtp = make_smtp_server()
-
-        @contextlib.contextmanager
-        def run(**overrides: Any):
-            settings = {
-                "gotrue_mailer_autoconfirm": False,
-                "smtp_host": "127.0.0.1",
-                "smtp_port": smtp.port,
-                "smtp_tls": "none",
-            }
-            with serve(**(settings | overrides)) as url:
-                yield url, smtp
-
-        return run
 
     async def test_sign_up_mails_a_link_that_the_browser_follows_to_a_session(
         self, mailing, clients
@@ -514,6 +522,74 @@ class TestAdminUpdateSupabasePy:
         assert missing == "user_not_found"
 
 
+class TestBanSupabasePy:
+    async def test_ban_duration_through_update_user_by_id_then_lift_it(self, serve, clients):
+        """supabase-py's admin API bans (`ban_duration`, GoTrue's `admin.go`); the banned user's
+        sign-in and refresh are GoTrue's 400 `user_banned`; "none" lifts the ban."""
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            created = await admin_client.auth.admin.create_user(
+                {"email": email, "password": PASSWORD, "email_confirm": True}
+            )
+            first = await client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            assert first.session is not None
+
+            banned = await admin_client.auth.admin.update_user_by_id(
+                created.user.id, {"ban_duration": "24h"}
+            )
+            sign_in = await api_error(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+            refresh = await api_error(client.auth.refresh_session(first.session.refresh_token))
+            invalid = await api_error(
+                admin_client.auth.admin.update_user_by_id(created.user.id, {"ban_duration": "24"})
+            )
+            lifted = await admin_client.auth.admin.update_user_by_id(
+                created.user.id, {"ban_duration": "none"}
+            )
+            again = await client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+
+        assert banned.user.banned_until is not None
+        assert (sign_in.status, sign_in.code, sign_in.message) == (
+            400,
+            "user_banned",
+            "User is banned",
+        )
+        assert (refresh.status, refresh.code) == (400, "user_banned")
+        assert (invalid.status, invalid.code) == (400, "validation_failed")
+        assert (
+            invalid.message
+            == 'invalid format for ban duration: time: missing unit in duration "24"'
+        )
+        assert lifted.user.banned_until is None
+        assert again.session is not None
+
+
+class TestSoftDeleteSupabasePy:
+    async def test_delete_user_with_should_soft_delete(self, serve, clients):
+        """supabase-py's `delete_user(id, should_soft_delete=True)`: the user stays, obfuscated
+        and with `deleted_at`, and no longer signs in (GoTrue `adminUserDelete`)."""
+        with serve() as url:
+            admin_client, _ = await clients(url, SERVICE_ROLE_KEY)
+            client, _ = await clients(url)
+            email = unique_email()
+            created = await admin_client.auth.admin.create_user(
+                {"email": email, "password": PASSWORD, "email_confirm": True}
+            )
+
+            await admin_client.auth.admin.delete_user(created.user.id, should_soft_delete=True)
+            kept = await admin_client.auth.admin.get_user_by_id(created.user.id)
+            sign_in = await outcome(
+                client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+            )
+
+        assert kept.user.deleted_at is not None
+        assert kept.user.email != email
+        assert sign_in == "invalid_credentials"
+
+
 class TestInviteAndGenerateLinkSupabasePy:
     async def test_invite_user_by_email_and_follow_its_link(self, serve, clients, make_smtp_server):
         smtp = make_smtp_server()
@@ -589,3 +665,126 @@ class TestEmailChangeSupabasePy:
         assert asked.user.email == old
         assert verified.user is not None
         assert verified.user.email == new
+
+
+async def _code_of(link: str) -> tuple[httpx.Response, dict[str, str]]:
+    """A browser following a mail's link, without following the redirect: the 303 and the
+    redirect's query."""
+    async with httpx.AsyncClient() as browser:
+        opened = await browser.get(link)
+    query = parse_qs(urlsplit(opened.headers["location"]).query)
+    return opened, {key: found[0] for key, found in query.items()}
+
+
+class TestPkceSupabasePy:
+    """supabase-py with its default flow (PKCE): a link's redirect carries `?code=`, which
+    `exchange_code_for_session` turns into a session with the verifier the client kept."""
+
+    async def test_sign_up_link_gives_a_code_the_client_exchanges_for_a_session(
+        self, mailing, clients
+    ):
+        with mailing() as (url, smtp):
+            client, paths = await clients(url, pkce=True)
+            email = unique_email()
+
+            signed_up = await client.auth.sign_up(
+                {"email": email, "password": PASSWORD, "options": {"email_redirect_to": SPA_ORIGIN}}
+            )
+            (mail,) = await received_mails(smtp, email)
+            opened, query = await _code_of(mail.link)
+            exchanged = await client.auth.exchange_code_for_session({"auth_code": query["code"]})
+            user = await client.auth.get_user()
+
+        assert signed_up.session is None
+        assert mail.token.startswith("pkce_")
+        assert opened.status_code == 303
+        assert opened.headers["location"].startswith(f"{SPA_ORIGIN}?code=")
+        assert "access_token" not in opened.headers["location"]
+        assert exchanged.session is not None
+        assert exchanged.user is not None
+        assert exchanged.user.email == email
+        assert user is not None
+        assert user.user.email_confirmed_at is not None
+        assert "POST /auth/v1/token" in paths
+
+    async def test_reset_password_link_code_exchange_then_update_user(self, mailing, clients):
+        with mailing(gotrue_mailer_autoconfirm=True) as (url, smtp):
+            client, _ = await clients(url, pkce=True)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+            events: list[str] = []
+            client.auth.on_auth_state_change(lambda event, _session: events.append(event))
+
+            await client.auth.reset_password_for_email(email, {"redirect_to": SPA_ORIGIN})
+            (mail,) = await received_mails(smtp, email)
+            _, query = await _code_of(mail.link)
+            exchanged = await client.auth.exchange_code_for_session({"auth_code": query["code"]})
+            await client.auth.update_user({"password": "a brand new passphrase"})
+            fresh, _ = await clients(url)
+            signed_in = await fresh.auth.sign_in_with_password(
+                {"email": email, "password": "a brand new passphrase"}
+            )
+
+        assert mail.query["type"] == "recovery"
+        assert mail.token.startswith("pkce_")
+        assert exchanged.session is not None
+        assert "PASSWORD_RECOVERY" in events
+        assert signed_in.session is not None
+
+    async def test_sign_in_with_otp_magic_link_code_exchange(self, mailing, clients):
+        with mailing(gotrue_mailer_autoconfirm=True) as (url, smtp):
+            client, _ = await clients(url, pkce=True)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+            await client.auth.sign_out()
+
+            await client.auth.sign_in_with_otp({"email": email})
+            (mail,) = await received_mails(smtp, email)
+            _, query = await _code_of(mail.link)
+            exchanged = await client.auth.exchange_code_for_session({"auth_code": query["code"]})
+            replayed = await outcome(
+                client.auth.exchange_code_for_session(
+                    {"auth_code": query["code"], "code_verifier": "x" * 43}
+                )
+            )
+
+        assert mail.query["type"] == "magiclink"
+        assert exchanged.session is not None
+        assert exchanged.user is not None
+        assert exchanged.user.email == email
+        assert replayed == "flow_state_not_found"
+
+    async def test_update_user_email_link_code_exchange_applies_the_change(self, mailing, clients):
+        with mailing(gotrue_mailer_autoconfirm=True) as (url, smtp):
+            client, _ = await clients(url, pkce=True)
+            old, new = unique_email(), unique_email()
+            await client.auth.sign_up({"email": old, "password": PASSWORD})
+
+            await client.auth.update_user({"email": new})
+            (mail,) = await received_mails(smtp, new)
+            _, query = await _code_of(mail.link)
+            exchanged = await client.auth.exchange_code_for_session({"auth_code": query["code"]})
+
+        assert mail.token.startswith("pkce_")
+        assert exchanged.user is not None
+        assert exchanged.user.email == new
+
+    async def test_a_wrong_verifier_is_bad_code_verifier_and_the_code_still_works(
+        self, mailing, clients
+    ):
+        with mailing() as (url, smtp):
+            client, _ = await clients(url, pkce=True)
+            email = unique_email()
+            await client.auth.sign_up({"email": email, "password": PASSWORD})
+            (mail,) = await received_mails(smtp, email)
+            _, query = await _code_of(mail.link)
+
+            refused = await api_error(
+                client.auth.exchange_code_for_session(
+                    {"auth_code": query["code"], "code_verifier": "y" * 64}
+                )
+            )
+            exchanged = await client.auth.exchange_code_for_session({"auth_code": query["code"]})
+
+        assert (refused.status, str(refused.code)) == (400, "bad_code_verifier")
+        assert exchanged.session is not None

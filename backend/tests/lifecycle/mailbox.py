@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
+
+import sqlalchemy as sa
+
+from backend.app.db.tables import mail_outbox
 
 _LINK = re.compile(r"#(reset-password|confirm-email)\?token=([A-Za-z0-9_%\-]+)")
 # A mail of the GoTrue-compatible API (what the supabase provider's project sends): GoTrue's
@@ -69,3 +74,18 @@ async def mails_to(
 
 def count_to(outbox: Path, recipient: str) -> int:
     return sum(1 for path in outbox.glob("*.eml") if recipient_of(path.read_text()) == recipient)
+
+
+async def requests_resolved(database: Any, *, seconds: float = 5.0) -> None:
+    """Wait until the mail sender has resolved every mail request in the outbox (into a mail,
+    or into nothing for an address without an account)."""
+
+    def waiting(conn: sa.Connection) -> int:
+        count = sa.select(sa.func.count()).select_from(mail_outbox)
+        return int(conn.execute(count.where(mail_outbox.c.state == "requested")).scalar_one())
+
+    for _ in range(int(seconds / 0.02)):
+        if not await database.read(waiting):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the mail sender left requests unresolved")

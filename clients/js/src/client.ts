@@ -284,6 +284,12 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
 
   // -- refresh -------------------------------------------------------------------------------
 
+  // A ban (403 `user_banned`) refuses the session as a 401 does, but no refresh or retry cures
+  // it: the session ends here and the error goes to the caller, who can say why.
+  function isBan(error: unknown): error is ApiError {
+    return error instanceof ApiError && error.status === 403 && error.code === "user_banned";
+  }
+
   // Refresh the session unless this tab already replaced `staleToken`. All callers share one
   // in-flight refresh.
   function refreshSession(staleToken: string | null): Promise<HeldSession | null> {
@@ -294,7 +300,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         return session;
       } catch (error) {
         // Only a refusal of the session ends it; a network error or a 503 keeps it for later.
-        if (error instanceof ApiError && error.status === 401) dropSession(error.code);
+        if (error instanceof ApiError && (error.status === 401 || isBan(error))) dropSession(error.code);
         throw error;
       }
     }).finally(() => {
@@ -369,7 +375,12 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
         throw error;
       }
     }
-    return finish<T>(response);
+    try {
+      return await finish<T>(response);
+    } catch (error) {
+      if (isBan(error)) dropSession(error.code);
+      throw error;
+    }
   }
 
   function request<T = unknown>(path: string, options?: RequestOptions): Promise<T> {
@@ -414,6 +425,7 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
           dropSession(error.code, { broadcast: false });
           return null;
         }
+        if (isBan(error)) dropSession(error.code, { broadcast: false });
         throw error;
       }
     },

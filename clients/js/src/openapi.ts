@@ -729,7 +729,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -788,7 +788,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -836,7 +836,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -888,7 +888,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -933,7 +933,7 @@ export interface operations {
                     "application/json": components["schemas"]["OkOut"];
                 };
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -992,7 +992,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1044,7 +1044,7 @@ export interface operations {
                     "application/json": components["schemas"]["OkOut"];
                 };
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1103,7 +1103,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `invalid_current_password` */
+            /** @description `invalid_current_password` / `user_banned` */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1169,7 +1169,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) */
+            /** @description `csrf_*` / `origin_not_allowed` / `email_not_confirmed` (sign-in) / `user_banned` (sign-in after the password check, refresh, lifecycle links) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1221,7 +1221,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description `invalid_current_password` */
+            /** @description `invalid_current_password` / `user_banned` */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1276,6 +1276,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `user_banned`: an admin banned this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description `not_supported` (supabase provider) */
             501: {
                 headers: {
@@ -1305,6 +1312,13 @@ export interface operations {
             };
             /** @description `unauthorized` / `auth_invalid_credentials` / `refresh_token_*` */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `user_banned`: an admin banned this user */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1355,6 +1369,13 @@ export interface operations {
             };
             /** @description `unauthorized` / `auth_invalid_credentials` / `refresh_token_*` */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `user_banned`: an admin banned this user */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -12,7 +12,7 @@ const BASE = "http://api.test";
 
 // A fake API: tokens are "t1", "t2", ...; `expired` tokens get 401 on protected routes.
 // `mostRefreshesAtOnce` is the largest number of POST /auth/refresh it was answering at one time.
-function fakeServer({ refreshStatus = 200, csrfFailures = 0, protectedStatus = null } = {}) {
+function fakeServer({ refreshStatus = 200, csrfFailures = 0, protectedStatus = null, protectedCode = "x" } = {}) {
   const state = { calls: [], token: 0, expired: new Set(), csrfFailures, refreshing: 0, mostRefreshesAtOnce: 0 };
   const json = (status, body) =>
     new Response(status === 204 ? null : JSON.stringify(body), {
@@ -48,14 +48,15 @@ function fakeServer({ refreshStatus = 200, csrfFailures = 0, protectedStatus = n
         await new Promise((resolve) => setTimeout(resolve, 5));
         state.refreshing -= 1;
         if (refreshStatus === "network") throw new TypeError("Failed to fetch");
-        if (refreshStatus !== 200) return json(refreshStatus, { code: refreshStatus === 401 ? "refresh_token_invalid" : "provider_unavailable", message: "m", details: {} });
+        const refreshCode = { 401: "refresh_token_invalid", 403: "user_banned" }[refreshStatus] ?? "provider_unavailable";
+        if (refreshStatus !== 200) return json(refreshStatus, { code: refreshCode, message: "m", details: {} });
         return json(200, session());
       }
       if (path === "/auth/signin") return json(200, session());
       if (path === "/auth/logout") return json(200, { ok: true });
     }
     const token = (headers.get("Authorization") ?? "").replace("Bearer ", "");
-    if (protectedStatus) return json(protectedStatus, { code: "x", message: "m", details: {} });
+    if (protectedStatus) return json(protectedStatus, { code: protectedCode, message: "m", details: {} });
     if (!token || state.expired.has(token)) return json(401, { code: "unauthorized", message: "Missing or invalid token", details: {} });
     return json(200, { items: [], token });
   };
@@ -152,6 +153,44 @@ describe("protected calls", () => {
       assert.notEqual(client.session, null);
     });
   }
+
+  test("a ban (403 user_banned) during refresh ends the session and is not retried", async () => {
+    const server = fakeServer({ refreshStatus: 403 });
+    const client = await signedIn(server);
+    server.expired.add("t1");
+
+    await assert.rejects(client.request("/items"), { status: 403, code: "user_banned", retryable: false });
+
+    assert.equal(client.session, null);
+    assert.equal(server.count("/auth/refresh"), 1);
+  });
+
+  test("a ban (403 user_banned) on a protected call ends the session", async () => {
+    const server = fakeServer({ protectedStatus: 403, protectedCode: "user_banned" });
+    const client = await signedIn(server);
+
+    await assert.rejects(client.request("/auth/me"), { status: 403, code: "user_banned" });
+
+    assert.equal(client.session, null);
+  });
+
+  test("another 403 on a protected call keeps the session", async () => {
+    const server = fakeServer({ protectedStatus: 403 });
+    const client = await signedIn(server);
+
+    await assert.rejects(client.request("/items"), { status: 403, code: "x" });
+
+    assert.notEqual(client.session, null);
+  });
+
+  test("restoreSession of a banned user ends the session and reports the ban", async () => {
+    const server = fakeServer({ refreshStatus: 403 });
+    const client = clientFor(server);
+
+    await assert.rejects(client.restoreSession(), { status: 403, code: "user_banned" });
+
+    assert.equal(client.session, null);
+  });
 
   test("server errors come back typed with code, message and details", async () => {
     const server = fakeServer({ protectedStatus: 404 });

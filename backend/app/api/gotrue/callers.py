@@ -6,7 +6,8 @@ as `Annotated` dependencies the routes declare:
 
 - `ApiKey`: every route but the JWKS. Public routes authenticate the caller by this header
   *only*: supabase-py sends a stale user token in `Authorization` there (docs/gotrue-api.md §7).
-- `SignedIn`: `GET/PUT /user`, `/logout`: a user's access token whose session still exists.
+- `SignedIn`: `GET/PUT /user`, `/logout`: a user's access token whose session still exists,
+  of a user who is not banned.
 - `Admin`: `/admin/*`: the service-role key as the bearer, or (as GoTrue does for projects on
   legacy keys) an HS256 JWT signed with `SUPABASE_JWT_SECRET` whose `role` is an admin role.
 
@@ -31,7 +32,14 @@ from backend.app.identity.embedded import EmbeddedGoTrue, UserRecord
 from backend.app.identity.tokens import SigningKeysUnavailable, TokenInvalid
 from backend.app.services import Services
 
-from .errors import GoTrueCode, GoTrueError, invalid_api_key, no_api_key, translate_app_errors
+from .errors import (
+    GoTrueCode,
+    GoTrueError,
+    invalid_api_key,
+    no_api_key,
+    translate_app_errors,
+    user_banned,
+)
 
 __all__ = ["Admin", "ApiKey", "Config", "GoTrueDep", "SignedIn", "SignedInUser"]
 
@@ -142,6 +150,8 @@ async def _live(gotrue: EmbeddedGoTrue, claims: AccessClaims) -> UserRecord:
             GoTrueCode.SESSION_NOT_FOUND,
             "Session from session_id claim in JWT does not exist",
         )
+    if state.banned:  # a token issued before the ban (GoTrue `requireAuthentication`)
+        raise user_banned()
     return state.user
 
 

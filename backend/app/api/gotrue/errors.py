@@ -50,6 +50,7 @@ from backend.app.core.errors import (
     RefreshTokenReused,
     SamePassword,
     UserAlreadyExists,
+    UserBanned,
     WeakPassword,
 )
 from backend.app.db.engine import DatabaseUnavailable
@@ -73,6 +74,7 @@ __all__ = [
     "request_limit_refusal",
     "translate_app_errors",
     "user_already_exists",
+    "user_banned",
     "validation_failed",
 ]
 
@@ -87,10 +89,12 @@ class GoTrueCode(StrEnum):
     """The error codes of GoTrue's `internal/api/apierrors/errorcode.go` that this API answers."""
 
     ANONYMOUS_PROVIDER_DISABLED = "anonymous_provider_disabled"
+    BAD_CODE_VERIFIER = "bad_code_verifier"
     BAD_JSON = "bad_json"
     BAD_JWT = "bad_jwt"
     EMAIL_EXISTS = "email_exists"
     EMAIL_NOT_CONFIRMED = "email_not_confirmed"
+    FLOW_STATE_EXPIRED = "flow_state_expired"
     FLOW_STATE_NOT_FOUND = "flow_state_not_found"
     INVALID_CREDENTIALS = "invalid_credentials"
     MANUAL_LINKING_DISABLED = "manual_linking_disabled"
@@ -279,8 +283,11 @@ def _from_app_error(
     user_exists: Callable[[], GoTrueError],
     rate_limited: Callable[[RateLimited], GoTrueError] | None = None,
     token_invalid: Callable[[], GoTrueError] | None = None,
+    banned: Callable[[], GoTrueError] | None = None,
 ) -> GoTrueError:
     match exc:
+        case UserBanned():
+            return (banned or user_banned)()
         case RateLimited() if rate_limited is not None:
             return rate_limited(exc)
         case AccountTokenInvalid():
@@ -339,6 +346,13 @@ def email_rate_limited(exc: RateLimited) -> GoTrueError:
     )
 
 
+def user_banned(message: str = "User is banned", status: int = 403) -> GoTrueError:
+    """GoTrue's refusal of a banned user: 403 "User is banned" at `/verify` and on a bearer
+    route (`verify.go`, `auth.go`); the password grant says it with 400 (`token.go`), the
+    refresh grant with 400 "Invalid Refresh Token: User Banned" (`tokens/service.go`)."""
+    return GoTrueError(status, GoTrueCode.USER_BANNED, message)
+
+
 def link_invalid() -> GoTrueError:
     """A link's token (`token_hash`) unknown, spent, expired or of another type."""
     return GoTrueError(403, GoTrueCode.OTP_EXPIRED, "Email link is invalid or has expired")
@@ -355,6 +369,7 @@ def translate_app_errors(
     user_exists: Callable[[], GoTrueError] = user_already_exists,
     rate_limited: Callable[[RateLimited], GoTrueError] | None = None,
     token_invalid: Callable[[], GoTrueError] | None = None,
+    banned: Callable[[], GoTrueError] | None = None,
 ) -> Iterator[None]:
     """Turn the app's errors raised by the provider (or the limiter) into GoTrue's.
 
@@ -362,12 +377,18 @@ def translate_app_errors(
         user_exists: the answer to UserAlreadyExists (sign-up's, or the admin API's).
         rate_limited: the answer to RateLimited (a mail route's); default GoTrue's request limit.
         token_invalid: the answer to AccountTokenInvalid; default `link_invalid`.
+        banned: the answer to UserBanned; default `user_banned` (403, GoTrue's `/verify` and
+            bearer check); the token grants answer 400 (`token.go`, `tokens/service.go`).
     """
     try:
         yield
     except AppError as exc:
         raise _from_app_error(
-            exc, user_exists=user_exists, rate_limited=rate_limited, token_invalid=token_invalid
+            exc,
+            user_exists=user_exists,
+            rate_limited=rate_limited,
+            token_invalid=token_invalid,
+            banned=banned,
         ) from exc
     except DatabaseUnavailable as exc:
         raise _unavailable(exc.retry_after_seconds) from exc

@@ -9,9 +9,8 @@ error codes, and the mails' links (`links.py`). Sources: GT `internal/api/recove
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
@@ -20,9 +19,12 @@ from backend.app.api.deps import ClientAddress, SessionsDep
 from backend.app.core.request_limits import client_user_agent
 from backend.app.db.tables import utcnow
 from backend.app.identity.embedded import (
+    PKCE_PREFIX,
     VERIFY_TYPES,
+    AuthCode,
     EmailChangePending,
     EmailUnconfirmed,
+    FlowStateNotFound,
     GoTrueSession,
     LinkRefused,
     SignUpsNotAllowed,
@@ -49,6 +51,7 @@ from .schemas import (
     ResendBody,
     VerifyBody,
     checked_email,
+    code_challenge,
     openapi_body,
     read_body,
     session_fields,
@@ -84,14 +87,18 @@ async def recover(
     request: Request, _key: ApiKey, sessions: SessionsDep, address: ClientAddress, config: Config
 ) -> dict[str, Any]:
     """GoTrue `recover.go`: 200 `{}` for a known and an unknown address alike; the known one
-    is mailed a recovery link to `/verify` (and its code)."""
+    is mailed a recovery link to `/verify` (and its code); a PKCE one with `code_challenge`."""
     body = await read_body(request, RecoverBody)
     if not body.email:
         raise validation_failed("Password recovery requires an email")
     email = _email_of(body.email)
+    challenge = code_challenge(body)
     with translate_app_errors(rate_limited=email_rate_limited):
         await sessions.gotrue_recover(
-            email=email, address=address, links=verify_links(request, config)
+            email=email,
+            address=address,
+            links=verify_links(request, config),
+            challenge=challenge,
         )
     return {}
 
@@ -108,6 +115,7 @@ async def otp(
         raise validation_failed("Only an email address or phone number should be provided")
     if body.email and body.channel:
         raise validation_failed("Channel should only be specified with Phone OTP")
+    challenge = code_challenge(body)
     if not body.email:
         if not body.phone:
             raise validation_failed("One of email or phone must be set")
@@ -124,6 +132,7 @@ async def otp(
                 address=address,
                 links=verify_links(request, config),
                 signup_disabled=config.gotrue_disable_signup,
+                challenge=challenge,
             )
     except SignUpsNotAllowed as exc:
         if exc.for_otp:
@@ -158,13 +167,15 @@ async def reauthenticate(
 async def resend(
     request: Request, _key: ApiKey, sessions: SessionsDep, address: ClientAddress, config: Config
 ) -> dict[str, Any]:
-    """GoTrue `resend.go`: 200 `{}`; a new confirmation mail only to an unconfirmed sign-up."""
+    """GoTrue `resend.go`: 200 `{}`; a new confirmation mail only to an unconfirmed sign-up.
+    `code_challenge` is read for `signup` and `email_change` only, as GoTrue's."""
     body = await read_body(request, ResendBody)
     kind = body.type or ""
     if kind not in _RESEND_TYPES:
         raise validation_failed(
             "Missing one of these types: signup, email_change, sms, phone_change"
         )
+    challenge = code_challenge(body) if kind in ("signup", "email_change") else None
     if not body.email and kind == "signup":
         raise validation_failed("Type provided requires an email address")
     if not body.phone and kind == "sms":
@@ -179,9 +190,13 @@ async def resend(
     links = verify_links(request, config)
     with translate_app_errors(rate_limited=email_rate_limited):
         if kind == "signup":
-            await sessions.gotrue_resend_confirmation(email=email, address=address, links=links)
+            await sessions.gotrue_resend_confirmation(
+                email=email, address=address, links=links, challenge=challenge
+            )
         elif kind == "email_change":
-            await sessions.gotrue_resend_email_change(email=email, address=address, links=links)
+            await sessions.gotrue_resend_email_change(
+                email=email, address=address, links=links, challenge=challenge
+            )
     return {}
 
 
@@ -246,13 +261,23 @@ def _with_fragment(url: str, fields: dict[str, Any]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, fragment))
 
 
+def _with_query(url: str, fields: dict[str, str]) -> str:
+    """GoTrue's PKCE redirects (`prepPKCERedirectURL`): the fields set in the URL's query (a
+    parameter of the same name replaced), all sorted by name; the fragment kept."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in fields]
+    query = urlencode(sorted([*kept, *fields.items()]))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
 @router.get("/verify", response_class=RedirectResponse, status_code=303)
 async def verify_get(
     request: Request, sessions: SessionsDep, address: ClientAddress, config: Config
 ) -> RedirectResponse:
     """GoTrue `verify.go` `verifyGet`, a mail's link (no `apikey`: the gateway leaves `/verify`
     open): 303 to `redirect_to` (if allowed, else SITE_URL) with the session in the fragment,
-    or the error there (`error`, `error_code`, `error_description`)."""
+    or the error there (`error`, `error_code`, `error_description`). A PKCE link (`pkce_`
+    token): `?code=<auth code>` in the query instead, and an error in the query too."""
     token = request.query_params.get("token", "")
     kind = request.query_params.get("type", "")
     if not kind:
@@ -260,28 +285,52 @@ async def verify_get(
     if not token:
         raise validation_failed("Verify requires a token or a token hash")
     target = allowed_redirect(request.query_params.get("redirect_to"), config)
+    pkce = token.startswith(PKCE_PREFIX)
     try:
         if kind not in VERIFY_TYPES:
             raise validation_failed("Invalid email verification type")
         with translate_app_errors(token_invalid=link_invalid):
-            answer = await sessions.gotrue_verify(
-                kind=kind,
-                token_hash=token,
-                address=address,
-                user_agent=client_user_agent(request),
-            )
+            answer: GoTrueSession | AuthCode | EmailChangePending
+            if pkce:
+                answer = await sessions.gotrue_verify_for_code(
+                    kind=kind, token_hash=token, address=address
+                )
+            else:
+                answer = await sessions.gotrue_verify(
+                    kind=kind,
+                    token_hash=token,
+                    address=address,
+                    user_agent=client_user_agent(request),
+                )
+    except FlowStateNotFound as exc:
+        return RedirectResponse(
+            _error_redirect(target, 400, GoTrueCode.FLOW_STATE_NOT_FOUND, exc.message, pkce),
+            status_code=303,
+        )
     except GoTrueError as exc:
         if exc.status == 429 or exc.status >= 500:
             raise  # GoTrue's limiter answers before the handler; an outage is no verdict
-        error = {"error_code": exc.code.value, "error_description": exc.message}
-        if exc.status in _OAUTH_ERRORS:
-            error["error"] = _OAUTH_ERRORS[exc.status]
-        return RedirectResponse(_with_fragment(target, error), status_code=303)
+        return RedirectResponse(
+            _error_redirect(target, exc.status, exc.code, exc.message, pkce), status_code=303
+        )
     if isinstance(answer, EmailChangePending):  # GoTrue's `prepRedirectURL`
         message = {"message": _EMAIL_CHANGE_HALF_DONE}
-        return RedirectResponse(_with_fragment(target, message), status_code=303)
+        # A PKCE link's message is in the query too (where a server-side callback reads it).
+        half_done = _with_query(target, message) if pkce else target
+        return RedirectResponse(_with_fragment(half_done, message), status_code=303)
+    if isinstance(answer, AuthCode):
+        return RedirectResponse(_with_query(target, {"code": answer.code}), status_code=303)
     fields = {**session_fields(answer.session), "type": kind}
     return RedirectResponse(_with_fragment(target, fields), status_code=303)
+
+
+def _error_redirect(target: str, status: int, code: GoTrueCode, message: str, pkce: bool) -> str:
+    """GoTrue `prepErrorRedirectURL`: the error in the fragment and, for a PKCE link, in the
+    query too (where a server-side callback reads it)."""
+    error = {"error_code": code.value, "error_description": message}
+    if status in _OAUTH_ERRORS:
+        error["error"] = _OAUTH_ERRORS[status]
+    return _with_fragment(_with_query(target, error) if pkce else target, error)
 
 
 def _link_refused(exc: LinkRefused, kind: str) -> GoTrueError:
@@ -318,9 +367,8 @@ async def invite(
             )
     except LinkRefused as exc:
         raise _link_refused(exc, "invite") from None
-    now = utcnow()
-    # `invited_at` is not stored: the answer says when, as GoTrue's does.
-    return {**user_json(user, confirmation_sent_at=now), "invited_at": _iso(now)}
+    # GoTrue's `sendInvite` sets `invited_at` and `confirmation_sent_at` to one time.
+    return user_json(user, confirmation_sent_at=user.invited_at or utcnow())
 
 
 @router.post("/admin/generate_link", openapi_extra=openapi_body(GenerateLinkBody))
@@ -358,7 +406,3 @@ async def generate_link(
         "verification_type": answer.verification_type,
         "redirect_to": target,
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +22,9 @@ from backend.app.core.request_limits import client_user_agent
 from backend.app.identity.base import SignOutScope
 from backend.app.identity.emails import email_key
 from backend.app.identity.embedded import (
+    BadCodeVerifier,
+    FlowStateExpired,
+    FlowStateNotFound,
     GoTrueSession,
     NonceInvalid,
     NonceRequired,
@@ -31,6 +34,7 @@ from backend.app.identity.passwords import MAX_PASSWORD_LENGTH
 
 from . import disabled, lifecycle
 from .callers import Admin, ApiKey, Config, GoTrueDep, SignedIn
+from .durations import DurationInvalid, parse_go_duration
 from .errors import (
     GoTrueCode,
     GoTrueError,
@@ -40,6 +44,7 @@ from .errors import (
     email_rate_limited,
     phone_disabled,
     translate_app_errors,
+    user_banned,
     validation_failed,
 )
 from .links import verify_links
@@ -48,10 +53,12 @@ from .schemas import (
     AdminDeleteBody,
     AdminUpdateBody,
     PasswordGrantBody,
+    PkceGrantBody,
     RefreshGrantBody,
     SignUpBody,
     UserUpdateBody,
     checked_email,
+    code_challenge,
     openapi_body,
     parse_json_object,
     read_body,
@@ -99,7 +106,8 @@ async def sign_up(
     config: Config,
 ) -> dict[str, Any]:
     """GoTrue `signup.go`: 200, `data` becomes `user_metadata`. Autoconfirm: a session.
-    EMAIL_CONFIRMATION_REQUIRED: the bare user with `confirmation_sent_at`, and a mail."""
+    EMAIL_CONFIRMATION_REQUIRED: the bare user with `confirmation_sent_at`, and a mail (a PKCE
+    link with `code_challenge`)."""
     body = await read_body(request, SignUpBody)
     if not body.email and not body.phone:  # GoTrue's anonymous sign-in (`api.go`), off
         raise GoTrueError(
@@ -112,6 +120,7 @@ async def sign_up(
     if not body.password:
         raise validation_failed("Signup requires a valid password")
     email = checked_email(body.email)
+    challenge = code_challenge(body)
     with translate_app_errors():
         answer = await sessions.gotrue_sign_up(
             email=email,
@@ -120,6 +129,7 @@ async def sign_up(
             address=address,
             links=verify_links(request, config),
             user_agent=client_user_agent(request),
+            challenge=challenge,
         )
     if isinstance(answer, Unconfirmed):
         return user_json(
@@ -137,10 +147,10 @@ async def token(
     sessions: SessionsDep,
     address: ClientAddress,
 ) -> dict[str, Any]:
-    """GoTrue `token.go`: `grant_type=password` or `refresh_token` (query parameter). Both
-    grants keep `/auth`'s rules: the same rate limits and security events (`SessionService`)."""
+    """GoTrue `token.go`: `grant_type=password`, `refresh_token` or `pkce` (query parameter).
+    They keep `/auth`'s rules: the same rate limits and security events (`SessionService`)."""
     grant_type = request.query_params.get("grant_type", "")
-    with translate_app_errors():
+    with translate_app_errors(banned=_BANNED_AT_GRANT.get(grant_type)):
         if grant_type == "password":
             answer = await _password_grant(request, sessions, address)
         elif grant_type == "refresh_token":
@@ -152,6 +162,8 @@ async def token(
             answer = await sessions.gotrue_refresh(
                 refresh_token=body.refresh_token, address=address
             )
+        elif grant_type == "pkce":
+            answer = await _pkce_grant(request, sessions, address)
         elif grant_type == "id_token":
             disabled.id_token_grant(parse_json_object(await request.body()))
         elif grant_type == "web3":
@@ -159,6 +171,13 @@ async def token(
         else:
             raise bad_request(GoTrueCode.INVALID_CREDENTIALS, "unsupported_grant_type")
     return session_json(answer.session, answer.user)
+
+
+# GoTrue's words for a banned user at each grant (`token.go`, `tokens/service.go`): 400 both.
+_BANNED_AT_GRANT = {
+    "password": lambda: user_banned(status=400),
+    "refresh_token": lambda: user_banned("Invalid Refresh Token: User Banned", status=400),
+}
 
 
 async def _password_grant(request: Request, sessions: SessionsDep, address: str) -> GoTrueSession:
@@ -181,6 +200,28 @@ async def _password_grant(request: Request, sessions: SessionsDep, address: str)
     )
 
 
+async def _pkce_grant(request: Request, sessions: SessionsDep, address: str) -> GoTrueSession:
+    """GoTrue `token.go` `PKCE`: its statuses, codes and messages."""
+    body = await read_body(request, PkceGrantBody)
+    if not body.auth_code or not body.code_verifier:
+        raise validation_failed(
+            "invalid request: both auth code and code verifier should be non-empty"
+        )
+    try:
+        return await sessions.gotrue_exchange_code(
+            auth_code=body.auth_code,
+            code_verifier=body.code_verifier,
+            address=address,
+            user_agent=client_user_agent(request),
+        )
+    except FlowStateNotFound as exc:
+        raise GoTrueError(404, GoTrueCode.FLOW_STATE_NOT_FOUND, exc.message) from None
+    except FlowStateExpired as exc:
+        raise GoTrueError(422, GoTrueCode.FLOW_STATE_EXPIRED, exc.message) from None
+    except BadCodeVerifier as exc:
+        raise bad_request(GoTrueCode.BAD_CODE_VERIFIER, exc.message) from None
+
+
 @router.get("/user")
 async def get_user(caller: SignedIn) -> dict[str, Any]:
     """GoTrue `user.go` `UserGet`: the bare user of a token whose session still exists."""
@@ -191,31 +232,43 @@ async def get_user(caller: SignedIn) -> dict[str, Any]:
 async def update_user(
     request: Request,
     caller: SignedIn,
-    gotrue: GoTrueDep,
     config: Config,
     sessions: SessionsDep,
     address: ClientAddress,
 ) -> dict[str, Any]:
-    """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions) and/or
-    `data` merged into `user_metadata` (null deletes a key)."""
+    """GoTrue `user.go` `UserUpdate`: a new password (ending the user's other sessions), `data`
+    merged into `user_metadata` (null deletes a key) and/or a new address (mailed a link), all
+    or nothing: a refused part (a taken address, a mail limit, a bad nonce) changes nothing."""
     body = await read_body(request, UserUpdateBody)
     if body.app_metadata is not None:
         # GoTrue refuses it rather than ignore it, so a client learns the update did not happen.
         raise GoTrueError(
             403, GoTrueCode.NOT_ADMIN, "Updating app_metadata requires admin privileges"
         )
-    new_email = None
+    new_email = challenge = None
     if body.email and email_key(body.email) != email_key(caller.user.email):
         new_email = checked_email(body.email)
+        # GoTrue reads the challenge only for an email change (and, unchecked, 500s on a
+        # malformed one); checked here as everywhere else.
+        challenge = code_challenge(body)
     if body.phone:
         raise phone_disabled("logins")
+    # A 429 is the mail's only when nothing else was counted (a guessed nonce or password is
+    # the sign-in limit's, GoTrue's request limit).
+    mail_only = new_email is not None and body.password is None and not body.nonce
     try:
-        with translate_app_errors(user_exists=email_exists):
-            user = await gotrue.update_user(
-                caller.claims,
+        with translate_app_errors(
+            user_exists=email_exists, rate_limited=email_rate_limited if mail_only else None
+        ):
+            user = await sessions.gotrue_update_user(
+                claims=caller.claims,
+                address=address,
+                links=verify_links(request, config),
                 password=body.password,
                 user_metadata=body.data,
                 nonce=body.nonce,
+                new_email=new_email,
+                challenge=challenge,
                 require_reauthentication=(
                     config.gotrue_security_update_password_require_reauthentication
                 ),
@@ -235,13 +288,6 @@ async def update_user(
     if new_email is None:
         return user_json(user)
     # GoTrue `user.go`: the address changes only when the link mailed to it is followed.
-    with translate_app_errors(user_exists=email_exists, rate_limited=email_rate_limited):
-        await sessions.gotrue_request_email_change(
-            claims=caller.claims,
-            new_email=new_email,
-            address=address,
-            links=verify_links(request, config),
-        )
     return {**user_json(user), "new_email": new_email, "email_change_sent_at": _now_iso()}
 
 
@@ -285,13 +331,15 @@ async def health(_key: ApiKey) -> dict[str, str]:
 
 @router.post("/admin/users", openapi_extra=openapi_body(AdminCreateBody))
 async def admin_create_user(request: Request, _admin: Admin, gotrue: GoTrueDep) -> dict[str, Any]:
-    """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none."""
+    """GoTrue `admin.go` `adminUserCreate`: 200 the user; a random password when none;
+    `ban_duration` as on update (checked after the address, as GoTrue orders it)."""
     body = await read_body(request, AdminCreateBody)
     if not body.email:
         if body.phone:
             raise validation_failed("Phone users are not supported here")
         raise validation_failed("Cannot create a user without either an email or phone")
     email = checked_email(body.email)
+    ban_for = _ban_duration(body.ban_duration)
     with translate_app_errors(user_exists=email_exists):
         user = await gotrue.admin_create_user(
             email=email,
@@ -299,8 +347,25 @@ async def admin_create_user(request: Request, _admin: Admin, gotrue: GoTrueDep) 
             email_confirm=body.email_confirm,
             user_metadata=body.user_metadata or {},
             app_metadata=body.app_metadata or {},
+            ban_for=ban_for,
         )
     return user_json(user)
+
+
+def _ban_duration(value: str | None) -> timedelta | None:
+    """GoTrue's `ban_duration` (`admin.go`): absent or "" leaves the ban as it is, "none" lifts
+    it (a zero duration), anything else is a Go duration (`time.ParseDuration`: "24h",
+    "1h30m"; a negative one sets `banned_until` in the past, which is no ban). GoTrue's message
+    quotes the value as Go does (`\\xNN` for any non-ASCII or control byte): it is the admin's
+    own input, not a secret."""
+    if not value:
+        return None
+    if value == "none":
+        return timedelta(0)
+    try:
+        return parse_go_duration(value)
+    except DurationInvalid as exc:
+        raise validation_failed(f"invalid format for ban duration: {exc}") from None
 
 
 def _page_number(request: Request, name: str, default: int) -> int:
@@ -371,16 +436,16 @@ async def admin_update_user(
     request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
     """GoTrue `admin.go` `adminUserUpdate`: email (set at once, no mail), password (ending
-    every session), `user_metadata` / `app_metadata` (merged), `email_confirm`. A taken email
-    is 422 `email_exists` (GoTrue, with no pre-check, answers 500 "Error updating user")."""
+    every session), `user_metadata` / `app_metadata` (merged), `email_confirm`,
+    `ban_duration` (see `_ban_duration`; a ban ends no session, it refuses them while it
+    holds). A taken email is 422 `email_exists` (GoTrue, with no pre-check, answers 500 "Error
+    updating user")."""
     checked_id = _user_id(user_id)
     body = await read_body(request, AdminUpdateBody)
     email = checked_email(body.email) if body.email else None
     if body.phone:
         raise validation_failed("Phone users are not supported here")
-    if body.ban_duration not in (None, "", "none"):
-        # Not offered: it would need a ban on sign-in, refresh and bearer in both APIs.
-        raise validation_failed("Banning users is not supported here")
+    ban_for = _ban_duration(body.ban_duration)
     if body.role and body.role != "authenticated":
         raise validation_failed("Roles other than authenticated are not supported here")
     if body.password is not None and len(body.password) > MAX_PASSWORD_LENGTH:
@@ -393,6 +458,7 @@ async def admin_update_user(
             user_metadata=body.user_metadata,
             app_metadata=body.app_metadata,
             email_confirm=body.email_confirm,
+            ban_for=ban_for,
         )
     if user is None:
         raise _user_not_found()
@@ -403,14 +469,14 @@ async def admin_update_user(
 async def admin_delete_user(
     request: Request, user_id: str, _admin: Admin, gotrue: GoTrueDep
 ) -> dict[str, Any]:
-    """GoTrue `admin.go` `adminUserDelete`: a hard delete, 200 `{}`. The user's sessions, profile
-    and items go with it."""
+    """GoTrue `admin.go` `adminUserDelete`: 200 `{}`. A hard delete takes the user's sessions,
+    profile and items with it; `should_soft_delete: true` keeps the row with its address
+    obfuscated, its metadata emptied, `deleted_at` set and every session ended (GoTrue's
+    `SoftDeleteUser`), and again is a no-op."""
     checked_id = _user_id(user_id)
     body = await read_body(request, AdminDeleteBody)
-    if body.should_soft_delete:
-        raise validation_failed("Soft deletion is not supported here")
     with translate_app_errors():
-        deleted = await gotrue.admin_delete_user(checked_id)
+        deleted = await gotrue.admin_delete_user(checked_id, soft=body.should_soft_delete)
     if not deleted:
         raise _user_not_found()
     return {}

@@ -22,7 +22,13 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from backend.app.api import models as _app_models  # noqa: F401
 from backend.app.core.text import unstorable_reason
 from backend.app.identity.base import AuthSession
-from backend.app.identity.embedded import UserRecord
+from backend.app.identity.embedded import (
+    CodeChallenge,
+    PkceParamsInvalid,
+    UserRecord,
+    obfuscated,
+    parse_code_challenge,
+)
 from backend.app.identity.tokens import AUDIENCE
 
 from .errors import GoTrueCode, bad_request, validation_failed
@@ -36,6 +42,7 @@ __all__ = [
     "InviteBody",
     "OtpBody",
     "PasswordGrantBody",
+    "PkceGrantBody",
     "RecoverBody",
     "RefreshGrantBody",
     "ResendBody",
@@ -43,6 +50,7 @@ __all__ = [
     "UserUpdateBody",
     "VerifyBody",
     "checked_email",
+    "code_challenge",
     "openapi_body",
     "parse_json_object",
     "read_body",
@@ -62,7 +70,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class SignUpBody(_Body):
+class _PkceBody(_Body):
+    """A request that may start GoTrue's PKCE flow (both null: the implicit one)."""
+
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+
+
+class SignUpBody(_PkceBody):
     email: str | None = None
     phone: str | None = None
     password: str | None = None
@@ -79,7 +94,12 @@ class RefreshGrantBody(_Body):
     refresh_token: str | None = None
 
 
-class UserUpdateBody(_Body):
+class PkceGrantBody(_Body):
+    auth_code: str | None = None
+    code_verifier: str | None = None
+
+
+class UserUpdateBody(_PkceBody):
     nonce: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -95,6 +115,7 @@ class AdminCreateBody(_Body):
     email_confirm: bool = False
     user_metadata: dict[str, Any] | None = None
     app_metadata: dict[str, Any] | None = None
+    ban_duration: str | None = None
 
 
 class AdminUpdateBody(_Body):
@@ -127,7 +148,7 @@ class AdminDeleteBody(_Body):
     should_soft_delete: bool = False
 
 
-class RecoverBody(_Body):
+class RecoverBody(_PkceBody):
     email: str | None = None
 
 
@@ -140,7 +161,7 @@ class VerifyBody(_Body):
     redirect_to: str | None = None
 
 
-class OtpBody(_Body):
+class OtpBody(_PkceBody):
     email: str | None = None
     phone: str | None = None
     channel: str | None = None
@@ -148,7 +169,7 @@ class OtpBody(_Body):
     data: dict[str, Any] | None = None
 
 
-class ResendBody(_Body):
+class ResendBody(_PkceBody):
     type: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -251,6 +272,18 @@ def checked_email(email: str | None) -> str:
     return email.lower()
 
 
+def code_challenge(body: _PkceBody) -> CodeChallenge | None:
+    """GoTrue `validatePKCEParams`: the body's challenge, None for the implicit flow.
+
+    Raises:
+        GoTrueError: 400 `validation_failed` with GoTrue's message (never the value).
+    """
+    try:
+        return parse_code_challenge(body.code_challenge, body.code_challenge_method)
+    except PkceParamsInvalid as exc:
+        raise validation_failed(exc.message) from None
+
+
 def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -262,7 +295,7 @@ def user_json(
     stand-in user of a repeated sign-up, as GoTrue's `sanitizeUser`)."""
     confirmed = _time(user.email_confirmed_at) if user.email_confirmed_at else None
     last_sign_in = _time(user.last_sign_in_at) if user.last_sign_in_at else None
-    identity = {
+    identity: dict[str, Any] = {
         "identity_id": str(uuid.uuid5(_IDENTITY_NAMESPACE, user.id)),
         "id": user.id,
         "user_id": user.id,
@@ -278,6 +311,9 @@ def user_json(
         "updated_at": _time(user.updated_at),
         "email": user.email,
     }
+    if user.deleted_at is not None:  # GoTrue `SoftDeleteUserIdentities`
+        identity |= {"id": obfuscated(user.id, f"email:{user.id}"), "identity_data": {}}
+        del identity["email"]
     body: dict[str, Any] = {
         "id": user.id,
         "aud": AUDIENCE,
@@ -297,6 +333,12 @@ def user_json(
         body["confirmed_at"] = confirmed
     if last_sign_in is not None:
         body["last_sign_in_at"] = last_sign_in
+    if user.banned_until is not None:  # set while banned, and after a ban ran out, as GoTrue
+        body["banned_until"] = _time(user.banned_until)
+    if user.invited_at is not None:
+        body["invited_at"] = _time(user.invited_at)
+    if user.deleted_at is not None:
+        body["deleted_at"] = _time(user.deleted_at)
     if confirmation_sent_at is not None:
         body["confirmation_sent_at"] = _time(confirmation_sent_at)
     return body

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy.engine import Connection
@@ -40,6 +40,7 @@ from backend.app.core.errors import (
     RefreshTokenReused,
     Unauthorized,
     UserAlreadyExists,
+    UserBanned,
     WeakPassword,
 )
 from backend.app.db.engine import DatabaseUnavailable
@@ -49,12 +50,14 @@ from backend.app.identity.emails import email_key
 from backend.app.identity.passwords import (
     check_password_policy,
     hash_password,
+    unusable_password_hash,
     verify_password,
     verify_unknown_user,
 )
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
-from backend.app.mail import Mailer
+from backend.app.mail import Mailer, MailMessage, MailRequest, Resolved
 
+from .pkce import PKCE_PREFIX, CodeChallenge
 from .store import (
     EMAIL_CHANGE,
     EMAIL_CHANGE_CURRENT,
@@ -65,13 +68,30 @@ from .store import (
     SIGNUP,
     Grant,
     IdentityStore,
+    NewFlowState,
     Reused,
     UserRecord,
     code_hash,
     hash_token,
+    issue_account_token_in,
+    issue_email_change_in,
+    pending_email_change_in,
 )
 
-__all__ = ["EmbeddedIdentityProvider", "IssuedLink", "VerifyLinks", "provider_call"]
+__all__ = [
+    "CONFIRMATION_REQUEST",
+    "EMAIL_CHANGE_REQUEST",
+    "RESET_REQUEST",
+    "EmbeddedIdentityProvider",
+    "IssuedLink",
+    "VerifyLinks",
+    "provider_call",
+]
+
+# The mails asked for on a request's path and resolved by the mail sender (`request_mail`).
+RESET_REQUEST = "password_reset"
+CONFIRMATION_REQUEST = "signup_confirmation"
+EMAIL_CHANGE_REQUEST = "email_change"  # GoTrue's `/resend` `email_change`: a pending change
 
 # GoTrue's GOTRUE_MAILER_OTP_LENGTH default: the code beside the link in a mail sent via /auth/v1.
 OTP_DIGITS = 6
@@ -106,8 +126,14 @@ class IssuedLink:
         return "IssuedLink(…)"
 
 
-def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
+def _draw(
+    email: str, links: VerifyLinks | None, kind: str, challenge: CodeChallenge | None = None
+) -> IssuedLink:
     token = secrets.token_urlsafe(32)  # 256 bits
+    if challenge is not None:
+        # GoTrue `addFlowPrefixToToken`: `GET /verify` tells a PKCE link by it. It is part of
+        # the token (and of its hash), so a link stripped of it matches nothing.
+        token = PKCE_PREFIX + token
     if links is None:
         return IssuedLink(token=token, link=None, code=None, code_hash=None)
     code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
@@ -119,8 +145,64 @@ def _draw(email: str, links: VerifyLinks | None, kind: str) -> IssuedLink:
     )
 
 
+class _EmailChangeTokens(TypedDict):
+    token_hash: str
+    code_hash: str | None
+    purpose: str
+    current_token_hash: str | None
+    current_code: str | None
+    replaces: tuple[str, ...]
+
+
+def _email_change_tokens(issued: IssuedLink, current: IssuedLink | None) -> _EmailChangeTokens:
+    """The store's arguments for an email change's tokens (`issue_email_change_in`): one, or
+    with `current` (GoTrue's secure email change) one to each address, replacing every token
+    of the pending change."""
+    return _EmailChangeTokens(
+        token_hash=hash_token(issued.token),
+        code_hash=issued.code_hash,
+        purpose=EMAIL_CHANGE_NEW if current is not None else EMAIL_CHANGE,
+        current_token_hash=hash_token(current.token) if current is not None else None,
+        current_code=current.code if current is not None else None,
+        replaces=EMAIL_CHANGES,
+    )
+
+
+def _email_change_mails(
+    mailer: Mailer,
+    *,
+    old_email: str,
+    new_email: str,
+    issued: IssuedLink,
+    current: IssuedLink | None,
+    valid_for: timedelta,
+) -> tuple[MailMessage, MailMessage]:
+    """The new address's link, and the current address's own link and code (GoTrue's secure
+    email change) or else the notice."""
+    link = mailer.email_change_confirmation(
+        to=new_email, token=issued.token, valid_for=valid_for, link=issued.link, code=issued.code
+    )
+    if current is not None and current.link is not None:
+        other = mailer.email_change_current_confirmation(
+            to=old_email,
+            new_email=new_email,
+            link=current.link,
+            code=current.code,
+            valid_for=valid_for,
+        )
+    else:
+        other = mailer.email_change_notice(to=old_email, new_email=new_email)
+    return link, other
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _flow(challenge: CodeChallenge | None, authentication_method: str) -> NewFlowState | None:
+    if challenge is None:
+        return None
+    return NewFlowState(challenge=challenge, authentication_method=authentication_method)
 
 
 def provider_call(
@@ -196,27 +278,35 @@ class EmbeddedIdentityProvider:
     async def create_user(
         self,
         email: str,
-        password: str,
+        password: str | None,
         *,
         display_name: str | None,
         user_metadata: dict[str, Any],
         app_metadata: dict[str, Any] | None = None,
         email_confirmed: bool = True,
+        ban_for: timedelta | None = None,
     ) -> UserRecord:
-        """A user with its profile, after the password policy.
+        """A user with its profile, after the password policy; `password` None: a user with no
+        usable password (`unusable_password_hash`), until a link signs them in to set one.
+        `ban_for`: the admin API's.
 
         Raises:
             WeakPassword, UserAlreadyExists: as `sign_up`.
         """
-        self.check_password(password)
+        if password is None:
+            password_hash = await unusable_password_hash()
+        else:
+            self.check_password(password)
+            password_hash = await hash_password(password)
         return await self.store.create_user(
             email=email_key(email),
             email_as_typed=email,
-            password_hash=await hash_password(password),
+            password_hash=password_hash,
             display_name=display_name,
             user_metadata=user_metadata,
             app_metadata=app_metadata,
             email_confirmed=email_confirmed,
+            ban_for=ban_for,
         )
 
     @provider_call
@@ -227,20 +317,37 @@ class EmbeddedIdentityProvider:
             await self.sign_in(email=email, password=password, user_agent=user_agent)
         )
 
-    async def sign_in(self, *, email: str, password: str, user_agent: str | None = None) -> Grant:
+    async def sign_in(
+        self,
+        *,
+        email: str,
+        password: str,
+        user_agent: str | None = None,
+        ban_before_password: bool = False,
+    ) -> Grant:
         """Check the password (a dummy verify for an unknown address) and open a session.
+
+        Args:
+            ban_before_password: refuse a banned user before the password is checked, as
+                GoTrue's password grant does (`token.go`), for GoTrue's API only. `/auth`
+                checks the password first, so a ban is told only to who knows the password.
 
         Raises:
             InvalidCredentials: unknown address or wrong password, alike.
+            UserBanned: the right password of a banned user (see `ban_before_password`).
             EmailNotConfirmed: the right password of an unconfirmed address.
         """
         found = await self.store.credentials(email_key=email_key(email))
         if found is None:
             await verify_unknown_user(password=password)
             raise InvalidCredentials()
+        if ban_before_password and found.user.banned_at(utcnow()):
+            raise UserBanned()
         check = await verify_password(password_hash=found.password_hash, password=password)
         if not check.matches:
             raise InvalidCredentials()
+        if found.user.banned_at(utcnow()):
+            raise UserBanned()
         if found.user.email_confirmed_at is None:  # only after the password, as GoTrue
             raise EmailNotConfirmed()
         if check.new_hash is not None:
@@ -291,16 +398,18 @@ class EmbeddedIdentityProvider:
     @provider_call
     async def sign_out(
         self, *, refresh_token: str, scope: SignOutScope = SignOutScope.LOCAL
-    ) -> None:
+    ) -> str | None:
         session = await self.store.session_of(refresh_token)
         if session is not None:
             session_id, user_id = session
             await self.store.revoke_sessions(user_id=user_id, session_id=session_id, scope=scope)
+        return None  # the token was not rotated
 
     @provider_call
     async def change_password(
         self, claims: AccessClaims, *, current_password: str, new_password: str
     ) -> None:
+        await self._refuse_banned(claims)
         password_hash = await self.store.password_hash(claims.user_id)
         if password_hash is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
@@ -323,28 +432,163 @@ class EmbeddedIdentityProvider:
 
     @provider_call
     async def request_password_reset(self, *, email: str) -> None:
-        await self.mail_sign_in_link(email=email, purpose=RESET)
+        await self.request_mail(email=email, kind=RESET_REQUEST)
+
+    async def request_mail(
+        self,
+        *,
+        email: str,
+        kind: str,
+        links: VerifyLinks | None = None,
+        challenge: CodeChallenge | None = None,
+    ) -> None:
+        """Ask for a mail whose recipient may have no account (`kind` RESET_REQUEST: a reset
+        link; CONFIRMATION_REQUEST: a new confirmation link for an unconfirmed sign-up;
+        EMAIL_CHANGE_REQUEST: a new link for a pending email change, and its notice to the
+        current address), with `links`, GoTrue's link and code, and `challenge`, a PKCE
+        flow (stored with the token). Nothing tells a caller whether the address is known.
+
+        Nor does the time it takes (ASVS V6.3.8): the request's path writes one outbox row (the
+        request, no token) in one transaction for every address, looking nothing up. The mail
+        sender resolves it after the answer (`resolve_mail_request`): for a known address it
+        issues the token and renders the mail in one transaction, for an unknown one it deletes
+        the row. The token's lifetime counts from that issuance; the request stays durable in
+        the outbox through a restart or an SMTP outage until then.
+
+        Raises:
+            NotSupported: no mailer.
+        """
+        if self._mailer is None:
+            raise NotSupported()
+        mailer = self._mailer
+        ttl = self._reset_ttl if kind == RESET_REQUEST else self._confirm_ttl
+        params: dict[str, str] = {}
+        if links is not None:
+            params |= {"verify_url": links.verify_url, "redirect_to": links.redirect_to}
+        if challenge is not None:
+            params |= {"code_challenge": challenge.value, "code_challenge_method": challenge.method}
+        request = MailRequest(kind=kind, email=email, params=params)
+        not_after = utcnow() + ttl
+        await self.store.request_mail(
+            lambda conn: mailer.request(conn, request, not_after=not_after)
+        )
+
+    def resolve_mail_request(self, conn: Connection, request: MailRequest) -> Resolved | None:
+        """The mail sender's half of `request_mail`, in its transaction (a `MailResolver`):
+        for the user of the address (for a confirmation, still unconfirmed) spend the older
+        tokens of that purpose, store a new one and render its mail to the stored address;
+        None, with nothing written, when there is no such user."""
+        mailer = self._mailer
+        if mailer is None or request.kind not in (
+            RESET_REQUEST,
+            CONFIRMATION_REQUEST,
+            EMAIL_CHANGE_REQUEST,
+        ):
+            return None
+        params = request.params
+        links = (
+            VerifyLinks(verify_url=params["verify_url"], redirect_to=params["redirect_to"])
+            if "verify_url" in params
+            else None
+        )
+        challenge = (
+            CodeChallenge(value=params["code_challenge"], method=params["code_challenge_method"])
+            if "code_challenge" in params
+            else None
+        )
+        if request.kind == EMAIL_CHANGE_REQUEST:
+            return self._resolve_email_change(conn, request.email, links, challenge)
+        reset = request.kind == RESET_REQUEST
+        ttl = self._reset_ttl if reset else self._confirm_ttl
+        kind = "recovery" if reset else "signup"
+        issued = _draw(request.email, links, kind, challenge)
+        expires_at = utcnow() + ttl
+        stored_email = issue_account_token_in(
+            conn,
+            email_key=email_key(request.email),
+            purpose=RESET if reset else SIGNUP,
+            token_hash=hash_token(issued.token),
+            code_hash=issued.code_hash,
+            expires_at=expires_at,
+            only_unconfirmed=not reset,
+            flow=_flow(challenge, kind if reset else "email/signup"),
+        )
+        if stored_email is None:
+            return None
+        render = mailer.password_reset if reset else mailer.signup_confirmation
+        message = render(
+            to=stored_email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code
+        )
+        return Resolved(message=message, not_after=expires_at)
+
+    def _resolve_email_change(
+        self,
+        conn: Connection,
+        email: str,
+        links: VerifyLinks | None,
+        challenge: CodeChallenge | None,
+    ) -> Resolved | None:
+        """As `mail_email_change` for `email`'s pending change, if it has one: the link to the
+        new address (the resolved mail) and the notice to the current one (enqueued beside);
+        with GoTrue's secure email change, both tokens replaced and both addresses' links and
+        codes mailed, as GoTrue's `/resend` `email_change` (`sendEmailChange`)."""
+        assert self._mailer is not None  # noqa: S101 -- checked by the caller
+        mailer, ttl = self._mailer, self._confirm_ttl
+        pending = pending_email_change_in(conn, email_key=email_key(email))
+        if pending is None:
+            return None
+        user_id, new_email = pending
+        issued, current = self._draw_email_change(new_email, links, challenge)
+        expires_at = utcnow() + ttl
+        old_email = issue_email_change_in(
+            conn,
+            user_id=user_id,
+            new_email=email_key(new_email),
+            new_email_as_typed=new_email,
+            expires_at=expires_at,
+            **_email_change_tokens(issued, current),
+            flow=_flow(challenge, "email_change"),
+        )
+        if old_email is None:
+            return None
+        link, other = _email_change_mails(
+            mailer,
+            old_email=old_email,
+            new_email=new_email,
+            issued=issued,
+            current=current,
+            valid_for=ttl,
+        )
+        mailer.enqueue(conn, other, not_after=expires_at)
+        return Resolved(message=link, not_after=expires_at)
 
     async def mail_sign_in_link(
-        self, *, email: str, purpose: str, links: VerifyLinks | None = None, send: bool = True
+        self,
+        *,
+        email: str,
+        purpose: str,
+        links: VerifyLinks | None = None,
+        send: bool = True,
+        challenge: CodeChallenge | None = None,
     ) -> IssuedLink | None:
         """Mail a reset link (`purpose` RESET) or a magic link (MAGICLINK, GoTrue's API only) to
         the stored address of `email`'s user, if there is one; spend the user's older tokens of
-        that purpose. Nothing tells a caller whether the address is known.
+        that purpose. Nothing in the answer tells a caller whether the address is known.
 
-        Nor should the time it takes. A known and an unknown address take one path as far as it
-        can go: both draw a token and hash it, look the user up, run the UPDATE that spends
-        older tokens (on no row for an unknown address) and render the mail (the unknown one's,
-        to the address as typed, is dropped), all in one write transaction that commits. The
-        SMTP work, the slow and variable part, is never on the request's path: the mail waits
-        in the outbox and the sender delivers it after the 202. What differs is two small
-        INSERTs (the token, the outbox row) in that same transaction; no decoy rows are written
-        for them, since an outbox row would be mailed and a token row needs a user.
+        Used where the token is wanted at once: GoTrue's magic link (whose `create_user: false`
+        answer tells known from unknown anyway) and `generate_link` (`send` False, an admin's).
+        A known and an unknown address take one path as far as it can go (a decoy render for
+        the unknown one), but a known one also pays the token's and the outbox row's INSERTs:
+        a reset link or a resent confirmation, whose timing must not tell, is asked for with
+        `request_mail` instead.
+
+        `challenge` (GoTrue's API): a PKCE flow, its state stored with the token.
         """
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._reset_ttl
-        issued = _draw(email, links, "recovery" if purpose == RESET else "magiclink")
+        kind = "recovery" if purpose == RESET else "magiclink"
+        issued = _draw(email, links, kind, challenge)
         expires_at = utcnow() + ttl
         render = mailer.password_reset if purpose == RESET else mailer.magic_link
 
@@ -371,6 +615,7 @@ class EmbeddedIdentityProvider:
             expires_at=expires_at,
             on_issued=mail,
             on_unknown=decoy,
+            flow=_flow(challenge, kind),
         )
         return issued if found else None
 
@@ -416,8 +661,9 @@ class EmbeddedIdentityProvider:
     @provider_call
     async def resend_confirmation(self, *, email: str) -> None:
         """Mail a new confirmation link to an unconfirmed sign-up's stored address (spending its
-        older ones); a confirmed or unknown address takes the same path and gets nothing."""
-        await self.issue_confirmation(email, only_unconfirmed=True)
+        older ones); a confirmed or unknown address takes the same path (`request_mail`) and
+        gets nothing."""
+        await self.request_mail(email=email, kind=CONFIRMATION_REQUEST)
 
     async def issue_confirmation(
         self,
@@ -427,16 +673,17 @@ class EmbeddedIdentityProvider:
         links: VerifyLinks | None = None,
         kind: str = "signup",
         send: bool = True,
+        challenge: CodeChallenge | None = None,
     ) -> IssuedLink | None:
         """Mail a sign-up confirmation link (with `links`, GoTrue's link and code; `kind`
         `invite`, an invitation) to the stored address of `email`'s user. None when there is no
         such user (or, `only_unconfirmed`, it is already confirmed). `send` False: only store
-        the token and return its secrets (GoTrue's `generate_link`). Raises NotSupported
-        without a mailer."""
+        the token and return its secrets (GoTrue's `generate_link`). `challenge`: a PKCE flow
+        (`email/signup`, GoTrue's name). Raises NotSupported without a mailer."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(email, links, kind)
+        issued = _draw(email, links, kind, challenge)
         expires_at = utcnow() + ttl
         render = mailer.invite if kind == "invite" else mailer.signup_confirmation
 
@@ -464,6 +711,8 @@ class EmbeddedIdentityProvider:
             on_issued=mail,
             on_unknown=decoy,
             only_unconfirmed=only_unconfirmed,
+            invite=kind == "invite",
+            flow=_flow(challenge, "email/signup"),
         )
         return issued if found else None
 
@@ -518,6 +767,7 @@ class EmbeddedIdentityProvider:
         to the old one, in one transaction. The change is applied by `verify_email`."""
         if self._mailer is None:
             raise NotSupported()
+        await self._refuse_banned(claims)
         password_hash = await self.store.password_hash(claims.user_id)
         if password_hash is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "user_gone"})
@@ -528,12 +778,18 @@ class EmbeddedIdentityProvider:
             raise UserAlreadyExists()
 
     async def mail_email_change(
-        self, *, user_id: str, new_email: str, links: VerifyLinks | None = None
+        self,
+        *,
+        user_id: str,
+        new_email: str,
+        links: VerifyLinks | None = None,
+        challenge: CodeChallenge | None = None,
     ) -> bool:
         """Unless the new address is taken (or the user gone: False), store a token carrying
         the new address and mail its link (with `links`, GoTrue's link and code) to the new
         address, a notice without token to the old one, in one transaction. The change is
-        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`).
+        applied by `verify_email` (GoTrue's API: `/verify` type `email_change`). `challenge`: a
+        PKCE flow.
 
         GoTrue's API with its secure email change (`gotrue_secure_email_change`): the old
         address gets its own link and code instead of the notice (GoTrue's `sendEmailChange`,
@@ -542,44 +798,28 @@ class EmbeddedIdentityProvider:
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(new_email, links, "email_change")
-        # The code's hash needs the stored current address: the store makes it.
-        current = _draw("", links, "email_change") if self._secure(links) else None
+        issued, current = self._draw_email_change(new_email, links, challenge)
         expires_at = utcnow() + ttl
 
         def mail(conn: Connection, old_email: str) -> None:
-            link = mailer.email_change_confirmation(
-                to=new_email,
-                token=issued.token,
+            for message in _email_change_mails(
+                mailer,
+                old_email=old_email,
+                new_email=new_email,
+                issued=issued,
+                current=current,
                 valid_for=ttl,
-                link=issued.link,
-                code=issued.code,
-            )
-            mailer.enqueue(conn, link, not_after=expires_at)
-            if current is not None and current.link is not None:
-                other = mailer.email_change_current_confirmation(
-                    to=old_email,
-                    new_email=new_email,
-                    link=current.link,
-                    code=current.code,
-                    valid_for=ttl,
-                )
-            else:
-                other = mailer.email_change_notice(to=old_email, new_email=new_email)
-            mailer.enqueue(conn, other, not_after=expires_at)
+            ):
+                mailer.enqueue(conn, message, not_after=expires_at)
 
         return await self.store.issue_email_change(
             user_id=user_id,
             new_email=email_key(new_email),
             new_email_as_typed=new_email,
-            token_hash=hash_token(issued.token),
-            code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
-            purpose=EMAIL_CHANGE_NEW if current is not None else EMAIL_CHANGE,
-            current_token_hash=hash_token(current.token) if current is not None else None,
-            current_code=current.code if current is not None else None,
-            replaces=EMAIL_CHANGES,
+            **_email_change_tokens(issued, current),
+            flow=_flow(challenge, "email_change"),
         )
 
     def _secure(self, links: VerifyLinks | None) -> bool:
@@ -587,12 +827,25 @@ class EmbeddedIdentityProvider:
         GoTrue's API (`links`), and only with its switch on."""
         return links is not None and self.gotrue_secure_email_change
 
+    def _draw_email_change(
+        self, new_email: str, links: VerifyLinks | None, challenge: CodeChallenge | None
+    ) -> tuple[IssuedLink, IssuedLink | None]:
+        """The new address's token (link and code) and, for GoTrue's secure email change, the
+        current address's (its code's hash needs the stored current address: the store makes
+        it). With `challenge` both are PKCE links, as GoTrue's `sendEmailChange` prefixes both;
+        the change's one flow state is stored beside them."""
+        issued = _draw(new_email, links, "email_change", challenge)
+        secure = self._secure(links)
+        return issued, _draw("", links, "email_change", challenge) if secure else None
+
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:
+        await self._refuse_banned(claims)
         return await self.store.live_sessions(claims.user_id)
 
     @provider_call
     async def end_session(self, claims: AccessClaims, session_id: str) -> None:
+        await self._refuse_banned(claims)
         if not await self.store.end_session(user_id=claims.user_id, session_id=session_id):
             raise NotFound()
 
@@ -601,8 +854,21 @@ class EmbeddedIdentityProvider:
         live = await self.store.live_user(claims)
         if live is None:
             raise Unauthorized(token_was_sent=True, details={"reason": "session_ended"})
-        user_id, email, confirmed = live
+        user_id, email, confirmed, banned = live
+        if banned:  # a token issued before the ban (GoTrue `requireAuthentication`)
+            raise UserBanned()
         return AuthUser(id=user_id, email=email, email_confirmed=confirmed)
+
+    async def _refuse_banned(self, claims: AccessClaims) -> None:
+        """The bearer routes of the lifecycle refuse a banned user as `get_user` does (GoTrue
+        refuses one on every route behind `requireAuthentication`).
+
+        Raises:
+            UserBanned.
+        """
+        user = await self.store.user(claims.user_id)
+        if user is not None and user.banned_at(utcnow()):
+            raise UserBanned()
 
     async def close(self) -> None:
         """Nothing to release: the database belongs to the app."""

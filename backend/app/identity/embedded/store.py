@@ -10,6 +10,7 @@ number of concurrent refreshes with one token, across processes, exactly one see
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -22,10 +23,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from backend.app.core.claims import AccessClaims
-from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists
+from backend.app.core.errors import RefreshTokenInvalid, UserAlreadyExists, UserBanned
 from backend.app.db.engine import Database, Query
 from backend.app.db.tables import (
     identity_account_tokens,
+    identity_flow_states,
     identity_refresh_tokens,
     identity_sessions,
     identity_users,
@@ -34,6 +36,8 @@ from backend.app.db.tables import (
     utcnow,
 )
 from backend.app.identity.base import LiveSession, SignOutScope
+
+from .pkce import CodeChallenge, FlowStateNotFound
 
 __all__ = [
     "EMAIL_CHANGE",
@@ -46,14 +50,21 @@ __all__ = [
     "RESET",
     "SIGNUP",
     "Credentials",
+    "FlowState",
     "Grant",
     "IdentityStore",
     "LiveSession",
+    "NewAuthCode",
+    "NewFlowState",
     "Reused",
     "UserRecord",
     "code_hash",
     "hash_token",
+    "issue_account_token_in",
+    "issue_email_change_in",
     "merge_metadata",
+    "obfuscated",
+    "pending_email_change_in",
 ]
 
 # GoTrue's `app_metadata` of a user who signs in with an email and a password.
@@ -91,6 +102,23 @@ class UserRecord:
     created_at: datetime
     updated_at: datetime
     last_sign_in_at: datetime | None
+    banned_until: datetime | None = None
+    invited_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+    def banned_at(self, now: datetime) -> bool:
+        """GoTrue's `IsBanned`: a ban holds while `banned_until` is in the future."""
+        return _banned(self.banned_until, now)
+
+
+def _banned(banned_until: datetime | None, now: datetime) -> bool:
+    return banned_until is not None and now < _as_datetime(banned_until)
+
+
+def _ban_value(ban_for: timedelta, now: datetime) -> datetime | None:
+    """GoTrue's `User.Ban`: a zero duration lifts the ban (null); any other is `now + ban_for`,
+    a negative one so in the past, which is no ban."""
+    return None if ban_for == timedelta(0) else now + ban_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,19 +159,69 @@ _RECORD_COLUMNS = (
     identity_users.c.created_at,
     identity_users.c.updated_at,
     identity_users.c.last_sign_in_at,
+    identity_users.c.banned_until,
+    identity_users.c.invited_at,
+    identity_users.c.deleted_at,
 )
 
 
-def _record(row: Any) -> UserRecord:  # a row that has _RECORD_COLUMNS
+@dataclass(frozen=True, slots=True)
+class NewFlowState:
+    """A PKCE flow state to store with a mail's token: the client's challenge and the kind of
+    link (GoTrue's `authentication_method`)."""
+
+    challenge: CodeChallenge
+    authentication_method: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuthCode:
+    """An auth code to give the user's newest flow state of `authentication_method` when a
+    PKCE link is spent (only the code's hash)."""
+
+    authentication_method: str
+    auth_code_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowState:
+    """A stored flow state whose auth code was issued (the code itself is not stored)."""
+
+    id: str
+    user_id: str
+    challenge: CodeChallenge
+    authentication_method: str
+    created_at: datetime
+    auth_code_issued_at: datetime | None
+
+
+def _record(row: Any) -> UserRecord:
+    """A row (or a plain tuple: `Database.fetch_one`'s) that starts with _RECORD_COLUMNS."""
+    (
+        user_id,
+        email,
+        user_metadata,
+        app_metadata,
+        confirmed,
+        created,
+        updated,
+        last_sign_in,
+        banned,
+        invited,
+        deleted,
+    ) = tuple(row)[: len(_RECORD_COLUMNS)]
     return UserRecord(
-        id=row.id,
-        email=row.email_as_typed,
-        user_metadata=dict(row.user_metadata or {}),
-        app_metadata=dict(row.app_metadata or {}),
-        email_confirmed_at=row.email_confirmed_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_sign_in_at=row.last_sign_in_at,
+        id=user_id,
+        email=email,
+        user_metadata=dict(user_metadata or {}),
+        app_metadata=dict(app_metadata or {}),
+        email_confirmed_at=confirmed,
+        created_at=created,
+        updated_at=updated,
+        last_sign_in_at=last_sign_in,
+        banned_until=banned,
+        invited_at=invited,
+        deleted_at=deleted,
     )
 
 
@@ -162,6 +240,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def obfuscated(user_id: str, value: str) -> str:
+    """GoTrue's `obfuscateValue`: base64url (unpadded) of SHA-256 of the user id and the value,
+    what a soft-deleted user's address becomes (GoTrue `models/user.go`)."""
+    digest = hashlib.sha256((user_id + value).encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 def code_hash(email_key: str, code: str) -> str:
     """A mail's 6-digit code is stored as the SHA-256 of the address and the code (as GoTrue's
     `GenerateTokenHash`): the code alone is not unique across users, the pair is."""
@@ -174,7 +259,9 @@ _code_hash = code_hash  # for the methods whose `code_hash` parameter hides it
 # The statements of each sign-in and refresh, built once.
 _CREDENTIALS = Query(
     sa.select(*_RECORD_COLUMNS, identity_users.c.password_hash).where(
-        identity_users.c.email == sa.bindparam("email")
+        identity_users.c.email == sa.bindparam("email"),
+        # A soft-deleted user's address is obfuscated, and its row never signs in again.
+        identity_users.c.deleted_at.is_(None),
     )
 )
 _ROTATE = (
@@ -233,6 +320,7 @@ class IdentityStore:
                 identity_users.c.id,
                 identity_users.c.email_as_typed,
                 identity_users.c.email_confirmed_at,
+                identity_users.c.banned_until,
             )
             .select_from(identity_sessions.join(identity_users))
             .where(_live_session(of_user=True, with_idle_timeout=idle))
@@ -255,6 +343,7 @@ class IdentityStore:
         user_metadata: dict[str, Any] | None = None,
         app_metadata: dict[str, Any] | None = None,
         email_confirmed: bool = True,
+        ban_for: timedelta | None = None,
     ) -> UserRecord:
         """Insert the user and its profile in one transaction; returns the new user.
 
@@ -264,6 +353,7 @@ class IdentityStore:
                 provider's.
             email_confirmed: this server sends no mail, so users are confirmed at sign-up; only
                 an admin may create an unconfirmed one.
+            ban_for: the admin API's ban (see `_ban_value`); None for none.
 
         Raises:
             UserAlreadyExists: the email is taken (the unique index decides, not a prior read,
@@ -279,6 +369,7 @@ class IdentityStore:
             created_at=now,
             updated_at=now,
             last_sign_in_at=None,
+            banned_until=_ban_value(ban_for, now) if ban_for is not None else None,
         )
 
         def insert(conn: Connection) -> None:
@@ -291,6 +382,7 @@ class IdentityStore:
                     user_metadata=user.user_metadata,
                     app_metadata=user.app_metadata,
                     email_confirmed_at=user.email_confirmed_at,
+                    banned_until=user.banned_until,
                     created_at=now,
                     updated_at=now,
                 )
@@ -314,18 +406,7 @@ class IdentityStore:
         row = await self._db.fetch_one(_CREDENTIALS, {"email": email_key})
         if row is None:
             return None
-        user_id, email, user_metadata, app_metadata, confirmed, created, updated, last, hashed = row
-        user = UserRecord(
-            id=user_id,
-            email=email,
-            user_metadata=dict(user_metadata or {}),
-            app_metadata=dict(app_metadata or {}),
-            email_confirmed_at=confirmed,
-            created_at=created,
-            updated_at=updated,
-            last_sign_in_at=last,
-        )
-        return Credentials(user=user, password_hash=hashed)
+        return Credentials(user=_record(row), password_hash=row[-1])
 
     async def password_hash(self, user_id: str) -> str | None:
         return await self._db.read(
@@ -367,6 +448,7 @@ class IdentityStore:
         app_metadata: dict[str, Any] | None = None,
         email: tuple[str, str] | None = None,
         confirm_email: bool = False,
+        ban_for: timedelta | None = None,
     ) -> UserRecord | None:
         """Merge `user_metadata` and `app_metadata` (see `merge_metadata`), set a new password
         hash, a new address (`email`: normalized, as typed) and/or confirm the address, in one
@@ -375,6 +457,9 @@ class IdentityStore:
         it also spends every outstanding token of the user (links, codes, pending changes).
         A new address spends every outstanding token of the user too (pending email changes,
         and the links mailed to the old address).
+        `ban_for` bans or lifts a ban (see `_ban_value`); None leaves it as it is. A ban ends no
+        session, as GoTrue's: while it holds, every sign-in, refresh and bearer check of the user
+        is refused; once it is lifted or runs out, the sessions work again.
 
         Returns:
             The updated user, or None when the user no longer exists.
@@ -400,6 +485,8 @@ class IdentityStore:
                 changes["app_metadata"] = merge_metadata(
                     dict(current.app_metadata or {}), app_metadata
                 )
+            if ban_for is not None:
+                changes["banned_until"] = _ban_value(ban_for, changes["updated_at"])
             if confirm_email:
                 changes["email_confirmed_at"] = sa.func.coalesce(
                     identity_users.c.email_confirmed_at, changes["updated_at"]
@@ -421,7 +508,7 @@ class IdentityStore:
                 if keep_session_id is not None:
                     others = sa.and_(others, identity_sessions.c.id != keep_session_id)
                 _revoke(conn, others)
-                _spend_every_token(conn, user_id=user_id, now=changes["updated_at"])
+                _spend_for_new_password(conn, user_id=user_id, now=changes["updated_at"])
             try:
                 conn.execute(
                     identity_users.update().where(identity_users.c.id == user_id).values(**changes)
@@ -456,12 +543,18 @@ class IdentityStore:
             if keep_session_id is not None:
                 others = sa.and_(others, identity_sessions.c.id != keep_session_id)
             _revoke(conn, others)
-            _spend_every_token(conn, user_id=user_id, now=now)
+            _spend_for_new_password(conn, user_id=user_id, now=now)
             return True
 
         return await self._db.write(change)
 
     # Account tokens (the links of the lifecycle's mails).
+
+    async def request_mail(self, enqueue: Callable[[Connection], object]) -> None:
+        """A write transaction that runs only `enqueue(conn)`: a mail request's one INSERT,
+        the same for an address with an account and one without (the account is looked up
+        when the sender resolves it, `issue_account_token_in`)."""
+        await self._db.write(enqueue)
 
     async def issue_account_token(
         self,
@@ -474,6 +567,8 @@ class IdentityStore:
         on_unknown: Callable[[Connection], None] | None = None,
         only_unconfirmed: bool = False,
         code_hash: str | None = None,
+        invite: bool = False,
+        flow: NewFlowState | None = None,
     ) -> bool:
         """For the user with this normalized address: spend its older tokens of `purpose`,
         store the new one and call `on_issued(conn, stored address)` (which enqueues the mail)
@@ -482,7 +577,10 @@ class IdentityStore:
         so the unknown address takes the known one's path (see `request_password_reset`).
         `only_unconfirmed`: a user whose address is confirmed counts as unknown (a resent
         sign-up confirmation). `code_hash`: a second token of the same purpose, the mail's code
-        (GoTrue's API); spending either spends both."""
+        (GoTrue's API); spending either spends both. `invite`: stamp the user's `invited_at`
+        in the same transaction (GoTrue's `/invite` and invite links, `mail.go`). `flow`: a PKCE
+        flow state of the user, stored in the same transaction (none for an unknown address, as
+        GoTrue)."""
 
         def issue(conn: Connection) -> bool:
             chosen = identity_users.c.email == email_key
@@ -506,6 +604,14 @@ class IdentityStore:
                 now=now,
                 expires_at=expires_at,
             )
+            if invite:
+                conn.execute(
+                    identity_users.update()
+                    .where(identity_users.c.id == user.id)
+                    .values(invited_at=now)
+                )
+            if flow is not None:
+                _insert_flow_state(conn, flow, user_id=user.id, now=now)
             on_issued(conn, user.email_as_typed)
             return True
 
@@ -525,98 +631,54 @@ class IdentityStore:
         current_token_hash: str | None = None,
         current_code: str | None = None,
         replaces: tuple[str, ...] = EMAIL_CHANGES,
+        flow: NewFlowState | None = None,
     ) -> bool:
         """Spend the user's older email-change tokens, store a new one carrying the new address
-        and call `on_issued(conn, current stored address)` (which enqueues both mails), in one
-        transaction. False, and nothing stored, when the new address is taken or the user gone.
-
-        GoTrue's secure email change: `purpose` EMAIL_CHANGE_NEW, and `current_token_hash`
-        (with `current_code`, hashed here with the stored address) the token mailed to the
-        current address (EMAIL_CHANGE_CURRENT). `replaces`: the kinds the new tokens replace
-        (GoTrue's `generate_link` replaces one side's token and keeps the other's, pointed at
-        the new address). Either way nothing is half confirmed any more."""
+        (and `flow`, a PKCE flow state) and call `on_issued(conn, current stored address)`
+        (which enqueues both mails), in one transaction. False, and nothing stored, when the
+        new address is taken or the user gone. `purpose`, `current_token_hash`, `current_code`
+        and `replaces`: GoTrue's secure email change, see `issue_email_change_in`."""
 
         def issue(conn: Connection) -> bool:
-            now = utcnow()
-            taken = conn.execute(
-                sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
-            ).first()
-            user = conn.execute(
-                sa.select(identity_users.c.email, identity_users.c.email_as_typed).where(
-                    identity_users.c.id == user_id
-                )
-            ).first()
-            if taken is not None or user is None:
-                return False
-            for replaced in replaces:
-                _spend_tokens(conn, user_id=user_id, purpose=replaced, now=now)
-            _restart_email_change(conn, user_id=user_id)
-            conn.execute(  # what is left of the pending change now changes to this address
-                identity_account_tokens.update()
-                .where(
-                    identity_account_tokens.c.user_id == user_id,
-                    identity_account_tokens.c.purpose.in_(EMAIL_CHANGES),
-                    identity_account_tokens.c.spent_at.is_(None),
-                )
-                .values(new_email=new_email, new_email_as_typed=new_email_as_typed)
+            old_email = issue_email_change_in(
+                conn,
+                user_id=user_id,
+                new_email=new_email,
+                new_email_as_typed=new_email_as_typed,
+                token_hash=token_hash,
+                expires_at=expires_at,
+                code_hash=code_hash,
+                purpose=purpose,
+                current_token_hash=current_token_hash,
+                current_code=current_code,
+                replaces=replaces,
+                flow=flow,
             )
-            issued = [(purpose, [token_hash, code_hash])]
-            if current_token_hash is not None:
-                current = _code_hash(user.email, current_code) if current_code else None
-                issued.append((EMAIL_CHANGE_CURRENT, [current_token_hash, current]))
-            for kind, hashes in issued:
-                _insert_tokens(
-                    conn,
-                    hashes,
-                    purpose=kind,
-                    user_id=user_id,
-                    now=now,
-                    expires_at=expires_at,
-                    new_email=new_email,
-                    new_email_as_typed=new_email_as_typed,
-                )
-            on_issued(conn, user.email_as_typed)
+            if old_email is None:
+                return False
+            on_issued(conn, old_email)
             return True
 
         return await self._db.write(issue)
 
-    async def pending_email_change(self, *, email_key: str) -> tuple[str, str] | None:
-        """The user with this address and the new address (as typed) of its newest usable
-        email-change token, or None when nothing is pending."""
-
-        def read(conn: Connection) -> tuple[str, str] | None:
-            row = conn.execute(
-                sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
-                .join(
-                    identity_account_tokens,
-                    identity_account_tokens.c.user_id == identity_users.c.id,
-                )
-                .where(
-                    identity_users.c.email == email_key,
-                    identity_account_tokens.c.purpose.in_(EMAIL_CHANGES),
-                    identity_account_tokens.c.spent_at.is_(None),
-                    identity_account_tokens.c.expires_at > utcnow(),
-                    identity_account_tokens.c.new_email_as_typed.is_not(None),
-                )
-                .order_by(identity_account_tokens.c.id.desc())
-                .limit(1)
-            ).first()
-            return None if row is None else (row.id, row.new_email_as_typed)
-
-        return await self._db.read(read)
-
     async def confirm_email(
-        self, *, token_hash: str, purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE)
+        self,
+        *,
+        token_hash: str,
+        purposes: tuple[str, ...] = (SIGNUP, EMAIL_CHANGE),
+        auth_code: NewAuthCode | None = None,
     ) -> UserRecord | None:
         """Spend a sign-up confirmation or email-change token (one conditional UPDATE: of two
         racing confirmations one wins) and confirm the address, or apply the change, and spend
         the user's other tokens of every kind (GoTrue's `Confirm`, `ConfirmEmailChange`: a link
-        mailed to the address the account left must not sign in), in one transaction. None when
-        the token is not usable.
+        mailed to the address the account left must not sign in), in one transaction (with
+        `auth_code`, issued in it too). None when the token is not usable.
 
         Raises:
             UserAlreadyExists: the new address of a change was taken meanwhile; nothing is
                 written (the token stays as it was).
+            FlowStateNotFound: `auth_code` and the user has no such flow state; nothing is
+                written, as GoTrue's verify rolls back.
         """
 
         def confirm(conn: Connection) -> UserRecord | None:
@@ -635,6 +697,7 @@ class IdentityStore:
             ).first()
             if spent is None:
                 return None
+            _refuse_banned(conn, spent.user_id, now)
             values: dict[str, Any] = {
                 "updated_at": now,
                 "email_confirmed_at": sa.func.coalesce(identity_users.c.email_confirmed_at, now),
@@ -662,6 +725,8 @@ class IdentityStore:
             except IntegrityError as exc:  # taken by a racing sign-up
                 raise UserAlreadyExists() from exc
             _spend_every_token(conn, user_id=spent.user_id, now=now)
+            if auth_code is not None:
+                _issue_auth_code(conn, auth_code, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -681,6 +746,9 @@ class IdentityStore:
             The token's user and whether this was the first (False: the other side was
             confirmed already, so this token applies the change, by `confirm_email`: nothing
             is spent here); None when no usable token of `purposes` has this hash.
+
+        Raises:
+            UserBanned: the token's user is banned; nothing is written (as `confirm_email`).
         """
 
         def confirm_once(conn: Connection) -> tuple[str, bool] | None:
@@ -693,6 +761,7 @@ class IdentityStore:
             ).first()
             if found is None:
                 return None
+            _refuse_banned(conn, found.user_id, now)  # GoTrue's verify, before emailChangeVerify
             conn.execute(
                 sa.select(identity_users.c.id)
                 .where(identity_users.c.id == found.user_id)
@@ -728,12 +797,17 @@ class IdentityStore:
         return await self._db.write(confirm_once)
 
     async def spend_sign_in_token(
-        self, *, token_hash: str, purposes: tuple[str, ...]
+        self, *, token_hash: str, purposes: tuple[str, ...], auth_code: NewAuthCode | None = None
     ) -> UserRecord | None:
         """Spend a reset or magic-link token (GoTrue's recovery and magic-link verify: one
         conditional UPDATE, of two racing verifies one wins), spend the user's other tokens of
         every kind (GoTrue's `Recover`) and confirm the address (the link proved the mailbox),
-        in one transaction. None when the token is not usable. The caller opens the session."""
+        in one transaction (with `auth_code`, issued in it too). None when the token is not
+        usable. The caller opens the session.
+
+        Raises:
+            FlowStateNotFound: as `confirm_email`.
+        """
 
         def spend(conn: Connection) -> UserRecord | None:
             now = utcnow()
@@ -746,6 +820,7 @@ class IdentityStore:
             ).first()
             if spent is None:
                 return None
+            _refuse_banned(conn, spent.user_id, now)
             conn.execute(
                 identity_users.update()
                 .where(identity_users.c.id == spent.user_id)
@@ -755,6 +830,8 @@ class IdentityStore:
                 )
             )
             _spend_every_token(conn, user_id=spent.user_id, now=now)
+            if auth_code is not None:
+                _issue_auth_code(conn, auth_code, user_id=spent.user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == spent.user_id)
             ).first()
@@ -809,6 +886,7 @@ class IdentityStore:
             if spent is None:
                 return None
             user_id = spent.user_id
+            _refuse_banned(conn, user_id, now)
             conn.execute(
                 identity_users.update()
                 .where(identity_users.c.id == user_id)
@@ -820,7 +898,7 @@ class IdentityStore:
                 )
             )
             _revoke(conn, identity_sessions.c.user_id == user_id)
-            _spend_every_token(conn, user_id=user_id, now=now)
+            _spend_for_new_password(conn, user_id=user_id, now=now)
             row = conn.execute(
                 sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == user_id)
             ).first()
@@ -850,6 +928,95 @@ class IdentityStore:
             return True
 
         return await self._db.write(delete)
+
+    async def soft_delete_user(self, user_id: str) -> bool:
+        """GoTrue's soft delete (`models.User.SoftDeleteUser`), in one transaction: the address
+        replaced by an opaque value (`obfuscated`, so it is free for a new sign-up and matches no
+        sign-in), no usable password, both metadata emptied, every account token spent and every
+        session ended, `deleted_at` set. The row and its id stay (the app's own rows, profile and
+        items, are left to the app, as GoTrue leaves them). Soft-deleting again changes nothing.
+        False if there is no such user."""
+
+        def soft_delete(conn: Connection) -> bool:
+            user = conn.execute(
+                sa.select(identity_users.c.email_as_typed, identity_users.c.deleted_at).where(
+                    identity_users.c.id == user_id
+                )
+            ).first()
+            if user is None:
+                return False
+            if user.deleted_at is not None:
+                return True
+            now = utcnow()
+            hidden = obfuscated(user_id, user.email_as_typed)
+            conn.execute(
+                identity_users.update()
+                .where(identity_users.c.id == user_id)
+                .values(
+                    email=hidden,
+                    email_as_typed=hidden,
+                    password_hash="",  # no argon2 hash: nothing verifies against it
+                    user_metadata={},
+                    app_metadata={},
+                    deleted_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                identity_account_tokens.update()
+                .where(
+                    identity_account_tokens.c.user_id == user_id,
+                    identity_account_tokens.c.spent_at.is_(None),
+                )
+                .values(spent_at=now)
+            )
+            _revoke(conn, identity_sessions.c.user_id == user_id)
+            return True
+
+        return await self._db.write(soft_delete)
+
+    # PKCE flow states (GoTrue's `flow_state`).
+
+    async def flow_state(self, *, auth_code_hash: str) -> FlowState | None:
+        """The flow state whose auth code hashes to this, if any."""
+        row = await self._db.read(
+            lambda conn: conn.execute(
+                sa.select(identity_flow_states).where(
+                    identity_flow_states.c.auth_code_hash == auth_code_hash
+                )
+            ).first()
+        )
+        if row is None:
+            return None
+        return FlowState(
+            id=row.id,
+            user_id=row.user_id,
+            challenge=CodeChallenge(value=row.code_challenge, method=row.code_challenge_method),
+            authentication_method=row.authentication_method,
+            created_at=_as_datetime(row.created_at),
+            auth_code_issued_at=(
+                None if row.auth_code_issued_at is None else _as_datetime(row.auth_code_issued_at)
+            ),
+        )
+
+    async def take_flow_state(self, flow_id: str) -> UserRecord | None:
+        """Delete the flow state (one conditional DELETE: of two racing exchanges of one code,
+        one wins) and return its user. None when it is gone already (or its user is)."""
+
+        def take(conn: Connection) -> UserRecord | None:
+            taken = conn.execute(
+                identity_flow_states.delete()
+                .where(identity_flow_states.c.id == flow_id)
+                .returning(identity_flow_states.c.user_id)
+            ).first()
+            if taken is None:
+                return None
+            row = conn.execute(
+                sa.select(*_RECORD_COLUMNS).where(identity_users.c.id == taken.user_id)
+            ).first()
+            return None if row is None else _record(row)
+
+        return await self._db.write(take)
 
     # Sessions and refresh tokens.
 
@@ -939,12 +1106,15 @@ class IdentityStore:
         )
         return None if row is None else (row.id, row.user_id)
 
-    async def live_user(self, claims: AccessClaims) -> tuple[str, str, bool] | None:
-        """`(user id, email, whether it is confirmed)` of the claims' session if it still
-        lives (one point read: this is the check of every `/auth/me`)."""
-        values = {"user_id": claims.user_id, **self._session_values(claims.session_id, utcnow())}
+    async def live_user(self, claims: AccessClaims) -> tuple[str, str, bool, bool] | None:
+        """`(user id, email, whether it is confirmed, whether it is banned)` of the claims'
+        session if it still lives (one point read: this is the check of every `/auth/me`)."""
+        now = utcnow()
+        values = {"user_id": claims.user_id, **self._session_values(claims.session_id, now)}
         row = await self._db.fetch_one(self._live_user, values)
-        return None if row is None else (row[0], row[1], row[2] is not None)
+        if row is None:
+            return None
+        return (row[0], row[1], row[2] is not None, _banned(row[3], now))
 
     async def revoke_sessions(
         self, *, user_id: str, session_id: str, scope: SignOutScope = SignOutScope.LOCAL
@@ -1013,10 +1183,15 @@ class IdentityStore:
 
         Raises:
             RefreshTokenInvalid: the session is over.
+            UserBanned: its user is banned. Raised inside the rotation's transaction, which it
+                rolls back: the token is not spent, so the session works again once the ban
+                is lifted (GoTrue checks the ban before it rotates).
         """
         row = conn.execute(self._session_owner, self._session_values(session_id, now)).first()
         if row is None:
             raise RefreshTokenInvalid()
+        if _banned(row.banned_until, now):
+            raise UserBanned()
         return row
 
 
@@ -1058,6 +1233,17 @@ def _current_successor(
     raise RefreshTokenInvalid()
 
 
+def _refuse_banned(conn: Connection, user_id: str, now: datetime) -> None:
+    """Raise UserBanned for a banned user, inside a transaction that has just spent one of its
+    account tokens: raising rolls it back, so the link stays as it was (GoTrue's `/verify`
+    refuses a banned user before it spends anything)."""
+    banned_until = conn.execute(
+        sa.select(identity_users.c.banned_until).where(identity_users.c.id == user_id)
+    ).scalar()
+    if _banned(banned_until, now):
+        raise UserBanned()
+
+
 def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
         identity_account_tokens.c.token_hash == token_hash,
@@ -1078,6 +1264,8 @@ def _restart_email_change(conn: Connection, *, user_id: str) -> None:
     )
 
 
+# The PKCE flow states of the sign-in links (GoTrue's `authentication_method` names).
+_SIGN_IN_FLOWS = ("recovery", "magiclink")
 # No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
 _NO_USER = "00000000-0000-0000-0000-000000000000"
 
@@ -1112,6 +1300,53 @@ def _insert_tokens(
         )
 
 
+def _issue_auth_code(conn: Connection, code: NewAuthCode, *, user_id: str, now: datetime) -> None:
+    """Give the user's newest flow state of the code's kind the code (GoTrue `issueAuthCode`),
+    replacing one issued before. Raises FlowStateNotFound (rolling the transaction back) when
+    the user has none."""
+    newest = (
+        sa.select(identity_flow_states.c.id)
+        .where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method == code.authentication_method,
+        )
+        .order_by(identity_flow_states.c.created_at.desc(), identity_flow_states.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    issued = conn.execute(
+        identity_flow_states.update()
+        .where(identity_flow_states.c.id == newest)
+        .values(auth_code_hash=code.auth_code_hash, auth_code_issued_at=now)
+        .returning(identity_flow_states.c.id)
+    ).first()
+    if issued is None:
+        raise FlowStateNotFound()
+
+
+def _insert_flow_state(
+    conn: Connection, flow: NewFlowState, *, user_id: str, now: datetime
+) -> None:
+    # The new mail spent the older links of its kind, so their flow states can never get a
+    # code again (an issued one dies with them): gone, rather than left to pile up.
+    conn.execute(
+        identity_flow_states.delete().where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method == flow.authentication_method,
+        )
+    )
+    conn.execute(
+        identity_flow_states.insert().values(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            authentication_method=flow.authentication_method,
+            code_challenge=flow.challenge.value,
+            code_challenge_method=flow.challenge.method,
+            created_at=now,
+        )
+    )
+
+
 def _spend_tokens(conn: Connection, *, user_id: str, purpose: str, now: datetime) -> None:
     conn.execute(
         identity_account_tokens.update()
@@ -1137,6 +1372,150 @@ def _spend_every_token(conn: Connection, *, user_id: str, now: datetime) -> None
         )
         .values(spent_at=now)
     )
+
+
+def _spend_for_new_password(conn: Connection, *, user_id: str, now: datetime) -> None:
+    """A new password spends every outstanding token, and ends the auth codes already issued
+    from a sign-in link (recovery, magic link): GoTrue keeps those flow states, so a code
+    followed before the change would still open a session after it, the attacker's that the
+    change meant to end."""
+    _spend_every_token(conn, user_id=user_id, now=now)
+    conn.execute(
+        identity_flow_states.delete().where(
+            identity_flow_states.c.user_id == user_id,
+            identity_flow_states.c.authentication_method.in_(_SIGN_IN_FLOWS),
+        )
+    )
+
+
+def issue_account_token_in(
+    conn: Connection,
+    *,
+    email_key: str,
+    purpose: str,
+    token_hash: str,
+    expires_at: datetime,
+    only_unconfirmed: bool = False,
+    code_hash: str | None = None,
+    flow: NewFlowState | None = None,
+) -> str | None:
+    """`IdentityStore.issue_account_token` in the caller's transaction (the mail sender's,
+    resolving a mail request; see `mail.outbox.resolve_next`), with no decoy work for an
+    unknown address (no request waits on it): the user's stored address, or None, and nothing
+    written, when there is no such user (`only_unconfirmed`: or it is confirmed)."""
+    chosen = identity_users.c.email == email_key
+    if only_unconfirmed:
+        chosen = sa.and_(chosen, identity_users.c.email_confirmed_at.is_(None))
+    user = conn.execute(
+        sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(chosen)
+    ).first()
+    if user is None:
+        return None
+    now = utcnow()
+    _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
+    _insert_tokens(
+        conn,
+        [token_hash, code_hash],
+        purpose=purpose,
+        user_id=user.id,
+        now=now,
+        expires_at=expires_at,
+    )
+    if flow is not None:
+        _insert_flow_state(conn, flow, user_id=user.id, now=now)
+    return str(user.email_as_typed)
+
+
+def pending_email_change_in(conn: Connection, *, email_key: str) -> tuple[str, str] | None:
+    """The user with this address and the new address (as typed) of its newest usable
+    email-change token (of any kind: GoTrue's secure change has two, one side perhaps confirmed
+    already), or None when nothing is pending (in the caller's transaction)."""
+    row = conn.execute(
+        sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
+        .join(
+            identity_account_tokens,
+            identity_account_tokens.c.user_id == identity_users.c.id,
+        )
+        .where(
+            identity_users.c.email == email_key,
+            identity_account_tokens.c.purpose.in_(EMAIL_CHANGES),
+            identity_account_tokens.c.spent_at.is_(None),
+            identity_account_tokens.c.expires_at > utcnow(),
+            identity_account_tokens.c.new_email_as_typed.is_not(None),
+        )
+        .order_by(identity_account_tokens.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (str(row.id), str(row.new_email_as_typed))
+
+
+def issue_email_change_in(
+    conn: Connection,
+    *,
+    user_id: str,
+    new_email: str,
+    new_email_as_typed: str,
+    token_hash: str,
+    expires_at: datetime,
+    code_hash: str | None = None,
+    purpose: str = EMAIL_CHANGE,
+    current_token_hash: str | None = None,
+    current_code: str | None = None,
+    replaces: tuple[str, ...] = EMAIL_CHANGES,
+    flow: NewFlowState | None = None,
+) -> str | None:
+    """`IdentityStore.issue_email_change` in the caller's transaction: spend the user's older
+    email-change tokens, store a new one carrying the new address (and `flow`, a PKCE flow
+    state: one for the change, whichever token's verify applies it issues its code, as
+    GoTrue's `issueAuthCode` after `emailChangeVerify`). The user's current stored address,
+    or None, and nothing stored, when the new address is taken or the user gone.
+
+    GoTrue's secure email change: `purpose` EMAIL_CHANGE_NEW, and `current_token_hash` (with
+    `current_code`, hashed here with the stored address) the token mailed to the current
+    address (EMAIL_CHANGE_CURRENT). `replaces`: the kinds the new tokens replace (GoTrue's
+    `generate_link` replaces one side's token and keeps the other's, pointed at the new
+    address). Either way nothing is half confirmed any more."""
+    now = utcnow()
+    taken = conn.execute(
+        sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
+    ).first()
+    user = conn.execute(
+        sa.select(identity_users.c.email, identity_users.c.email_as_typed).where(
+            identity_users.c.id == user_id
+        )
+    ).first()
+    if taken is not None or user is None:
+        return None
+    for replaced in replaces:
+        _spend_tokens(conn, user_id=user_id, purpose=replaced, now=now)
+    _restart_email_change(conn, user_id=user_id)
+    conn.execute(  # what is left of the pending change now changes to this address
+        identity_account_tokens.update()
+        .where(
+            identity_account_tokens.c.user_id == user_id,
+            identity_account_tokens.c.purpose.in_(EMAIL_CHANGES),
+            identity_account_tokens.c.spent_at.is_(None),
+        )
+        .values(new_email=new_email, new_email_as_typed=new_email_as_typed)
+    )
+    issued = [(purpose, [token_hash, code_hash])]
+    if current_token_hash is not None:
+        current = _code_hash(user.email, current_code) if current_code else None
+        issued.append((EMAIL_CHANGE_CURRENT, [current_token_hash, current]))
+    for kind, hashes in issued:
+        _insert_tokens(
+            conn,
+            hashes,
+            purpose=kind,
+            user_id=user_id,
+            now=now,
+            expires_at=expires_at,
+            new_email=new_email,
+            new_email_as_typed=new_email_as_typed,
+        )
+    if flow is not None:
+        _insert_flow_state(conn, flow, user_id=user_id, now=now)
+    return str(user.email_as_typed)
 
 
 def _revoke(conn: Connection, chosen: sa.ColumnElement[bool]) -> None:

@@ -122,6 +122,30 @@ for (const scope of ["global", "local", "others"]) {
   };
 }
 
+// A ban through the admin API (`ban_duration`, GoTrue's `admin.go`), then its lifting.
+{
+  const admin = client(serviceKey).supabase.auth.admin;
+  const address = email();
+  const created = await admin.createUser({ email: address, password: PASSWORD, email_confirm: true });
+  const first = (await client().supabase.auth.signInWithPassword({ email: address, password: PASSWORD })).data.session;
+  const banned = await admin.updateUserById(created.data.user.id, { ban_duration: "24h" });
+  const signIn = await client().supabase.auth.signInWithPassword({ email: address, password: PASSWORD });
+  const refresh = await client().supabase.auth.refreshSession({ refresh_token: first.refresh_token });
+  const getUser = await client().supabase.auth.getUser(first.access_token);
+  const invalid = await admin.updateUserById(created.data.user.id, { ban_duration: "24" });
+  const lifted = await admin.updateUserById(created.data.user.id, { ban_duration: "none" });
+  const again = await client().supabase.auth.signInWithPassword({ email: address, password: PASSWORD });
+  out.ban = {
+    bannedUntil: typeof banned.data.user?.banned_until === "string",
+    signIn: fail(signIn.error),
+    refresh: fail(refresh.error),
+    getUser: fail(getUser.error),
+    invalid: { ...fail(invalid.error), message: invalid.error?.message },
+    lifted: lifted.data.user?.banned_until ?? null,
+    again: fail(again.error),
+  };
+}
+
 // Each error code a client exposes.
 {
   const { supabase } = client();
