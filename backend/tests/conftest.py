@@ -62,6 +62,7 @@ _IDENTITY_SETTINGS = (
     "access_token_ttl_seconds",
     "session_ttl_seconds",
     "session_idle_timeout_seconds",
+    "gotrue_mailer_secure_email_change_enabled",
 )
 # Settings both need: the lifecycle's mails are sent by the identity service, and the app reads
 # the same switches (EMAIL_CONFIRMATION_REQUIRED, SITE_URL, the password minimum).

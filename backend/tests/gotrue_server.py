@@ -25,19 +25,22 @@ def gotrue_server(make_settings: Callable[..., Settings], **overrides: Any) -> I
 
     Its tokens name it as their issuer (URL/auth/v1), as Supabase's do. Every request of a test
     comes from loopback, so its own sign-in limits are out of the way; the app under test
-    still applies its own.
+    still applies its own. The project is set up as the README asks of a real one for the
+    supabase provider: "Secure email change" off (GoTrue's default, and this stand-in's, is
+    on), unless `overrides` say otherwise.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = make_settings(
-        gotrue_api_enabled=True,
-        jwt_issuer=f"{url}/auth/v1",
-        supabase_anon_key=ANON_KEY,
-        supabase_service_role_key=SERVICE_ROLE_KEY,
-        rate_limit_signin_per_account="100000/minute",
-        rate_limit_signin_per_address="100000/minute",
-        **overrides,
-    )
+    project = {
+        "gotrue_api_enabled": True,
+        "jwt_issuer": f"{url}/auth/v1",
+        "supabase_anon_key": ANON_KEY,
+        "supabase_service_role_key": SERVICE_ROLE_KEY,
+        "rate_limit_signin_per_account": "100000/minute",
+        "rate_limit_signin_per_address": "100000/minute",
+        "gotrue_mailer_secure_email_change_enabled": False,
+    }
+    settings = make_settings(**(project | overrides))
     with live_server(create_app(settings), port=port, log_level="warning") as base_url:
         assert base_url == url
         yield url

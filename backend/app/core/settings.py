@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # GoTrue's GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION: PUT /auth/v1/user with a
     # new password needs the `nonce` that GET /auth/v1/reauthenticate mails.
     gotrue_security_update_password_require_reauthentication: bool = False
+    # GoTrue's GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED (its default, on), for /auth/v1 only:
+    # PUT /auth/v1/user {email} mails a link and code to each address, and (autoconfirm off) the
+    # change needs both, so a stolen access token alone cannot move the account to another
+    # mailbox. Off: one link, to the new address, and a notice to the old one. /auth's own email
+    # change is the app's contract (one link, a notice) whatever this says.
+    gotrue_mailer_secure_email_change_enabled: bool = True
     # The shortest password accepted by both APIs. Below 8 only outside production (the doctor
     # warns); GoTrue's name is accepted too.
     password_min_length: int = Field(

@@ -66,6 +66,7 @@ def build_identity(
         confirmation_required=settings.email_confirmation_required,
         confirm_ttl_seconds=settings.email_confirm_ttl_seconds,
         password_min_length=settings.password_min_length,
+        gotrue_secure_email_change=settings.gotrue_mailer_secure_email_change_enabled,
     )
     return Identity(
         provider=provider,

@@ -48,6 +48,7 @@ from backend.app.identity.embedded import (
     AuthCode,
     BadCodeVerifier,
     CodeChallenge,
+    EmailChangePending,
     EmbeddedGoTrue,
     FlowStateExpired,
     FlowStateNotFound,
@@ -404,7 +405,7 @@ class SessionService:
         token: str | None = None,
         email: str | None = None,
         user_agent: str | None = None,
-    ) -> GoTrueSession:
+    ) -> GoTrueSession | EmailChangePending:
         """GoTrue's `/verify`. A 6-digit code with its address is a guessable credential: each
         try counts toward the sign-in limits of that account and the client's address, as a
         password does. A link's token (256 bits) counts toward the address's limit only.
@@ -428,12 +429,18 @@ class SessionService:
         except AccountTokenInvalid:
             logger.info("verification refused", extra={"reason": "token_invalid"})
             raise
+        if isinstance(answer, EmailChangePending):
+            logger.info("email change half confirmed", extra={"user_id": answer.user_id})
+            return answer
         logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
         return answer
 
-    async def gotrue_verify_for_code(self, *, kind: str, token_hash: str, address: str) -> AuthCode:
+    async def gotrue_verify_for_code(
+        self, *, kind: str, token_hash: str, address: str
+    ) -> AuthCode | EmailChangePending:
         """GoTrue's `GET /verify` of a PKCE link: counted as any link's verify; an auth code
-        for the client's `grant_type=pkce`, not a session.
+        for the client's `grant_type=pkce`, not a session (or, the first verify of a secure
+        email change, `EmailChangePending`: no code yet).
 
         Raises:
             RateLimited, AccountTokenInvalid, FlowStateNotFound (both logged at info).
@@ -446,6 +453,9 @@ class SessionService:
         except (AccountTokenInvalid, FlowStateNotFound) as exc:
             logger.info("verification refused", extra={"reason": type(exc).__name__})
             raise
+        if isinstance(answer, EmailChangePending):
+            logger.info("email change half confirmed", extra={"user_id": answer.user_id})
+            return answer
         logger.info("user verified", extra={"user_id": answer.user.id, "type": kind})
         return answer
 

@@ -44,6 +44,7 @@ _SUBJECTS = {
     "signup_confirmation": "Confirm your email for {product}",
     "email_change_confirmation": "Confirm your new email for {product}",
     "email_change_notice": "Your {product} email is being changed",
+    "email_change_current": "Confirm the change of your {product} email",
     "password_reset": "Reset your {product} password",
     "magic_link": "Your {product} sign-in link",
     "invite": "You are invited to {product}",
@@ -120,6 +121,29 @@ class Mailer:
         that could apply it (whoever reads the old mailbox must not be able to confirm)."""
         return self._render(
             "email_change_notice", to=to, display_name=display_name, new_email=new_email
+        )
+
+    def email_change_current_confirmation(
+        self,
+        *,
+        to: str,
+        new_email: str,
+        link: str,
+        code: str | None,
+        valid_for: timedelta,
+        display_name: str | None = None,
+    ) -> MailMessage:
+        """GoTrue's API only, with its secure email change: to the current address, its own
+        link (and code) that confirms the change from this side; the new address gets the
+        other. Both are needed, so neither mailbox alone moves the account."""
+        return self._render(
+            "email_change_current",
+            to=to,
+            display_name=display_name,
+            new_email=new_email,
+            link=link,
+            code=code,
+            valid_for=_duration(valid_for),
         )
 
     def password_reset(

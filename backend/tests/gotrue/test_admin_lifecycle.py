@@ -230,7 +230,10 @@ class TestGenerateLink:
         )
         assert (await gotrue.sign_in(email)).status_code == 200
 
-    async def test_email_change_new_applies_the_change(self, gotrue):
+    async def test_email_change_new_applies_the_change(self, make_gotrue):
+        """One token, one verify: the secure email change off (its two tokens are
+        test_secure_email_change.py's)."""
+        gotrue = await make_gotrue(gotrue_mailer_secure_email_change_enabled=False)
         email, new_email = (await gotrue.session())["user"]["email"], unique_email()
 
         body = (

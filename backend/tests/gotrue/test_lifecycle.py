@@ -786,6 +786,14 @@ class TestReauthentication:
 
 
 class TestEmailChange:
+    """GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED=false: one link, to the new address, and one
+    verify (the switch on is test_secure_email_change.py)."""
+
+    @pytest.fixture
+    async def gotrue(self, make_gotrue) -> GoTrue:
+        driver: GoTrue = await make_gotrue(gotrue_mailer_secure_email_change_enabled=False)
+        return driver
+
     async def test_the_link_to_the_new_address_applies_it_and_the_old_one_is_told(
         self, gotrue, outbox
     ):

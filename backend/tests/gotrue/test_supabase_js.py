@@ -200,9 +200,9 @@ def pkce_observed(serve, make_smtp_server) -> dict[str, Any]:
 class TestSupabaseJsLifecycle:
     def test_sign_up_link_verify_resend_recovery_otp_and_reauthenticate(self, lifecycle_observed):
         """supabase-js's signUp, verifyOtp (token_hash and code), resend,
-        resetPasswordForEmail, signInWithOtp, reauthenticate and updateUser (with the nonce,
-        GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION on), each mail caught by SMTP
-        and followed."""
+        resetPasswordForEmail, signInWithOtp, reauthenticate, updateUser (with the nonce,
+        GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION on) and updateUser({email})
+        (GoTrue's secure email change: two verifies), each mail caught by SMTP and followed."""
         observed = lifecycle_observed
         not_confirmed = {"name": "AuthApiError", "status": 400, "code": "email_not_confirmed"}
         expired = {"name": "AuthApiError", "status": 403, "code": "otp_expired"}
@@ -228,7 +228,16 @@ class TestSupabaseJsLifecycle:
             "refused": {"name": "AuthApiError", "status": 422, "code": "otp_disabled"},
         }
         assert observed["reauthenticate"] == {"error": None, "updated": True}
-        assert observed["emailChange"] == {"error": None, "pending": True, "applied": True}
+        assert observed["emailChange"] == {
+            "error": None,
+            "pending": True,
+            "twoTokens": True,
+            # GoTrue's `singleConfirmationAccepted`: supabase-js reports no user, no session.
+            "first": {"user": None, "session": None},
+            "replay": expired,
+            "applied": True,
+            "session": True,
+        }
         assert observed["admin"] == {
             "error": None,
             "invitedAt": True,

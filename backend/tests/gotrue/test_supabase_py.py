@@ -641,8 +641,14 @@ class TestEmailChangeSupabasePy:
     async def test_update_user_email_then_resend_then_verify(
         self, serve, clients, make_smtp_server
     ):
+        """The secure email change off: one link, to the new address (on: its own file)."""
         smtp = make_smtp_server()
-        with serve(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none") as url:
+        with serve(
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            smtp_tls="none",
+            gotrue_mailer_secure_email_change_enabled=False,
+        ) as url:
             client, _ = await clients(url)
             old, new = unique_email(), unique_email()
             await client.auth.sign_up({"email": old, "password": PASSWORD})

@@ -346,3 +346,71 @@ class TestIssuance:
         )
         assert len(token.token_hash) == 64
         assert [row.not_after for row in mails] == [token.expires_at]
+
+
+class TestResendSecureEmailChange:
+    async def test_a_half_done_change_and_none_run_the_same_statements_then_both_are_mailed(
+        self, make_caller, make_smtp_server
+    ):
+        """GoTrue's secure email change (`GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED`, on, and
+        autoconfirm off): `/resend` `email_change` for an address with a pending two-token
+        change, one side already confirmed, runs the request path's statements of an address
+        with none; the sender then mails both addresses a new link and code (GoTrue's
+        `sendEmailChange` again), the older links are spent and the two new ones are needed."""
+        server: SmtpServer = make_smtp_server()
+        caller = await make_caller(
+            gotrue_mailer_autoconfirm=False,
+            gotrue_mailer_secure_email_change_enabled=True,
+            **_smtp(server),
+        )
+        old, new = unique_email(), unique_email()
+        created = await caller.gotrue.admin(
+            "POST", "/users", json={"email": old, "password": PASSWORD, "email_confirm": True}
+        )
+        assert created.status_code == 200, created.text
+        signed_in = await caller.gotrue.sign_in(old)
+        assert signed_in.status_code == 200, signed_in.text
+        before = len(_mails_to(server, old))
+        changed = await caller.gotrue.call(
+            "PUT", "/user", bearer=signed_in.json()["access_token"], json={"email": new}
+        )
+        assert changed.status_code == 200, changed.text
+        first_current = token_of(
+            (await _wait_for_mails(server, old, before + 1))[-1], "confirm-email"
+        )
+        first_new = token_of((await _wait_for_mails(server, new, 1))[-1], "confirm-email")
+
+        async def verify(token_hash: str) -> httpx.Response:
+            response: httpx.Response = await caller.gotrue.call(
+                "POST", "/verify", json={"type": "email_change", "token_hash": token_hash}
+            )
+            return response
+
+        half_done = await verify(first_current)
+        assert half_done.json()["code"] == "200", half_done.text
+        body = {"type": "email_change"}
+        await caller.gotrue.call("POST", "/resend", json=body | {"email": unique_email()})
+
+        await caller.services.mail_sender.stop()
+        with statements() as for_pending:
+            pending = await caller.gotrue.call("POST", "/resend", json=body | {"email": old})
+        with statements() as for_none:
+            none = await caller.gotrue.call(
+                "POST", "/resend", json=body | {"email": unique_email()}
+            )
+        caller.services.mail_sender.start()
+        current = token_of((await _wait_for_mails(server, old, before + 2))[-1], "confirm-email")
+        to_new = token_of((await _wait_for_mails(server, new, 2))[-1], "confirm-email")
+        await requests_resolved(caller.services.database)
+        stale = await verify(first_new)
+        accepted = await verify(to_new)
+        applied = await verify(current)
+
+        assert (pending.status_code, pending.content) == (none.status_code, none.content)
+        assert for_pending, "the request stores something"
+        assert for_pending == for_none
+        assert current not in (first_current, to_new)
+        assert stale.status_code == 403, stale.text
+        assert accepted.json()["code"] == "200", accepted.text  # the change starts over
+        assert applied.status_code == 200, applied.text
+        assert applied.json()["user"]["email"] == new

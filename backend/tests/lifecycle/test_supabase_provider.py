@@ -161,3 +161,44 @@ class TestGoTrueMailRefusals:
         (record,) = [r for r in caplog.records if r.name == "backend.app.identity.supabase"]
         assert "password reset" in record.getMessage()
         assert user.email not in record.getMessage()
+
+
+class TestSecureEmailChangeLeftOn:
+    @pytest.fixture
+    def identity_provider(self) -> str:
+        # This test starts its own project, with GoTrue's default left on.
+        return "embedded"
+
+    async def test_the_first_link_is_503_and_changes_nothing(
+        self, make_settings, make_api, tmp_path
+    ):
+        """A project whose "Secure email change" is on (GoTrue's default; the README asks for
+        it off): GoTrue accepts the new address's link without a session (the other address's
+        is awaited), which the provider reports as 503 `provider_unavailable`."""
+        confirming = {"email_confirmation_required": True}
+        with gotrue_server(
+            make_settings, gotrue_mailer_secure_email_change_enabled=True, **confirming
+        ) as url:
+            api = await make_api(**supabase_settings(url), **confirming)
+            outbox = tmp_path / "data" / "outbox"
+            email, new_email = unique_email(), unique_email()
+            assert (await api.signup(email)).status_code == 201
+            confirmation = token_of((await mails_to(outbox, email))[-1], "confirm-email")
+            assert (
+                await api.post("/auth/email/verify", {"token": confirmation})
+            ).status_code == 200
+            signin = await api.signin(email)
+            bearer = {"Authorization": f"Bearer {signin.json()['accessToken']}"}
+            asked = await api.post(
+                "/auth/email",
+                {"newEmail": new_email, "currentPassword": PASSWORD},
+                headers=bearer,
+            )
+            link = token_of((await mails_to(outbox, new_email))[-1], "confirm-email")
+
+            verified = await api.post("/auth/email/verify", {"token": link})
+            me = await api.client.get("/auth/me", headers=bearer)
+
+        assert asked.status_code == 202, asked.text
+        assert (verified.status_code, verified.json()["code"]) == (503, "provider_unavailable")
+        assert me.json()["user"]["email"] == email

@@ -141,3 +141,30 @@ class TestDuration:
         message = mailer.password_reset(to="a@example.com", token=TOKEN, valid_for=valid_for)
 
         assert f"for {words}." in message.text
+
+
+class TestEmailChangeCurrentConfirmation:
+    def test_the_current_address_gets_its_own_link_and_code_and_the_new_address_as_text(
+        self, mailer
+    ):
+        """GoTrue's secure email change: the old address's mail carries its own link and code
+        (GoTrue's `{{ .ConfirmationURL }}` and `{{ .Token }}`); the requested address is text."""
+        link = "https://api.example.com/auth/v1/verify?token=abc&type=email_change&redirect_to=x"
+
+        message = mailer.email_change_current_confirmation(
+            to="old@example.com",
+            new_email=HOSTILE_ADDRESS,
+            link=link,
+            code="123456",
+            valid_for=timedelta(days=1),
+        )
+
+        assert link in _links(message.text)
+        assert 'href="https://api.example.com/auth/v1/verify?token=abc&amp;type=email_change' in (
+            message.html
+        )
+        assert "123456" in message.text
+        assert "123456" in message.html
+        assert "<img" not in message.html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in message.html
+        assert "24 hours" in message.text

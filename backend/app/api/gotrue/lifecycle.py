@@ -21,6 +21,8 @@ from backend.app.db.tables import utcnow
 from backend.app.identity.embedded import (
     PKCE_PREFIX,
     VERIFY_TYPES,
+    AuthCode,
+    EmailChangePending,
     EmailUnconfirmed,
     FlowStateNotFound,
     GoTrueSession,
@@ -70,6 +72,10 @@ _OAUTH_ERRORS = {
     503: "temporarily_unavailable",
 }
 _RESEND_TYPES = frozenset({"signup", "email_change", "sms", "phone_change"})
+# GoTrue's `singleConfirmationAccepted` (`verify.go`): the first of a secure email change's two.
+_EMAIL_CHANGE_HALF_DONE = (
+    "Confirmation link accepted. Please proceed to confirm link sent to the other email"
+)
 
 
 def _email_of(value: str | None) -> str:
@@ -206,12 +212,15 @@ async def verify_post(
     if bool(body.token) == bool(body.token_hash):
         raise validation_failed("Verify requires either a token or a token hash")
     answer = await _verify_post(request, body, body.type, sessions, address)
+    if isinstance(answer, EmailChangePending):
+        # GoTrue's own body, `code` a string: supabase-py reads "200" as "one more to go".
+        return {"msg": _EMAIL_CHANGE_HALF_DONE, "code": "200"}
     return session_json(answer.session, answer.user)
 
 
 async def _verify_post(
     request: Request, body: VerifyBody, kind: str, sessions: SessionsDep, address: str
-) -> GoTrueSession:
+) -> GoTrueSession | EmailChangePending:
     user_agent = client_user_agent(request)
     if body.token_hash:
         if body.email or body.phone or body.redirect_to:
@@ -281,17 +290,18 @@ async def verify_get(
         if kind not in VERIFY_TYPES:
             raise validation_failed("Invalid email verification type")
         with translate_app_errors(token_invalid=link_invalid):
+            answer: GoTrueSession | AuthCode | EmailChangePending
             if pkce:
-                issued = await sessions.gotrue_verify_for_code(
+                answer = await sessions.gotrue_verify_for_code(
                     kind=kind, token_hash=token, address=address
                 )
-                return RedirectResponse(_with_query(target, {"code": issued.code}), status_code=303)
-            answer = await sessions.gotrue_verify(
-                kind=kind,
-                token_hash=token,
-                address=address,
-                user_agent=client_user_agent(request),
-            )
+            else:
+                answer = await sessions.gotrue_verify(
+                    kind=kind,
+                    token_hash=token,
+                    address=address,
+                    user_agent=client_user_agent(request),
+                )
     except FlowStateNotFound as exc:
         return RedirectResponse(
             _error_redirect(target, 400, GoTrueCode.FLOW_STATE_NOT_FOUND, exc.message, pkce),
@@ -303,6 +313,13 @@ async def verify_get(
         return RedirectResponse(
             _error_redirect(target, exc.status, exc.code, exc.message, pkce), status_code=303
         )
+    if isinstance(answer, EmailChangePending):  # GoTrue's `prepRedirectURL`
+        message = {"message": _EMAIL_CHANGE_HALF_DONE}
+        # A PKCE link's message is in the query too (where a server-side callback reads it).
+        half_done = _with_query(target, message) if pkce else target
+        return RedirectResponse(_with_fragment(half_done, message), status_code=303)
+    if isinstance(answer, AuthCode):
+        return RedirectResponse(_with_query(target, {"code": answer.code}), status_code=303)
     fields = {**session_fields(answer.session), "type": kind}
     return RedirectResponse(_with_fragment(target, fields), status_code=303)
 
@@ -326,6 +343,10 @@ def _link_refused(exc: LinkRefused, kind: str) -> GoTrueError:
             return validation_failed("Signup requires a valid password")
         case "new_email_required":
             return validation_failed("An email address is required")
+        case "secure_email_change_off":
+            return validation_failed(
+                "Enable secure email change to generate link for current email"
+            )
     return validation_failed(f"Invalid email action link type requested: {kind}")
 
 

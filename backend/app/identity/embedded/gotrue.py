@@ -44,6 +44,8 @@ from .provider import (
 )
 from .store import (
     EMAIL_CHANGE,
+    EMAIL_CHANGE_CURRENT,
+    EMAIL_CHANGE_NEW,
     MAGICLINK,
     REAUTHENTICATION,
     RESET,
@@ -59,6 +61,7 @@ __all__ = [
     "REAUTHENTICATION_WINDOW_SECONDS",
     "VERIFY_TYPES",
     "AuthCode",
+    "EmailChangePending",
     "EmailUnconfirmed",
     "EmbeddedGoTrue",
     "GoTrueSession",
@@ -78,10 +81,10 @@ VERIFY_TYPES: dict[str, tuple[str, ...]] = {
     "invite": (SIGNUP,),
     "recovery": (RESET, MAGICLINK),
     "magiclink": (RESET, MAGICLINK),
-    "email_change": (EMAIL_CHANGE,),
+    "email_change": (EMAIL_CHANGE, EMAIL_CHANGE_NEW, EMAIL_CHANGE_CURRENT),
     "email": (SIGNUP, RESET, MAGICLINK),
 }
-_CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE})
+_CONFIRMING = frozenset({SIGNUP, EMAIL_CHANGE, EMAIL_CHANGE_NEW, EMAIL_CHANGE_CURRENT})
 # GoTrue `verify.go` `verifyGet`: its 400 wrapping `issueAuthCode`'s 422, as Go formats it.
 _NO_FLOW_STATE = "No associated flow state found. 422: No valid flow state found for user."
 # GoTrue `user.go`: with GOTRUE_SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION, a session
@@ -107,7 +110,8 @@ class NonceInvalid(Exception):
 
 class LinkRefused(Exception):
     """`generate_link` or `/invite` refused: `reason` is `email_exists`, `user_not_found`,
-    `password_required`, `new_email_required` or `bad_type`."""
+    `password_required`, `new_email_required`, `secure_email_change_off` (GoTrue makes no
+    current-address link without its secure email change) or `bad_type`."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -129,6 +133,14 @@ class GeneratedLink:
 GENERATE_LINK_TYPES = frozenset(
     {"signup", "invite", "magiclink", "recovery", "email_change_current", "email_change_new"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class EmailChangePending:
+    """GoTrue's secure email change half done: one address's link (or code) was accepted and
+    the other address's is awaited. No session: GoTrue answers `singleConfirmationAccepted`."""
+
+    user_id: str
 
 
 class EmailUnconfirmed(Exception):
@@ -383,6 +395,8 @@ class EmbeddedGoTrue:
                 email=email, purpose=purpose, links=links, send=False
             )
         else:
+            if kind == "email_change_current" and not self._provider.gotrue_secure_email_change:
+                raise LinkRefused("secure_email_change_off")
             if not new_email:
                 raise LinkRefused("new_email_required")
             issued = await self._provider.issue_email_change_link(
@@ -390,6 +404,7 @@ class EmbeddedGoTrue:
                 new_email=new_email,
                 links=links,
                 code_for=email if kind == "email_change_current" else new_email,
+                current=kind == "email_change_current",
             )
             if issued is None:
                 raise LinkRefused("email_exists")
@@ -453,23 +468,30 @@ class EmbeddedGoTrue:
         token: str | None = None,
         email: str | None = None,
         user_agent: str | None = None,
-    ) -> GoTrueSession:
+    ) -> GoTrueSession | EmailChangePending:
         """GoTrue's `/verify`: spend a link's token (`token_hash`, the link's `token`) or a
         mail's code (`token` with `email`) of the kinds `kind` accepts, confirm the address (or
-        apply the email change) and open a session. A PKCE link's token works here too (GoTrue's
-        `POST /verify` answers a session whatever the flow).
+        apply the email change) and open a session. With the secure email change and
+        autoconfirm off, the first of its two tokens only counts (`EmailChangePending`). A PKCE
+        link's token works here too (GoTrue's `POST /verify` answers a session whatever the
+        flow).
 
         Raises:
             AccountTokenInvalid: unknown, spent, expired, or of a kind `kind` does not accept.
         """
         user = await self._spend(kind, token_hash=token_hash, token=token, email=email)
+        if isinstance(user, EmailChangePending):
+            return user
         return self._answer(await self._provider.open_session(user, user_agent=user_agent))
 
     @provider_call
-    async def verify_for_code(self, *, kind: str, token_hash: str) -> AuthCode:
+    async def verify_for_code(self, *, kind: str, token_hash: str) -> AuthCode | EmailChangePending:
         """GoTrue's `GET /verify` of a PKCE link (`pkce_` token): spend it as `verify` does
         and, in the same transaction, issue an auth code on the user's newest flow state of
-        that kind of link, instead of a session (GoTrue `issueAuthCode`).
+        that kind of link, instead of a session (GoTrue `issueAuthCode`). The first of a
+        secure email change's two verifies issues no code (`EmailChangePending`, as GoTrue's
+        `verifyGet` returns before `issueAuthCode`): the second one does, whichever address's
+        link it is (the change has one flow state).
 
         Raises:
             AccountTokenInvalid: as `verify`.
@@ -486,6 +508,8 @@ class EmbeddedGoTrue:
             user = await self._spend(kind, token_hash=token_hash, auth_code=issue)
         except FlowStateNotFound:  # nothing was spent: the token and the user are as they were
             raise FlowStateNotFound(_NO_FLOW_STATE) from None
+        if isinstance(user, EmailChangePending):
+            return user
         return AuthCode(code=code, user=user)
 
     @provider_call
@@ -525,7 +549,7 @@ class EmbeddedGoTrue:
         token: str | None = None,
         email: str | None = None,
         auth_code: NewAuthCode | None = None,
-    ) -> UserRecord:
+    ) -> UserRecord | EmailChangePending:
         if token_hash is not None:
             hashed = hash_token(token_hash)
         elif token is not None and email is not None:
@@ -533,6 +557,17 @@ class EmbeddedGoTrue:
         else:
             raise AccountTokenInvalid()
         purposes = VERIFY_TYPES[kind]
+        secure = self._provider.gotrue_secure_email_change
+        if token_hash is None and not secure:
+            # GoTrue's `FindUserForEmailChange`: the current address's code only with the switch.
+            purposes = tuple(p for p in purposes if p != EMAIL_CHANGE_CURRENT)
+        # GoTrue's `emailChangeVerify`: two verifies unless autoconfirm is on.
+        if EMAIL_CHANGE_NEW in purposes and secure and self.confirmation_required:
+            first = await self._store.confirm_email_change_once(
+                token_hash=hashed, purposes=(EMAIL_CHANGE_NEW, EMAIL_CHANGE_CURRENT)
+            )
+            if first is not None and first[1]:
+                return EmailChangePending(user_id=first[0])
         user = None
         confirming = tuple(p for p in purposes if p in _CONFIRMING)
         if confirming:

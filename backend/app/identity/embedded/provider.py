@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy.engine import Connection
@@ -55,10 +55,14 @@ from backend.app.identity.passwords import (
     verify_unknown_user,
 )
 from backend.app.identity.tokens import TokenSigner, TokenVerifier
-from backend.app.mail import Mailer, MailRequest, Resolved
+from backend.app.mail import Mailer, MailMessage, MailRequest, Resolved
 
 from .pkce import PKCE_PREFIX, CodeChallenge
 from .store import (
+    EMAIL_CHANGE,
+    EMAIL_CHANGE_CURRENT,
+    EMAIL_CHANGE_NEW,
+    EMAIL_CHANGES,
     REAUTHENTICATION,
     RESET,
     SIGNUP,
@@ -141,6 +145,56 @@ def _draw(
     )
 
 
+class _EmailChangeTokens(TypedDict):
+    token_hash: str
+    code_hash: str | None
+    purpose: str
+    current_token_hash: str | None
+    current_code: str | None
+    replaces: tuple[str, ...]
+
+
+def _email_change_tokens(issued: IssuedLink, current: IssuedLink | None) -> _EmailChangeTokens:
+    """The store's arguments for an email change's tokens (`issue_email_change_in`): one, or
+    with `current` (GoTrue's secure email change) one to each address, replacing every token
+    of the pending change."""
+    return _EmailChangeTokens(
+        token_hash=hash_token(issued.token),
+        code_hash=issued.code_hash,
+        purpose=EMAIL_CHANGE_NEW if current is not None else EMAIL_CHANGE,
+        current_token_hash=hash_token(current.token) if current is not None else None,
+        current_code=current.code if current is not None else None,
+        replaces=EMAIL_CHANGES,
+    )
+
+
+def _email_change_mails(
+    mailer: Mailer,
+    *,
+    old_email: str,
+    new_email: str,
+    issued: IssuedLink,
+    current: IssuedLink | None,
+    valid_for: timedelta,
+) -> tuple[MailMessage, MailMessage]:
+    """The new address's link, and the current address's own link and code (GoTrue's secure
+    email change) or else the notice."""
+    link = mailer.email_change_confirmation(
+        to=new_email, token=issued.token, valid_for=valid_for, link=issued.link, code=issued.code
+    )
+    if current is not None and current.link is not None:
+        other = mailer.email_change_current_confirmation(
+            to=old_email,
+            new_email=new_email,
+            link=current.link,
+            code=current.code,
+            valid_for=valid_for,
+        )
+    else:
+        other = mailer.email_change_notice(to=old_email, new_email=new_email)
+    return link, other
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -185,8 +239,11 @@ class EmbeddedIdentityProvider:
         confirmation_required: bool = False,
         confirm_ttl_seconds: int = 86400,
         password_min_length: int | None = None,
+        gotrue_secure_email_change: bool = False,
     ):
         self._mailer = mailer
+        # GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED: for the mails GoTrue's API asks for only.
+        self.gotrue_secure_email_change = gotrue_secure_email_change
         self.password_min_length = password_min_length or 8
         # Without a mailer no link could be sent: sign-ups are confirmed at once then.
         self.confirmation_required = confirmation_required and mailer is not None
@@ -472,32 +529,37 @@ class EmbeddedIdentityProvider:
         challenge: CodeChallenge | None,
     ) -> Resolved | None:
         """As `mail_email_change` for `email`'s pending change, if it has one: the link to the
-        new address (the resolved mail) and the notice to the current one (enqueued beside)."""
+        new address (the resolved mail) and the notice to the current one (enqueued beside);
+        with GoTrue's secure email change, both tokens replaced and both addresses' links and
+        codes mailed, as GoTrue's `/resend` `email_change` (`sendEmailChange`)."""
         assert self._mailer is not None  # noqa: S101 -- checked by the caller
         mailer, ttl = self._mailer, self._confirm_ttl
         pending = pending_email_change_in(conn, email_key=email_key(email))
         if pending is None:
             return None
         user_id, new_email = pending
-        issued = _draw(new_email, links, "email_change", challenge)
+        issued, current = self._draw_email_change(new_email, links, challenge)
         expires_at = utcnow() + ttl
         old_email = issue_email_change_in(
             conn,
             user_id=user_id,
             new_email=email_key(new_email),
             new_email_as_typed=new_email,
-            token_hash=hash_token(issued.token),
-            code_hash=issued.code_hash,
             expires_at=expires_at,
+            **_email_change_tokens(issued, current),
             flow=_flow(challenge, "email_change"),
         )
         if old_email is None:
             return None
-        link = mailer.email_change_confirmation(
-            to=new_email, token=issued.token, valid_for=ttl, link=issued.link, code=issued.code
+        link, other = _email_change_mails(
+            mailer,
+            old_email=old_email,
+            new_email=new_email,
+            issued=issued,
+            current=current,
+            valid_for=ttl,
         )
-        notice = mailer.email_change_notice(to=old_email, new_email=new_email)
-        mailer.enqueue(conn, notice, not_after=expires_at)
+        mailer.enqueue(conn, other, not_after=expires_at)
         return Resolved(message=link, not_after=expires_at)
 
     async def mail_sign_in_link(
@@ -655,12 +717,23 @@ class EmbeddedIdentityProvider:
         return issued if found else None
 
     async def issue_email_change_link(
-        self, *, user_id: str, new_email: str, links: VerifyLinks, code_for: str
+        self,
+        *,
+        user_id: str,
+        new_email: str,
+        links: VerifyLinks,
+        code_for: str,
+        current: bool = False,
     ) -> IssuedLink | None:
         """GoTrue's `generate_link` `email_change_*`: store an email-change token carrying
         `new_email` (and a code for the address `code_for`) without mailing. None when the new
-        address is taken or the user gone."""
+        address is taken or the user gone. With the secure email change, it is one side's
+        token (`current`: the current address's, else the new one's), replacing that side's
+        and keeping the other's, as GoTrue's `adminGenerateLink`; without, the one token."""
         issued = _draw(code_for, links, "email_change")
+        side = EMAIL_CHANGE_CURRENT if current else EMAIL_CHANGE_NEW
+        if not self.gotrue_secure_email_change:
+            side = EMAIL_CHANGE
         stored = await self.store.issue_email_change(
             user_id=user_id,
             new_email=email_key(new_email),
@@ -669,6 +742,12 @@ class EmbeddedIdentityProvider:
             code_hash=issued.code_hash,
             expires_at=utcnow() + self._confirm_ttl,
             on_issued=lambda conn, stored_email: None,
+            purpose=side,
+            replaces={
+                EMAIL_CHANGE: EMAIL_CHANGES,
+                EMAIL_CHANGE_NEW: (EMAIL_CHANGE_NEW, EMAIL_CHANGE),
+                EMAIL_CHANGE_CURRENT: (EMAIL_CHANGE_CURRENT,),
+            }[side],
         )
         return issued if stored else None
 
@@ -710,35 +789,54 @@ class EmbeddedIdentityProvider:
         the new address and mail its link (with `links`, GoTrue's link and code) to the new
         address, a notice without token to the old one, in one transaction. The change is
         applied by `verify_email` (GoTrue's API: `/verify` type `email_change`). `challenge`: a
-        PKCE flow."""
+        PKCE flow.
+
+        GoTrue's API with its secure email change (`gotrue_secure_email_change`): the old
+        address gets its own link and code instead of the notice (GoTrue's `sendEmailChange`,
+        and its template mailer's `EmailChangeMail`: one mail to each address, each with that
+        address's code as `{{ .Token }}`); `/verify` then wants both."""
         if self._mailer is None:
             raise NotSupported()
         mailer, ttl = self._mailer, self._confirm_ttl
-        issued = _draw(new_email, links, "email_change", challenge)
+        issued, current = self._draw_email_change(new_email, links, challenge)
         expires_at = utcnow() + ttl
 
         def mail(conn: Connection, old_email: str) -> None:
-            link = mailer.email_change_confirmation(
-                to=new_email,
-                token=issued.token,
+            for message in _email_change_mails(
+                mailer,
+                old_email=old_email,
+                new_email=new_email,
+                issued=issued,
+                current=current,
                 valid_for=ttl,
-                link=issued.link,
-                code=issued.code,
-            )
-            mailer.enqueue(conn, link, not_after=expires_at)
-            notice = mailer.email_change_notice(to=old_email, new_email=new_email)
-            mailer.enqueue(conn, notice, not_after=expires_at)
+            ):
+                mailer.enqueue(conn, message, not_after=expires_at)
 
         return await self.store.issue_email_change(
             user_id=user_id,
             new_email=email_key(new_email),
             new_email_as_typed=new_email,
-            token_hash=hash_token(issued.token),
-            code_hash=issued.code_hash,
             expires_at=expires_at,
             on_issued=mail,
+            **_email_change_tokens(issued, current),
             flow=_flow(challenge, "email_change"),
         )
+
+    def _secure(self, links: VerifyLinks | None) -> bool:
+        """Whether an email change asked for this way is GoTrue's secure one: only through
+        GoTrue's API (`links`), and only with its switch on."""
+        return links is not None and self.gotrue_secure_email_change
+
+    def _draw_email_change(
+        self, new_email: str, links: VerifyLinks | None, challenge: CodeChallenge | None
+    ) -> tuple[IssuedLink, IssuedLink | None]:
+        """The new address's token (link and code) and, for GoTrue's secure email change, the
+        current address's (its code's hash needs the stored current address: the store makes
+        it). With `challenge` both are PKCE links, as GoTrue's `sendEmailChange` prefixes both;
+        the change's one flow state is stored beside them."""
+        issued = _draw(new_email, links, "email_change", challenge)
+        secure = self._secure(links)
+        return issued, _draw("", links, "email_change", challenge) if secure else None
 
     @provider_call
     async def list_sessions(self, claims: AccessClaims) -> list[LiveSession]:

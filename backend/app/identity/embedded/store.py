@@ -41,6 +41,9 @@ from .pkce import CodeChallenge, FlowStateNotFound
 
 __all__ = [
     "EMAIL_CHANGE",
+    "EMAIL_CHANGES",
+    "EMAIL_CHANGE_CURRENT",
+    "EMAIL_CHANGE_NEW",
     "EMAIL_PROVIDER_METADATA",
     "MAGICLINK",
     "REAUTHENTICATION",
@@ -73,6 +76,16 @@ RESET = "reset"
 # GoTrue's API only: a magic link's sign-in, and the nonce of a password change (`/reauthenticate`).
 MAGICLINK = "magiclink"
 REAUTHENTICATION = "reauth"
+# GoTrue's secure email change (`/auth/v1` only): a token to the new address and one to the
+# current address, each awaiting the other (GoTrue's `email_change_token_new` / `_current`).
+# Verifying one spends it and marks its rows EMAIL_CHANGE_CONFIRMED: GoTrue's
+# `email_change_confirm_status` = 1, so the other one applies the change. /auth's verify takes
+# neither (it takes EMAIL_CHANGE, a one-step token): that would skip the other address.
+EMAIL_CHANGE_NEW = "email_change_new"
+EMAIL_CHANGE_CURRENT = "email_change_cur"
+EMAIL_CHANGE_CONFIRMED = "email_change_ok"
+# Every pending email change's tokens: one pending change per user, as GoTrue's one column.
+EMAIL_CHANGES = (EMAIL_CHANGE, EMAIL_CHANGE_NEW, EMAIL_CHANGE_CURRENT)
 # How far a reused token may be followed along its successors inside the reuse interval.
 _MAX_SUCCESSOR_WALK = 32
 
@@ -238,6 +251,9 @@ def code_hash(email_key: str, code: str) -> str:
     """A mail's 6-digit code is stored as the SHA-256 of the address and the code (as GoTrue's
     `GenerateTokenHash`): the code alone is not unique across users, the pair is."""
     return hash_token(f"{email_key}\n{code}")
+
+
+_code_hash = code_hash  # for the methods whose `code_hash` parameter hides it
 
 
 # The statements of each sign-in and refresh, built once.
@@ -611,12 +627,17 @@ class IdentityStore:
         expires_at: datetime,
         on_issued: Callable[[Connection, str], None],
         code_hash: str | None = None,
+        purpose: str = EMAIL_CHANGE,
+        current_token_hash: str | None = None,
+        current_code: str | None = None,
+        replaces: tuple[str, ...] = EMAIL_CHANGES,
         flow: NewFlowState | None = None,
     ) -> bool:
         """Spend the user's older email-change tokens, store a new one carrying the new address
         (and `flow`, a PKCE flow state) and call `on_issued(conn, current stored address)`
         (which enqueues both mails), in one transaction. False, and nothing stored, when the
-        new address is taken or the user gone."""
+        new address is taken or the user gone. `purpose`, `current_token_hash`, `current_code`
+        and `replaces`: GoTrue's secure email change, see `issue_email_change_in`."""
 
         def issue(conn: Connection) -> bool:
             old_email = issue_email_change_in(
@@ -627,6 +648,10 @@ class IdentityStore:
                 token_hash=token_hash,
                 expires_at=expires_at,
                 code_hash=code_hash,
+                purpose=purpose,
+                current_token_hash=current_token_hash,
+                current_code=current_code,
+                replaces=replaces,
                 flow=flow,
             )
             if old_email is None:
@@ -677,7 +702,7 @@ class IdentityStore:
                 "updated_at": now,
                 "email_confirmed_at": sa.func.coalesce(identity_users.c.email_confirmed_at, now),
             }
-            if spent.purpose == EMAIL_CHANGE:
+            if spent.purpose in EMAIL_CHANGES:
                 taken = conn.execute(
                     sa.select(identity_users.c.id).where(
                         identity_users.c.email == spent.new_email,
@@ -708,6 +733,68 @@ class IdentityStore:
             return None if row is None else _record(row)
 
         return await self._db.write(confirm)
+
+    async def confirm_email_change_once(
+        self, *, token_hash: str, purposes: tuple[str, ...]
+    ) -> tuple[str, bool] | None:
+        """GoTrue's secure email change, the first of its two verifies (`emailChangeVerify`
+        with `email_change_confirm_status` 0): spend a usable token of `purposes` (one side,
+        its link and code) and mark that side confirmed, in one transaction under the user's
+        row lock, so of two verifies racing, one is the first and the other applies the change.
+
+        Returns:
+            The token's user and whether this was the first (False: the other side was
+            confirmed already, so this token applies the change, by `confirm_email`: nothing
+            is spent here); None when no usable token of `purposes` has this hash.
+
+        Raises:
+            UserBanned: the token's user is banned; nothing is written (as `confirm_email`).
+        """
+
+        def confirm_once(conn: Connection) -> tuple[str, bool] | None:
+            now = utcnow()
+            usable = sa.or_(*(_usable(token_hash, purpose, now) for purpose in purposes))
+            found = conn.execute(
+                sa.select(
+                    identity_account_tokens.c.user_id, identity_account_tokens.c.purpose
+                ).where(usable)
+            ).first()
+            if found is None:
+                return None
+            _refuse_banned(conn, found.user_id, now)  # GoTrue's verify, before emailChangeVerify
+            conn.execute(
+                sa.select(identity_users.c.id)
+                .where(identity_users.c.id == found.user_id)
+                .with_for_update()
+            )
+            confirmed = conn.execute(
+                sa.select(identity_account_tokens.c.id).where(
+                    identity_account_tokens.c.user_id == found.user_id,
+                    identity_account_tokens.c.purpose == EMAIL_CHANGE_CONFIRMED,
+                )
+            ).first()
+            if confirmed is not None:
+                return found.user_id, False
+            spent = conn.execute(  # still usable once the lock is ours: a racing verify lost
+                identity_account_tokens.update()
+                .where(_usable(token_hash, found.purpose, now))
+                .values(spent_at=now, purpose=EMAIL_CHANGE_CONFIRMED)
+                .returning(identity_account_tokens.c.id)
+            ).first()
+            if spent is None:
+                return None
+            conn.execute(  # the side's other half: its code, or its link
+                identity_account_tokens.update()
+                .where(
+                    identity_account_tokens.c.user_id == found.user_id,
+                    identity_account_tokens.c.purpose == found.purpose,
+                    identity_account_tokens.c.spent_at.is_(None),
+                )
+                .values(spent_at=now, purpose=EMAIL_CHANGE_CONFIRMED)
+            )
+            return found.user_id, True
+
+        return await self._db.write(confirm_once)
 
     async def spend_sign_in_token(
         self, *, token_hash: str, purposes: tuple[str, ...], auth_code: NewAuthCode | None = None
@@ -1166,6 +1253,17 @@ def _usable(token_hash: str, purpose: str, now: datetime) -> sa.ColumnElement[bo
     )
 
 
+def _restart_email_change(conn: Connection, *, user_id: str) -> None:
+    """Nothing of the user's email change is confirmed any more (GoTrue sets
+    `email_change_confirm_status` to 0 with every new token): the marks of a first verify go."""
+    conn.execute(
+        identity_account_tokens.delete().where(
+            identity_account_tokens.c.user_id == user_id,
+            identity_account_tokens.c.purpose == EMAIL_CHANGE_CONFIRMED,
+        )
+    )
+
+
 # The PKCE flow states of the sign-in links (GoTrue's `authentication_method` names).
 _SIGN_IN_FLOWS = ("recovery", "magiclink")
 # No user has the nil UUID (ids are uuid4): the decoy UPDATE of an unknown address matches no row.
@@ -1330,7 +1428,8 @@ def issue_account_token_in(
 
 def pending_email_change_in(conn: Connection, *, email_key: str) -> tuple[str, str] | None:
     """The user with this address and the new address (as typed) of its newest usable
-    email-change token, or None when nothing is pending (in the caller's transaction)."""
+    email-change token (of any kind: GoTrue's secure change has two, one side perhaps confirmed
+    already), or None when nothing is pending (in the caller's transaction)."""
     row = conn.execute(
         sa.select(identity_users.c.id, identity_account_tokens.c.new_email_as_typed)
         .join(
@@ -1339,7 +1438,7 @@ def pending_email_change_in(conn: Connection, *, email_key: str) -> tuple[str, s
         )
         .where(
             identity_users.c.email == email_key,
-            identity_account_tokens.c.purpose == EMAIL_CHANGE,
+            identity_account_tokens.c.purpose.in_(EMAIL_CHANGES),
             identity_account_tokens.c.spent_at.is_(None),
             identity_account_tokens.c.expires_at > utcnow(),
             identity_account_tokens.c.new_email_as_typed.is_not(None),
@@ -1359,31 +1458,61 @@ def issue_email_change_in(
     token_hash: str,
     expires_at: datetime,
     code_hash: str | None = None,
+    purpose: str = EMAIL_CHANGE,
+    current_token_hash: str | None = None,
+    current_code: str | None = None,
+    replaces: tuple[str, ...] = EMAIL_CHANGES,
     flow: NewFlowState | None = None,
 ) -> str | None:
-    """`IdentityStore.issue_email_change` in the caller's transaction: the user's current
-    stored address, or None, and nothing stored, when the new address is taken or the user
-    gone."""
+    """`IdentityStore.issue_email_change` in the caller's transaction: spend the user's older
+    email-change tokens, store a new one carrying the new address (and `flow`, a PKCE flow
+    state: one for the change, whichever token's verify applies it issues its code, as
+    GoTrue's `issueAuthCode` after `emailChangeVerify`). The user's current stored address,
+    or None, and nothing stored, when the new address is taken or the user gone.
+
+    GoTrue's secure email change: `purpose` EMAIL_CHANGE_NEW, and `current_token_hash` (with
+    `current_code`, hashed here with the stored address) the token mailed to the current
+    address (EMAIL_CHANGE_CURRENT). `replaces`: the kinds the new tokens replace (GoTrue's
+    `generate_link` replaces one side's token and keeps the other's, pointed at the new
+    address). Either way nothing is half confirmed any more."""
     now = utcnow()
     taken = conn.execute(
         sa.select(identity_users.c.id).where(identity_users.c.email == new_email)
     ).first()
     user = conn.execute(
-        sa.select(identity_users.c.email_as_typed).where(identity_users.c.id == user_id)
+        sa.select(identity_users.c.email, identity_users.c.email_as_typed).where(
+            identity_users.c.id == user_id
+        )
     ).first()
     if taken is not None or user is None:
         return None
-    _spend_tokens(conn, user_id=user_id, purpose=EMAIL_CHANGE, now=now)
-    _insert_tokens(
-        conn,
-        [token_hash, code_hash],
-        purpose=EMAIL_CHANGE,
-        user_id=user_id,
-        now=now,
-        expires_at=expires_at,
-        new_email=new_email,
-        new_email_as_typed=new_email_as_typed,
+    for replaced in replaces:
+        _spend_tokens(conn, user_id=user_id, purpose=replaced, now=now)
+    _restart_email_change(conn, user_id=user_id)
+    conn.execute(  # what is left of the pending change now changes to this address
+        identity_account_tokens.update()
+        .where(
+            identity_account_tokens.c.user_id == user_id,
+            identity_account_tokens.c.purpose.in_(EMAIL_CHANGES),
+            identity_account_tokens.c.spent_at.is_(None),
+        )
+        .values(new_email=new_email, new_email_as_typed=new_email_as_typed)
     )
+    issued = [(purpose, [token_hash, code_hash])]
+    if current_token_hash is not None:
+        current = _code_hash(user.email, current_code) if current_code else None
+        issued.append((EMAIL_CHANGE_CURRENT, [current_token_hash, current]))
+    for kind, hashes in issued:
+        _insert_tokens(
+            conn,
+            hashes,
+            purpose=kind,
+            user_id=user_id,
+            now=now,
+            expires_at=expires_at,
+            new_email=new_email,
+            new_email_as_typed=new_email_as_typed,
+        )
     if flow is not None:
         _insert_flow_state(conn, flow, user_id=user_id, now=now)
     return str(user.email_as_typed)

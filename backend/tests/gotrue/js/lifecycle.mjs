@@ -129,7 +129,9 @@ const out = {};
   out.reauthenticate = { error: fail(asked.error) ?? fail(updated.error), updated: Boolean(updated.data.user) };
 }
 
-// updateUser({email}): a link to the new address; resend type email_change; verifyOtp applies it.
+// updateUser({email}), GoTrue's secure email change (on by default): a link to each address;
+// resend type email_change mails both again; the first verifyOtp is accepted with no user and
+// no session, a replay of it is refused, the second applies the change with a session.
 {
   const auth = client();
   const address = email();
@@ -139,12 +141,19 @@ const out = {};
   const asked = await auth.updateUser({ email: renamed });
   await mail(renamed);
   const resent = await auth.resend({ type: "email_change", email: address });
-  const { token } = await mail(renamed, 2);
-  const verified = await client().verifyOtp({ type: "email_change", token_hash: token });
+  const toNew = await mail(renamed, 2);
+  const toCurrent = await mail(address, 3); // the confirmation, then one per change mail
+  const first = await client().verifyOtp({ type: "email_change", token_hash: toCurrent.token });
+  const replay = await client().verifyOtp({ type: "email_change", token_hash: toCurrent.token });
+  const second = await client().verifyOtp({ type: "email_change", token_hash: toNew.token });
   out.emailChange = {
-    error: fail(asked.error) ?? fail(resent.error) ?? fail(verified.error),
+    error: fail(asked.error) ?? fail(resent.error) ?? fail(first.error) ?? fail(second.error),
     pending: asked.data.user?.new_email === renamed,
-    applied: verified.data.user?.email === renamed,
+    twoTokens: Boolean(toCurrent.token) && toCurrent.token !== toNew.token,
+    first: { user: first.data.user, session: first.data.session },
+    replay: fail(replay.error),
+    applied: second.data.user?.email === renamed,
+    session: Boolean(second.data.session?.access_token),
   };
 }
 
