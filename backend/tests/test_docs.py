@@ -114,3 +114,18 @@ class TestCitedDocs:
             if not any((base / doc).is_file() for base in (PROJECT_ROOT, app, path.parent))
         ]
         assert missing == []
+
+    def test_every_cited_section_exists(self):
+        """`docs/x.md §N` names a heading `## N.` of that document."""
+        cited = set()
+        for top in self._SOURCES:
+            for path in (PROJECT_ROOT / top).rglob("*"):
+                if path.suffix in {".py", ".ts", ".tsx"}:
+                    cited |= set(re.findall(r"(docs/[\w-]+\.md)`? §(\d+)", path.read_text()))
+        assert cited, "the scan found no cited section"
+        missing = [
+            (doc, number)
+            for doc, number in sorted(cited)
+            if not re.search(rf"^## {number}\. ", (PROJECT_ROOT / doc).read_text(), re.MULTILINE)
+        ]
+        assert missing == []
