@@ -23,6 +23,7 @@ from importlib import resources
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -46,10 +47,23 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-_hashing = anyio.CapacityLimiter(os.cpu_count() or 1)
+# At most one argon2 hash per core at a time, per event loop: anyio's primitives belong to the
+# loop that made them, so a limiter shared by two loops (a test's live server runs its own in a
+# thread) loses the wake-up of a waiter on the other one, which then stalls until some unrelated
+# event wakes its loop. A process serves from one loop, so this is one limiter in production.
+_hashing_limiter: RunVar[anyio.CapacityLimiter] = RunVar("password_hashing_limiter")
 # Verified when the email is unknown, so both failure paths cost one argon2 verify (no user
 # enumeration through timing).
 _DUMMY_HASH = _hasher.hash("dummy password for unknown users")
+
+
+def _hashing() -> anyio.CapacityLimiter:
+    try:
+        return _hashing_limiter.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+        _hashing_limiter.set(limiter)
+        return limiter
 
 
 def normalize_password(password: str) -> str:
@@ -114,7 +128,7 @@ class PasswordCheck:
 
 async def hash_password(password: str) -> str:
     return await anyio.to_thread.run_sync(
-        _hasher.hash, normalize_password(password), limiter=_hashing
+        _hasher.hash, normalize_password(password), limiter=_hashing()
     )
 
 
@@ -140,7 +154,7 @@ def _verify_sync(password_hash: str, password: str) -> PasswordCheck:
 
 
 async def verify_password(*, password_hash: str, password: str) -> PasswordCheck:
-    return await anyio.to_thread.run_sync(_verify_sync, password_hash, password, limiter=_hashing)
+    return await anyio.to_thread.run_sync(_verify_sync, password_hash, password, limiter=_hashing())
 
 
 _unusable_hash: str | None = None
@@ -160,4 +174,4 @@ async def unusable_password_hash() -> str:
 
 async def verify_unknown_user(*, password: str) -> None:
     """Spend the same time as a real verify, for an email that has no account."""
-    await anyio.to_thread.run_sync(_verify_sync, _DUMMY_HASH, password, limiter=_hashing)
+    await anyio.to_thread.run_sync(_verify_sync, _DUMMY_HASH, password, limiter=_hashing())

@@ -57,3 +57,26 @@ class TestPasswords:
     @pytest.mark.parametrize("password", ["80517362", "x" * 1024, "correct horse battery"])
     def test_policy_accepts_any_composition_between_8_and_1024(self, password):
         check_password_policy(password)
+
+
+class TestHashingLimiter:
+    def test_each_event_loop_has_a_limiter_of_its_own(self):
+        """A test's live server runs its own loop in a thread: a limiter shared with another
+        loop would wake a waiter from the wrong thread, and its request would stall."""
+        import asyncio
+        import threading
+
+        from backend.app.identity import passwords
+
+        async def limiters() -> tuple[object, object]:
+            return passwords._hashing(), passwords._hashing()
+
+        found: list[tuple[object, object]] = []
+        thread = threading.Thread(target=lambda: found.append(asyncio.run(limiters())))
+        thread.start()
+        thread.join()
+        here = asyncio.run(limiters())
+
+        assert here[0] is here[1]
+        assert found[0][0] is found[0][1]
+        assert here[0] is not found[0][0]
