@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from argon2 import PasswordHasher
 
 from backend.app.core.errors import WeakPassword
+from backend.app.identity import passwords
 from backend.app.identity.passwords import (
     check_password_policy,
     hash_password,
@@ -63,10 +67,6 @@ class TestHashingLimiter:
     def test_each_event_loop_has_a_limiter_of_its_own(self):
         """A test's live server runs its own loop in a thread: a limiter shared with another
         loop would wake a waiter from the wrong thread, and its request would stall."""
-        import asyncio
-        import threading
-
-        from backend.app.identity import passwords
 
         async def limiters() -> tuple[object, object]:
             return passwords._hashing(), passwords._hashing()
