@@ -583,36 +583,28 @@ class IdentityStore:
         GoTrue)."""
 
         def issue(conn: Connection) -> bool:
-            chosen = identity_users.c.email == email_key
-            if only_unconfirmed:
-                chosen = sa.and_(chosen, identity_users.c.email_confirmed_at.is_(None))
-            user = conn.execute(
-                sa.select(identity_users.c.id, identity_users.c.email_as_typed).where(chosen)
-            ).first()
-            now = utcnow()
-            if user is None:
-                _spend_tokens(conn, user_id=_NO_USER, purpose=purpose, now=now)
+            stored = issue_account_token_in(
+                conn,
+                email_key=email_key,
+                purpose=purpose,
+                token_hash=token_hash,
+                expires_at=expires_at,
+                only_unconfirmed=only_unconfirmed,
+                code_hash=code_hash,
+                flow=flow,
+            )
+            if stored is None:
+                _spend_tokens(conn, user_id=_NO_USER, purpose=purpose, now=utcnow())
                 if on_unknown is not None:
                     on_unknown(conn)
                 return False
-            _spend_tokens(conn, user_id=user.id, purpose=purpose, now=now)
-            _insert_tokens(
-                conn,
-                [token_hash, code_hash],
-                purpose=purpose,
-                user_id=user.id,
-                now=now,
-                expires_at=expires_at,
-            )
             if invite:
                 conn.execute(
                     identity_users.update()
-                    .where(identity_users.c.id == user.id)
-                    .values(invited_at=now)
+                    .where(identity_users.c.email == email_key)
+                    .values(invited_at=utcnow())
                 )
-            if flow is not None:
-                _insert_flow_state(conn, flow, user_id=user.id, now=now)
-            on_issued(conn, user.email_as_typed)
+            on_issued(conn, stored)
             return True
 
         return await self._db.write(issue)
